@@ -1,0 +1,348 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The decoder below walks the JSON token stream alongside the Go types of the manifest.
+// encoding/json alone would not do: its errors leave map keys out of the path, it accepts
+// duplicate keys (the last one wins, so a reviewer and the Coordinator could read different
+// values) and it stops at the first problem. This one reports every structural problem with
+// its JSON path, and accepts null only for fields tagged manifest:"nullable".
+
+// errStop ends decoding after a syntax error; the error itself is already recorded.
+var errStop = errors.New("stop decoding")
+
+type decoder struct {
+	dec     *json.Decoder
+	probs   problems
+	present map[string]struct{} // paths of the struct members found in the document
+}
+
+// decodeStrict decodes the single JSON object in b into v, a pointer to a struct. It
+// returns the paths of the struct members the document contains, so that validation can
+// tell a key given its zero value from an absent one.
+func decodeStrict(b []byte, v any) (present map[string]struct{}, err error) {
+	d := &decoder{dec: json.NewDecoder(bytes.NewReader(b)), present: make(map[string]struct{})}
+	d.dec.UseNumber()
+	if err := d.value("$", reflect.ValueOf(v).Elem(), false); err == nil {
+		off := d.dec.InputOffset()
+		if _, err := d.dec.Token(); err != io.EOF {
+			d.probs.add("$", "expected nothing after the manifest object, found more data at byte %d", off)
+		}
+	}
+	return d.present, d.probs.err()
+}
+
+// value decodes the next JSON value into v.
+func (d *decoder) value(p string, v reflect.Value, nullable bool) error {
+	tok, err := d.dec.Token()
+	if err != nil {
+		return d.syntax(p, err)
+	}
+	if tok == nil {
+		if nullable {
+			v.SetZero()
+		} else {
+			d.probs.add(p, "expected %s, found null", expected(v.Type()))
+		}
+		return nil
+	}
+	return d.token(p, tok, v)
+}
+
+// token decodes the value that starts with tok into v.
+func (d *decoder) token(p string, tok json.Token, v reflect.Value) error {
+	t := v.Type()
+	if t.Kind() == reflect.Pointer {
+		elem := reflect.New(t.Elem())
+		if err := d.token(p, tok, elem.Elem()); err != nil {
+			return err
+		}
+		v.Set(elem)
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		s, ok := tok.(string)
+		if !ok {
+			return d.mismatch(p, t, tok)
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			d.probs.add(p, "%v", err)
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if tok != json.Delim('{') {
+			return d.mismatch(p, t, tok)
+		}
+		return d.structObject(p, v)
+	case reflect.Map:
+		if tok != json.Delim('{') {
+			return d.mismatch(p, t, tok)
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(t))
+		}
+		return d.object(p, func(key string) error {
+			elem := reflect.New(t.Elem()).Elem()
+			if err := d.value(keyPath(p, key), elem, false); err != nil {
+				return err
+			}
+			v.SetMapIndex(reflect.ValueOf(key).Convert(t.Key()), elem)
+			return nil
+		})
+	case reflect.Slice:
+		if tok != json.Delim('[') {
+			return d.mismatch(p, t, tok)
+		}
+		s := reflect.MakeSlice(t, 0, 0)
+		for i := 0; d.dec.More(); i++ {
+			elem := reflect.New(t.Elem()).Elem()
+			if err := d.value(indexPath(p, i), elem, false); err != nil {
+				return err
+			}
+			s = reflect.Append(s, elem)
+		}
+		if _, err := d.dec.Token(); err != nil { // ']'
+			return d.syntax(p, err)
+		}
+		v.Set(s)
+		return nil
+	case reflect.String:
+		s, ok := tok.(string)
+		if !ok {
+			return d.mismatch(p, t, tok)
+		}
+		v.SetString(s)
+		return nil
+	case reflect.Bool:
+		b, ok := tok.(bool)
+		if !ok {
+			return d.mismatch(p, t, tok)
+		}
+		v.SetBool(b)
+		return nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := tok.(json.Number)
+		if !ok {
+			return d.mismatch(p, t, tok)
+		}
+		d.integer(p, n, v)
+		return nil
+	}
+	// The manifest types use only the kinds above; reaching here is a bug in this package.
+	panic(fmt.Sprintf("manifest: decoder does not support %v at %s", t, p))
+}
+
+// integer stores the JSON number n into the integer v.
+func (d *decoder) integer(p string, n json.Number, v reflect.Value) {
+	s := string(n)
+	if strings.ContainsAny(s, ".eE") {
+		d.probs.add(p, "expected %s, found a number with a fraction or exponent", expected(v.Type()))
+		return
+	}
+	if v.CanUint() {
+		u, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			d.probs.add(p, "expected %s, found %s", expected(v.Type()), quoteNumber(s))
+			return
+		}
+		v.SetUint(u)
+		return
+	}
+	i, err := strconv.ParseInt(s, 10, v.Type().Bits())
+	if err != nil {
+		d.probs.add(p, "expected %s, found %s", expected(v.Type()), quoteNumber(s))
+		return
+	}
+	v.SetInt(i)
+}
+
+// structObject decodes an object into the struct v, rejecting unknown keys.
+func (d *decoder) structObject(p string, v reflect.Value) error {
+	fields := jsonFields(v.Type())
+	return d.object(p, func(key string) error {
+		i := slices.IndexFunc(fields, func(f jsonField) bool { return f.name == key })
+		if i < 0 {
+			d.probs.add(keyPath(p, key), "unknown key %s; expected one of: %s", quote(key), fieldNames(fields))
+			return d.skip(p)
+		}
+		f, fp := fields[i], keyPath(p, key)
+		d.present[fp] = struct{}{}
+		return d.value(fp, v.Field(f.index), f.nullable)
+	})
+}
+
+// object reads the members of an object whose '{' was read, calling each for every key
+// with the decoder positioned at the member's value. Duplicate keys are reported and
+// their values skipped.
+func (d *decoder) object(p string, each func(key string) error) error {
+	seen := make(map[string]struct{})
+	for d.dec.More() {
+		tok, err := d.dec.Token()
+		if err != nil {
+			return d.syntax(p, err)
+		}
+		key := tok.(string) // json.Decoder only returns string tokens in key position
+		if _, dup := seen[key]; dup {
+			d.probs.add(keyPath(p, key), "expected each key once, found %s again", quote(key))
+			if err := d.skip(p); err != nil {
+				return err
+			}
+			continue
+		}
+		seen[key] = struct{}{}
+		if err := each(key); err != nil {
+			return err
+		}
+	}
+	if _, err := d.dec.Token(); err != nil { // '}'
+		return d.syntax(p, err)
+	}
+	return nil
+}
+
+// mismatch reports a value of the wrong JSON type and skips the rest of it.
+func (d *decoder) mismatch(p string, t reflect.Type, tok json.Token) error {
+	d.probs.add(p, "expected %s, found %s", expected(t), found(tok))
+	if tok == json.Delim('{') || tok == json.Delim('[') {
+		return d.skipRest(p, 1)
+	}
+	return nil
+}
+
+// skip skips the next value.
+func (d *decoder) skip(p string) error { return d.skipRest(p, 0) }
+
+// skipRest skips tokens until depth open objects and arrays are closed, or one whole value
+// when depth is 0.
+func (d *decoder) skipRest(p string, depth int) error {
+	for {
+		tok, err := d.dec.Token()
+		if err != nil {
+			return d.syntax(p, err)
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+// syntax records a JSON syntax error found while decoding the value at p and returns
+// errStop.
+func (d *decoder) syntax(p string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		d.probs.add(p, "expected more JSON, found the end of the document")
+	} else if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		d.probs.add(p, "invalid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	} else {
+		d.probs.add(p, "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return errStop
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// expected names the JSON a Go type accepts.
+func expected(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32:
+		return fmt.Sprintf("an integer from 0 to %d", uint64(1)<<t.Bits()-1)
+	default:
+		return "an integer"
+	}
+}
+
+// found names the JSON type of a token.
+func found(tok json.Token) string {
+	switch tok.(type) {
+	case json.Delim:
+		if tok == json.Delim('{') {
+			return "an object"
+		}
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return "null"
+}
+
+// quoteNumber shows a number from the input in a message, shortened like quote.
+func quoteNumber(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	return s[:maxQuoted] + fmt.Sprintf("… (%d digits)", len(s))
+}
+
+// jsonField is a struct field as the decoder sees it.
+type jsonField struct {
+	name     string
+	index    int
+	nullable bool
+}
+
+var fieldCache sync.Map // reflect.Type -> []jsonField
+
+// jsonFields lists the JSON members of struct type t, in field order.
+func jsonFields(t reflect.Type) []jsonField {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.([]jsonField)
+	}
+	var fields []jsonField
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if !sf.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		fields = append(fields, jsonField{name: name, index: i, nullable: sf.Tag.Get("manifest") == "nullable"})
+	}
+	fieldCache.Store(t, fields)
+	return fields
+}
+
+func fieldNames(fields []jsonField) string {
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	return strings.Join(names, ", ")
+}
