@@ -1,0 +1,144 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cloister-dev/cloister/seal"
+)
+
+const (
+	// dataKeySize is the size of the data key in bytes (AES-256).
+	dataKeySize = 32
+	// keyFileVersion is the only data-key.json version this code reads.
+	keyFileVersion = 1
+	// maxKeyFileSize bounds data-key.json: 64 KiB leaves room for recovery
+	// shares.
+	maxKeyFileSize = 64 << 10
+	// dataKeyAD binds the sealed data key to its purpose.
+	dataKeyAD = "cloister-store-data-key-v1"
+	// keyTemp is where a new data-key.json is written before it is renamed.
+	keyTemp = ".data-key.json.tmp"
+)
+
+// keyFile is the JSON form of data-key.json. Fields added later (recovery
+// shares) come with a parser that knows them: unknown fields are an error.
+type keyFile struct {
+	Version int    `json:"version"`
+	Kind    string `json:"kind"`
+	Sealed  []byte `json:"sealed"` // standard base64 in JSON
+}
+
+// readDataKey reads, checks and unseals data-key.json. Its error wraps
+// fs.ErrNotExist if the file does not exist.
+func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
+	f, err := root.Open(KeyFile)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("store: reading %s: %w", KeyFile, err)
+	}
+	if len(raw) > maxKeyFileSize {
+		return nil, fmt.Errorf("store: %s is larger than %d bytes", KeyFile, maxKeyFileSize)
+	}
+	kf, err := parseKeyFile(raw)
+	if err != nil {
+		return nil, err
+	}
+	if kf.Kind != s.Kind() {
+		return nil, fmt.Errorf("store: %s was sealed by a %q sealer, but this process uses %q; start with the sealer that made the store", KeyFile, kf.Kind, s.Kind())
+	}
+	key, err := s.Unseal(kf.Sealed, []byte(dataKeyAD))
+	if err != nil {
+		return nil, fmt.Errorf("store: %s cannot be unsealed by this %q sealer (sealed on another machine, by another enclave signer, or with another simulated key): %w", KeyFile, s.Kind(), err)
+	}
+	if len(key) != dataKeySize {
+		clear(key)
+		return nil, fmt.Errorf("store: %s holds a %d-byte data key, expected %d", KeyFile, len(key), dataKeySize)
+	}
+	return key, nil
+}
+
+// parseKeyFile decodes data-key.json strictly: one JSON object with known
+// fields only, version 1, a kind and a sealed key.
+func parseKeyFile(raw []byte) (keyFile, error) {
+	var kf keyFile
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&kf); err != nil {
+		return kf, fmt.Errorf("store: %s is not valid: %w", KeyFile, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return kf, fmt.Errorf("store: %s has data after its JSON object", KeyFile)
+	}
+	switch {
+	case kf.Version != keyFileVersion:
+		return kf, fmt.Errorf("store: %s has version %d, expected %d", KeyFile, kf.Version, keyFileVersion)
+	case kf.Kind == "":
+		return kf, fmt.Errorf("store: %s has no sealer kind", KeyFile)
+	case len(kf.Sealed) == 0:
+		return kf, fmt.Errorf("store: %s has no sealed key", KeyFile)
+	}
+	return kf, nil
+}
+
+// createDataKey makes a random data key, seals it with s and writes
+// data-key.json atomically. It must only be called when no key file exists.
+func createDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
+	key := make([]byte, dataKeySize)
+	rand.Read(key)
+	sealed, err := s.Seal(key, []byte(dataKeyAD))
+	if err != nil {
+		clear(key)
+		return nil, fmt.Errorf("store: sealing the new data key: %w", err)
+	}
+	raw, err := json.Marshal(keyFile{Version: keyFileVersion, Kind: s.Kind(), Sealed: sealed})
+	if err != nil {
+		clear(key)
+		return nil, fmt.Errorf("store: encoding %s: %w", KeyFile, err)
+	}
+	if err := writeFileAtomic(root, KeyFile, keyTemp, append(raw, '\n')); err != nil {
+		clear(key)
+		return nil, err
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes data to name through tmp: create (0600), write,
+// fsync, rename, fsync the directory. A crash leaves either no file or the
+// whole file.
+func writeFileAtomic(root *os.Root, name, tmp string, data []byte) error {
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: removing a stale %s: %w", tmp, err)
+	}
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: creating %s: %w", tmp, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("store: writing %s: %w", name, err)
+	}
+	return syncDir(root)
+}

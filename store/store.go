@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+const (
+	// StateFile is the name of the bbolt database in a store directory.
+	StateFile = "state.db"
+	// KeyFile is the name of the sealed data key file in a store directory.
+	KeyFile = "data-key.json"
+
+	// DefaultLockTimeout is how long Open waits for another process to
+	// release the directory when Options.LockTimeout is zero.
+	DefaultLockTimeout = time.Second
+	// DefaultMaxValueSize bounds a value's plaintext size in bytes when
+	// Options.MaxValueSize is zero: 16 MiB.
+	DefaultMaxValueSize = 16 << 20
+	// MaxBucketNameSize bounds bucket names in bytes.
+	MaxBucketNameSize = 255
+	// MaxKeySize bounds keys in bytes.
+	MaxKeySize = 1024
+)
+
+var (
+	// ErrNotFound is returned (wrapped, with the bucket and key) by Tx.Get
+	// when the key or its bucket does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrLocked is returned by Open when another process (or another DB in
+	// this process) holds the store directory.
+	ErrLocked = errors.New("store: directory is locked by another process")
+	// ErrCorrupt is returned (wrapped, with the bucket and key) when a
+	// stored value does not decrypt and authenticate under the data key:
+	// the state was corrupted or tampered with.
+	ErrCorrupt = errors.New("store: stored value failed authentication (corrupted or tampered)")
+)
+
+// Options configures Open. The zero value gives the defaults.
+type Options struct {
+	// LockTimeout is how long Open waits for the directory lock before
+	// returning ErrLocked; zero means DefaultLockTimeout. Negative is an
+	// error.
+	LockTimeout time.Duration
+	// MaxValueSize bounds the plaintext size in bytes of a value given to
+	// Tx.Put; zero means DefaultMaxValueSize. Negative or larger than
+	// bbolt allows is an error.
+	MaxValueSize int
+	// Logger receives a line when a store is opened or created; nil means
+	// no logging. Keys and values are never logged.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.LockTimeout < 0:
+		return o, fmt.Errorf("store: LockTimeout is %v, expected zero (default) or positive", o.LockTimeout)
+	case o.MaxValueSize < 0 || o.MaxValueSize > bbolt.MaxValueSize-valueOverhead:
+		return o, fmt.Errorf("store: MaxValueSize is %d, expected 0 (default) to %d", o.MaxValueSize, bbolt.MaxValueSize-valueOverhead)
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = DefaultMaxValueSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	bolt         *bbolt.DB
+	aead         cipher.AEAD // AES-256-GCM with random nonces under the data key
+	maxValueSize int
+
+	closeOnce sync.Once
+	closeErr  error
+	root      *os.Root // the store directory
+	lock      *os.File // holds the directory lock until Close
+}
+
+// newAEAD returns the value cipher for a data key.
+func newAEAD(dataKey []byte) (cipher.AEAD, error) {
+	if len(dataKey) != dataKeySize {
+		return nil, fmt.Errorf("store: data key is %d bytes, expected %d", len(dataKey), dataKeySize)
+	}
+	block, err := aes.NewCipher(dataKey)
+	if err != nil {
+		return nil, fmt.Errorf("store: creating AES cipher: %w", err)
+	}
+	aead, err := cipher.NewGCMWithRandomNonce(block)
+	if err != nil {
+		return nil, fmt.Errorf("store: creating GCM: %w", err)
+	}
+	return aead, nil
+}
+
+// View runs fn in a read-only transaction. It returns ctx's error without
+// calling fn if ctx is done, and otherwise fn's error.
+func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.View(func(btx *bbolt.Tx) error {
+		return fn(&Tx{db: db, tx: btx})
+	})
+}
+
+// Update runs fn in a read-write transaction and commits it, durably, if
+// fn returns nil; otherwise it rolls back and returns fn's error. Writers
+// wait for each other; if ctx is done once it is this call's turn, fn is
+// not called and ctx's error is returned.
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Update(func(btx *bbolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(&Tx{db: db, tx: btx})
+	})
+}
+
+// Batch is Update for many concurrent writers, such as activation
+// counters: calls from several goroutines are grouped into one commit
+// (bbolt's group commit, waiting up to 10ms for company). fn may run more
+// than once, so it must be idempotent apart from its effect on the
+// transaction. If fn fails, only its own call returns the error.
+func (db *DB) Batch(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Batch(func(btx *bbolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(&Tx{db: db, tx: btx})
+	})
+}
+
+// Close waits for open transactions, closes the database and releases the
+// directory lock. Calling it again returns the first call's result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.closeErr = errors.Join(db.bolt.Close(), db.lock.Close(), db.root.Close())
+	})
+	return db.closeErr
+}

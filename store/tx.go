@@ -1,0 +1,201 @@
+package store
+
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"go.etcd.io/bbolt"
+)
+
+const (
+	// valueVersion is the first byte of every stored value.
+	valueVersion = 1
+	// valueOverhead is version + nonce + tag.
+	valueOverhead = 1 + 12 + 16
+	// adPrefix starts the additional data of every stored value.
+	adPrefix = "cloister-store-v1\x00"
+)
+
+// Tx is a transaction passed to the functions given to DB.View, DB.Update
+// and DB.Batch. It must not be used after that function returns, nor from
+// other goroutines while it runs.
+type Tx struct {
+	db *DB
+	tx *bbolt.Tx
+}
+
+// Get returns the decrypted value of key in bucket, a fresh slice the
+// caller owns. It returns an error wrapping ErrNotFound if the bucket or
+// key does not exist, and one wrapping ErrCorrupt if the stored value does
+// not authenticate.
+func (tx *Tx) Get(bucket, key string) ([]byte, error) {
+	if err := checkNames(bucket, key); err != nil {
+		return nil, err
+	}
+	b := tx.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil, fmt.Errorf("%w: bucket %q", ErrNotFound, bucket)
+	}
+	sealed := b.Get([]byte(key))
+	if sealed == nil {
+		return nil, fmt.Errorf("%w: bucket %q key %q", ErrNotFound, bucket, key)
+	}
+	return tx.db.open(bucket, key, sealed)
+}
+
+// Put encrypts value and stores it under key in bucket, creating the
+// bucket if needed. value may be empty but at most Options.MaxValueSize
+// bytes. Put fails in a read-only transaction.
+func (tx *Tx) Put(bucket, key string, value []byte) error {
+	if err := tx.checkWritable("Put", bucket, key); err != nil {
+		return err
+	}
+	if len(value) > tx.db.maxValueSize {
+		return fmt.Errorf("store: value for bucket %q key %q is %d bytes, at most %d allowed", bucket, key, len(value), tx.db.maxValueSize)
+	}
+	b, err := tx.tx.CreateBucketIfNotExists([]byte(bucket))
+	if err != nil {
+		return fmt.Errorf("store: creating bucket %q: %w", bucket, err)
+	}
+	if err := b.Put([]byte(key), tx.db.seal(bucket, key, value)); err != nil {
+		return fmt.Errorf("store: writing bucket %q key %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Delete removes key from bucket. Deleting a key or bucket that does not
+// exist is not an error. Delete fails in a read-only transaction.
+func (tx *Tx) Delete(bucket, key string) error {
+	if err := tx.checkWritable("Delete", bucket, key); err != nil {
+		return err
+	}
+	b := tx.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	if err := b.Delete([]byte(key)); err != nil {
+		return fmt.Errorf("store: deleting bucket %q key %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// ForEach calls fn for every key of bucket in byte order with its
+// decrypted value (a fresh slice fn may keep). A missing bucket has no
+// keys. It stops at the first error, from fn (returned as is) or from
+// decryption (wrapping ErrCorrupt). fn must not modify the bucket.
+func (tx *Tx) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	if err := checkBucket(bucket); err != nil {
+		return err
+	}
+	b := tx.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, sealed []byte) error {
+		key := string(k)
+		if sealed == nil {
+			return fmt.Errorf("%w: bucket %q key %q is a nested bucket, expected a value", ErrCorrupt, bucket, key)
+		}
+		value, err := tx.db.open(bucket, key, sealed)
+		if err != nil {
+			return err
+		}
+		return fn(key, value)
+	})
+}
+
+// Next increments the durable counter stored under key in bucket and
+// returns its new value: 1 the first time. The counter is an encrypted
+// 8-byte big-endian value like any other. Next fails in a read-only
+// transaction, on a value that is not a counter, and at math.MaxUint64.
+func (tx *Tx) Next(bucket, key string) (uint64, error) {
+	var n uint64
+	switch v, err := tx.Get(bucket, key); {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return 0, err
+	case len(v) != 8:
+		return 0, fmt.Errorf("store: counter bucket %q key %q holds %d bytes, expected 8", bucket, key, len(v))
+	default:
+		n = binary.BigEndian.Uint64(v)
+	}
+	if n == math.MaxUint64 {
+		return 0, fmt.Errorf("store: counter bucket %q key %q is at its maximum", bucket, key)
+	}
+	n++
+	if err := tx.Put(bucket, key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (tx *Tx) checkWritable(op, bucket, key string) error {
+	if err := checkNames(bucket, key); err != nil {
+		return err
+	}
+	if !tx.tx.Writable() {
+		return fmt.Errorf("store: %s of bucket %q key %q in a read-only transaction; use Update or Batch", op, bucket, key)
+	}
+	return nil
+}
+
+// checkNames validates user bucket and key names. Bucket names may not
+// contain NUL, which keeps the additional data unambiguous and the
+// internal bucket (which starts with NUL) out of reach.
+func checkNames(bucket, key string) error {
+	if err := checkBucket(bucket); err != nil {
+		return err
+	}
+	if key == "" || len(key) > MaxKeySize {
+		return fmt.Errorf("store: key is %d bytes, expected 1 to %d", len(key), MaxKeySize)
+	}
+	return nil
+}
+
+func checkBucket(bucket string) error {
+	if bucket == "" || len(bucket) > MaxBucketNameSize {
+		return fmt.Errorf("store: bucket name is %d bytes, expected 1 to %d", len(bucket), MaxBucketNameSize)
+	}
+	if strings.IndexByte(bucket, 0) >= 0 {
+		return fmt.Errorf("store: bucket name %q contains a NUL byte", bucket)
+	}
+	return nil
+}
+
+// seal encrypts a value for bucket and key.
+func (db *DB) seal(bucket, key string, value []byte) []byte {
+	return sealValue(db.aead, bucket, key, value)
+}
+
+func sealValue(aead cipher.AEAD, bucket, key string, value []byte) []byte {
+	out := make([]byte, 1, valueOverhead+len(value))
+	out[0] = valueVersion
+	return aead.Seal(out, nil, value, additionalData(bucket, key))
+}
+
+// open decrypts a stored value of bucket and key.
+func (db *DB) open(bucket, key string, sealed []byte) ([]byte, error) {
+	if len(sealed) < valueOverhead || sealed[0] != valueVersion {
+		return nil, fmt.Errorf("%w: bucket %q key %q: %d-byte value is not in the stored format", ErrCorrupt, bucket, key, len(sealed))
+	}
+	value, err := db.aead.Open(nil, nil, sealed[1:], additionalData(bucket, key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: bucket %q key %q", ErrCorrupt, bucket, key)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return value, nil
+}
+
+func additionalData(bucket, key string) []byte {
+	ad := make([]byte, 0, len(adPrefix)+len(bucket)+1+len(key))
+	ad = append(ad, adPrefix...)
+	ad = append(ad, bucket...)
+	ad = append(ad, 0)
+	return append(ad, key...)
+}
