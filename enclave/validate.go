@@ -1,0 +1,241 @@
+package enclave
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// maxProblems bounds how many problems a [Manifest.Validate] error lists.
+const maxProblems = 100
+
+// maxPath bounds the length of a path in bytes, as Linux's PATH_MAX does.
+const maxPath = 4096
+
+// problems collects validation failures, keeping the first maxProblems.
+type problems struct {
+	errs []error
+	n    int
+}
+
+func (p *problems) addf(format string, args ...any) {
+	p.n++
+	if len(p.errs) < maxProblems {
+		p.errs = append(p.errs, fmt.Errorf(format, args...))
+	}
+}
+
+func (p *problems) err() error {
+	if p.n == 0 {
+		return nil
+	}
+	errs := p.errs
+	if p.n > len(errs) {
+		errs = append(errs, fmt.Errorf("and %d more problems", p.n-len(errs)))
+	}
+	return fmt.Errorf("%w manifest:\n%w", ErrInvalid, errors.Join(errs...))
+}
+
+// Validate checks every rule of the format and reports every problem found
+// (the first 100 of them, then a count), each naming its field, in one error
+// that wraps [ErrInvalid]; it returns nil for a valid manifest. [Sign] sorts
+// Files and ProtectedFiles before it validates; [Parse] validates what it
+// decoded as is.
+func (m *Manifest) Validate() error {
+	var p problems
+	if m.Version != FormatVersion {
+		p.addf("version: expected %d, found %d", FormatVersion, m.Version)
+	}
+	m.validateProcess(&p)
+	m.validateFiles(&p)
+	for i, pat := range m.Exclude {
+		if why := checkPattern(pat); why != "" {
+			p.addf("exclude[%d] %q: %s", i, pat, why)
+		}
+	}
+	if c := m.Coordinator; c != nil {
+		c.validate(&p)
+	}
+	if m.EnclaveSize != "" {
+		if why := checkEnclaveSize(m.EnclaveSize); why != "" {
+			p.addf("enclave_size %q: %s", m.EnclaveSize, why)
+		}
+	}
+	if m.Threads < 0 || m.Threads > MaxThreads {
+		p.addf("threads: expected 0..%d, found %d", MaxThreads, m.Threads)
+	}
+	return p.err()
+}
+
+// validateProcess checks argv, env, allow_env, working_dir and user.
+func (m *Manifest) validateProcess(p *problems) {
+	if len(m.Argv) == 0 {
+		p.addf("argv: expected at least one element, found none")
+	} else if m.Argv[0] == "" {
+		p.addf("argv[0]: expected a program, found an empty string")
+	}
+	for i, a := range m.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			p.addf("argv[%d]: contains a NUL byte", i)
+		}
+	}
+	for name, value := range m.Env {
+		if why := checkEnvName(name); why != "" {
+			p.addf("env %q: %s", name, why)
+		}
+		if strings.IndexByte(value, 0) >= 0 {
+			p.addf("env %q: value contains a NUL byte", name)
+		}
+	}
+	for i, a := range m.AllowEnv {
+		prefix, _ := strings.CutSuffix(a, "*")
+		switch {
+		case a == "*":
+		case strings.Contains(prefix, "*"):
+			p.addf("allow_env[%d] %q: \"*\" may only end a prefix", i, a)
+		default:
+			if why := checkEnvName(prefix); why != "" {
+				p.addf("allow_env[%d] %q: %s", i, a, why)
+			}
+		}
+	}
+	if m.WorkingDir != "" {
+		if why := checkPath(m.WorkingDir); why != "" && m.WorkingDir != "/" {
+			p.addf("working_dir %q: %s", m.WorkingDir, why)
+		}
+	}
+	if u := m.User; u != "" {
+		name, group, hasGroup := strings.Cut(u, ":")
+		switch {
+		case len(u) > 256 || strings.ContainsAny(u, "\x00\n"):
+			p.addf("user: expected at most 256 bytes without NUL or newline")
+		case name == "" || (hasGroup && (group == "" || strings.Contains(group, ":"))):
+			p.addf("user %q: expected \"user\" or \"user:group\"", u)
+		}
+	}
+}
+
+// validateFiles checks files and protected_files, and that they are sorted,
+// unique, disjoint and not excluded.
+func (m *Manifest) validateFiles(p *problems) {
+	for i, f := range m.Files {
+		if why := checkPath(f.Path); why != "" {
+			p.addf("files[%d].path %q: %s", i, f.Path, why)
+		} else if i > 0 && f.Path <= m.Files[i-1].Path {
+			p.addf("files[%d].path %q: expected sorted unique paths, found it after %q", i, f.Path, m.Files[i-1].Path)
+		}
+		if f.SHA256.IsZero() {
+			p.addf("files[%d].sha256: missing", i)
+		}
+		if f.Size < 0 {
+			p.addf("files[%d].size: expected at least 0, found %d", i, f.Size)
+		}
+		if m.Excluded(f.Path) {
+			p.addf("files[%d].path %q: matches an exclude pattern", i, f.Path)
+		}
+	}
+	j := 0 // index into Files, advanced in step to find paths in both lists
+	for i, f := range m.ProtectedFiles {
+		if why := checkPath(f.Path); why != "" {
+			p.addf("protected_files[%d].path %q: %s", i, f.Path, why)
+		} else if i > 0 && f.Path <= m.ProtectedFiles[i-1].Path {
+			p.addf("protected_files[%d].path %q: expected sorted unique paths, found it after %q",
+				i, f.Path, m.ProtectedFiles[i-1].Path)
+		}
+		for j < len(m.Files) && m.Files[j].Path < f.Path {
+			j++
+		}
+		if j < len(m.Files) && m.Files[j].Path == f.Path {
+			p.addf("protected_files[%d].path %q: also listed in files", i, f.Path)
+		}
+		if f.Key == "" || len(f.Key) > 256 || strings.ContainsFunc(f.Key, isControl) {
+			p.addf("protected_files[%d].key %q: expected a secret name of 1..256 printable bytes", i, f.Key)
+		}
+		if f.SHA256.IsZero() {
+			p.addf("protected_files[%d].sha256: missing", i)
+		}
+		if f.Size < 0 {
+			p.addf("protected_files[%d].size: expected at least 0, found %d", i, f.Size)
+		}
+	}
+}
+
+func (c *Coordinator) validate(p *problems) {
+	if len(c.MRENCLAVE) == 0 && c.MRSIGNER.IsZero() {
+		p.addf("coordinator: expected mrenclave or mrsigner, found neither")
+	}
+	for i, d := range c.MRENCLAVE {
+		if d.IsZero() {
+			p.addf("coordinator.mrenclave[%d]: all zeros", i)
+		}
+	}
+	if c.MRSIGNER.IsZero() && (c.ISVProdID != 0 || c.MinISVSVN != 0) {
+		p.addf("coordinator: isvprodid and min_isvsvn need mrsigner")
+	}
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// checkPath returns why p is not an absolute, clean path naming something
+// below "/", or "" if it is one.
+func checkPath(p string) string {
+	switch {
+	case p == "":
+		return "empty"
+	case len(p) > maxPath:
+		return fmt.Sprintf("longer than %d bytes (%d)", maxPath, len(p))
+	case strings.IndexByte(p, 0) >= 0:
+		return "contains a NUL byte"
+	case p[0] != '/':
+		return "not absolute"
+	case p == "/":
+		return "names the root directory"
+	case path.Clean(p) != p:
+		return fmt.Sprintf("not clean (expected %q)", path.Clean(p))
+	}
+	return ""
+}
+
+// checkEnvName returns why name cannot name an environment variable, or "".
+func checkEnvName(name string) string {
+	switch {
+	case name == "":
+		return "empty name"
+	case strings.ContainsAny(name, "=\x00"):
+		return "name contains '=' or NUL"
+	}
+	return ""
+}
+
+// checkPattern returns why pat is not a valid exclude pattern, or "".
+func checkPattern(pat string) string {
+	if dir, ok := strings.CutSuffix(pat, "/"); ok {
+		if why := checkPath(dir); why != "" {
+			return "directory prefix " + why
+		}
+		return ""
+	}
+	if pat == "" || pat[0] != '/' || strings.IndexByte(pat, 0) >= 0 || len(pat) > maxPath {
+		return "expected an absolute pattern without NUL of at most 4096 bytes"
+	}
+	if _, err := path.Match(pat, ""); err != nil {
+		return "bad pattern: " + err.Error()
+	}
+	return ""
+}
+
+// checkEnclaveSize returns why s is not a power of two of bytes, at most
+// 1 TiB, with an optional K, M, G or T suffix; or "" if it is one.
+func checkEnclaveSize(s string) string {
+	digits, shift := s, 0
+	if i := strings.IndexByte("KMGT", s[len(s)-1]); i >= 0 {
+		digits, shift = s[:len(s)-1], 10*(i+1)
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || n == 0 || n&(n-1) != 0 || n > 1<<(40-shift) {
+		return "expected a power of two of bytes, at most 1T, with an optional K, M, G or T suffix"
+	}
+	return ""
+}
