@@ -85,6 +85,8 @@ type DB struct {
 	aead         cipher.AEAD // AES-256-GCM with random nonces under the data key
 	maxValueSize int
 
+	batch batcher
+
 	closeOnce sync.Once
 	closeErr  error
 	root      *os.Root // the store directory
@@ -127,23 +129,6 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	return db.bolt.Update(func(btx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return fn(&Tx{db: db, tx: btx})
-	})
-}
-
-// Batch is Update for many concurrent writers, such as activation
-// counters: calls from several goroutines are grouped into one commit
-// (bbolt's group commit, waiting up to 10ms for company). fn may run more
-// than once, so it must be idempotent apart from its effect on the
-// transaction. If fn fails, only its own call returns the error.
-func (db *DB) Batch(ctx context.Context, fn func(*Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return db.bolt.Batch(func(btx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
