@@ -66,6 +66,10 @@ type Workload struct {
 	Files map[string]string `json:"files,omitempty"`
 	// Argv lists templates of the command line; empty means the image's own.
 	Argv []string `json:"argv,omitempty"`
+	// FileKeys names the secrets whose values the workload receives as keys of its protected
+	// files (the files the converter encrypted). Each is a shared 256-bit symmetric-key secret
+	// or a user-defined secret (the key the converter generated, uploaded after conversion).
+	FileKeys []string `json:"file_keys,omitempty"`
 }
 
 // TLS lists the subject alternative names of a workload certificate besides its SPIFFE ID.

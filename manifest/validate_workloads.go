@@ -45,6 +45,7 @@ func (m *Manifest) checkWorkloads(ps *problems) map[string]*compiledWorkload {
 			}
 			ipOwner[a] = name
 		})
+		m.checkFileKeys(ps, p+".file_keys", w.FileKeys)
 		cw, ok := m.compileWorkload(p, name, w, ps)
 		compiled[name] = cw
 		if ok {
@@ -149,4 +150,23 @@ func (m *Manifest) placeholderInput() RenderInput {
 		in.Secrets[name] = v
 	}
 	return in
+}
+
+// checkFileKeys checks a workload's file_keys: each names a shared secret that can hold a
+// 32-byte protected-file key.
+func (m *Manifest) checkFileKeys(ps *problems, p string, keys []string) {
+	checkList(ps, p, "secret name", keys, func(name string) error {
+		s, ok := m.Secrets[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("expected the name of a defined secret, found %s; defined secrets: %s", quote(name), nameList(sortedKeys(m.Secrets)))
+		case s.PerInstance:
+			return fmt.Errorf("secret %s is per instance; a protected-file key must be shared, since every instance reads the same image", quote(name))
+		case s.Type == SymmetricKey && s.Size != 256:
+			return fmt.Errorf("secret %s has %d bits; a protected-file key has 256", quote(name), s.Size)
+		case s.Type != SymmetricKey && s.Type != UserDefined:
+			return fmt.Errorf("secret %s is of type %s; a protected-file key is a symmetric-key (256 bits) or user-defined secret", quote(name), s.Type)
+		}
+		return nil
+	})
 }
