@@ -115,7 +115,15 @@ func (q *Quote) AttestationPublicKey() (*ecdsa.PublicKey, error) {
 //
 // Bytes after the quote's signature data are tolerated as padding and counted in
 // [Quote.Trailing]. The PCK chain may appear in any order; it is returned leaf first.
-func ParseQuote(b []byte) (*Quote, error) {
+func ParseQuote(b []byte) (*Quote, error) { return ParseQuoteWith(b, ParsePCKChain) }
+
+// ChainParser turns certification data into a PCK chain, leaf first. [ParsePCKChain] is the
+// reference; a verifier may wrap it with a cache, since a platform's chain is the same in every
+// quote it makes and parsing it costs as much as verifying a signature.
+type ChainParser func(certData []byte) ([]*x509.Certificate, error)
+
+// ParseQuoteWith is ParseQuote with the PCK chain parsed by parseChain.
+func ParseQuoteWith(b []byte, parseChain ChainParser) (*Quote, error) {
 	if len(b) > MaxQuoteSize {
 		return nil, fmt.Errorf("quote: %d bytes is larger than the %d allowed", len(b), MaxQuoteSize)
 	}
@@ -151,13 +159,13 @@ func ParseQuote(b []byte) (*Quote, error) {
 	end := fixed + sigLen
 	q.Trailing = len(b) - end
 	q.raw = b[:end:end]
-	if err := q.parseSignatureData(b[fixed:end]); err != nil {
+	if err := q.parseSignatureData(b[fixed:end], parseChain); err != nil {
 		return nil, err
 	}
 	return q, nil
 }
 
-func (q *Quote) parseSignatureData(s []byte) error {
+func (q *Quote) parseSignatureData(s []byte, parseChain ChainParser) error {
 	const fixed = SignatureSize + AttestationKeyLen + ReportBodySize + SignatureSize + 2
 	if len(s) < fixed {
 		return fmt.Errorf("quote signature data: expected at least %d bytes, found %d", fixed, len(s))
@@ -187,7 +195,7 @@ func (q *Quote) parseSignatureData(s []byte) error {
 	if q.CertDataType != CertDataTypePCKChain {
 		return fmt.Errorf("quote: certification data type %d not supported; expected %d (PCK certificate chain)", q.CertDataType, CertDataTypePCKChain)
 	}
-	chain, err := ParsePCKChain(q.CertData)
+	chain, err := parseChain(q.CertData)
 	if err != nil {
 		return fmt.Errorf("quote certification data: %w", err)
 	}

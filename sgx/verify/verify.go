@@ -19,11 +19,37 @@ import (
 // validity at at are not an error: they are listed in Result.Platform. A nil col is treated as
 // empty collateral. Verify does not apply a relying party's policy: see [Policy].
 func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result, error) {
-	q, err := sgx.ParseQuote(quote)
+	q, err := v.parseQuote(quote)
 	if err != nil {
 		return nil, fail(CheckQuoteFormat, err)
 	}
 	return v.verify(q, col, at)
+}
+
+// CollateralFor finds the collateral of a platform, given the FMSPC and PCK CA type of its PCK
+// certificate.
+type CollateralFor func(fmspc [6]byte, ca sgx.PCKCAType) (*Collateral, error)
+
+// VerifyFor is Verify for a caller that keeps collateral for many platforms: after the PCK
+// chain verified, get returns the collateral of the quote's platform. It also returns that
+// collateral. A failure of get is a CheckCollateral error wrapping it.
+func (v *Verifier) VerifyFor(quote []byte, get CollateralFor, at time.Time) (*Result, *Collateral, error) {
+	q, err := v.parseQuote(quote)
+	if err != nil {
+		return nil, nil, fail(CheckQuoteFormat, err)
+	}
+	pck, err := v.pck(q)
+	if err != nil {
+		return newResult(q), nil, err
+	}
+	col, err := get(pck.ext.FMSPC, pck.caType)
+	if err != nil {
+		r := newResult(q)
+		r.Platform.FMSPC, r.Platform.PCEID, r.Platform.CAType, r.Platform.PCK = pck.ext.FMSPC, pck.ext.PCEID, pck.caType, clonePCK(pck.ext)
+		return r, nil, fail(CheckCollateral, fmt.Errorf("collateral for FMSPC %X (%s CA): %w", pck.ext.FMSPC, pck.caType, err))
+	}
+	r, err := v.verify(q, col, at)
+	return r, col, err
 }
 
 // VerifyQuote is Verify for a quote that is already parsed. It verifies the quote that q's
