@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+)
+
+// MeshSession is a verified connection to a Coordinator's workload API. Activations made on it
+// are bound to it. It is not safe for concurrent use.
+type MeshSession struct {
+	conn     *oneConn
+	Verified *Verified
+}
+
+// DialMesh connects to the workload API at addr and verifies the Coordinator against e before
+// anything else is sent: a workload never takes its configuration from an impostor.
+func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) {
+	nonce, err := NewNonce()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialUnverified(ctx, addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	var resp api.QuoteResponse
+	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("get coordinator quote: %w", err)
+	}
+	v, err := VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
+	}
+	return &MeshSession{conn: conn, Verified: v}, nil
+}
+
+// Activate activates a workload instance: issuer quotes over SHA-256 of the CSR's public key
+// and this connection's exporter, and the Coordinator answers with the instance's certificate
+// and configuration.
+func (s *MeshSession) Activate(ctx context.Context, workload, instance string, csrDER, csrSPKI []byte, issuer attest.Issuer) (*api.ActivationResponse, error) {
+	exp, err := s.conn.exporter()
+	if err != nil {
+		return nil, err
+	}
+	quote, err := issuer.Quote(ctx, attest.ActivationReportData(csrSPKI, exp))
+	if err != nil {
+		return nil, fmt.Errorf("get own quote: %w", err)
+	}
+	req := api.ActivationRequest{Workload: workload, Instance: instance, Quote: quote, CSR: csrDER}
+	var resp api.ActivationResponse
+	if err := s.conn.do(ctx, "POST", api.PathActivate, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Close closes the connection.
+func (s *MeshSession) Close() error { return s.conn.Close() }

@@ -1,0 +1,194 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/sgx/verify"
+)
+
+// CoordinatorURI marks the Coordinator's TLS certificate (see package coordinator/core).
+const CoordinatorURI = "urn:cloister:coordinator"
+
+// Expect is what a Coordinator must prove about itself.
+type Expect struct {
+	// SGXRoot is the root whose key the quote's PCK chain must end at. Default: Intel's SGX
+	// Root CA. A simulated platform's root makes verification succeed for simulated (insecure)
+	// Coordinators.
+	SGXRoot *x509.Certificate
+	// MREnclave, or MRSigner with ISVProdID and MinISVSVN, is the expected Coordinator
+	// enclave. With neither set, any genuine enclave passes and Verified.IdentityChecked is
+	// false: the caller must compare the measurement itself.
+	MREnclave [][32]byte
+	MRSigner  *[32]byte
+	ISVProdID uint16
+	MinISVSVN uint16
+	// AllowDebug accepts a debug Coordinator enclave. Default false.
+	AllowDebug bool
+	// TCBStatuses are the accepted TCB statuses. Default verify.DefaultTCBStatuses.
+	TCBStatuses []verify.TCBStatus
+	// AllowExpiredCollateral accepts collateral past its next update. Default false.
+	AllowExpiredCollateral bool
+	// Now is the verification clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Verified is a Coordinator that passed verification.
+type Verified struct {
+	// Root is the deployment's root CA, to pin for later calls.
+	Root *x509.Certificate
+	// Coordinator is the Coordinator's TLS certificate, whose key its quote binds.
+	Coordinator *x509.Certificate
+	// Result is the verified quote.
+	Result *verify.Result
+	// IdentityChecked says whether Expect named an identity that the quote matched.
+	IdentityChecked bool
+	// Response and Nonce are the raw answer, for offline re-verification.
+	Response *api.QuoteResponse
+	Nonce    [32]byte
+}
+
+// NewNonce returns a random 32-byte nonce.
+func NewNonce() ([32]byte, error) {
+	var n [32]byte
+	_, err := rand.Read(n[:])
+	return n, err
+}
+
+// VerifyQuoteResponse verifies a Coordinator's answer to a quote request made with nonce over a
+// TLS connection whose server presented peer. Pass peer nil to verify a stored answer offline
+// (then only the quote's binding to its own certificate chain is checked).
+func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce [32]byte, e Expect) (*Verified, error) {
+	certs, err := pki.ParseCertsPEM([]byte(resp.CertificateChain))
+	if err != nil {
+		return nil, fmt.Errorf("coordinator certificate chain: %w", err)
+	}
+	if len(certs) != 2 {
+		return nil, fmt.Errorf("coordinator certificate chain: expected 2 certificates (Coordinator, root), found %d", len(certs))
+	}
+	coord, root := certs[0], certs[1]
+	if peer != nil && !bytes.Equal(peer.Raw, coord.Raw) {
+		return nil, errors.New("the quote is about another certificate than the one this connection presented (a relayed quote?)")
+	}
+	if err := checkCoordinatorCert(coord, root, e.now()); err != nil {
+		return nil, err
+	}
+	col, err := attest.DecodeCollateral(&resp.Collateral)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator collateral: %w", err)
+	}
+	sgxRoot := e.SGXRoot
+	if sgxRoot == nil {
+		sgxRoot = verify.IntelRoot()
+	}
+	res, err := verify.New(sgxRoot).Verify(resp.Quote, col, e.now())
+	if err != nil {
+		return nil, fmt.Errorf("coordinator quote: %w", err)
+	}
+	pol := e.policy(res)
+	rd := attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce)
+	pol.ReportData = rd[:]
+	if err := pol.Check(res); err != nil {
+		return nil, fmt.Errorf("coordinator quote: %w", err)
+	}
+	return &Verified{
+		Root:            root,
+		Coordinator:     coord,
+		Result:          res,
+		IdentityChecked: len(e.MREnclave) > 0 || e.MRSigner != nil,
+		Response:        resp,
+		Nonce:           nonce,
+	}, nil
+}
+
+func (e *Expect) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// policy turns e into a quote policy. Without an expected identity the quote's own identity
+// is accepted, so that every other check still applies.
+func (e *Expect) policy(res *verify.Result) *verify.Policy {
+	p := &verify.Policy{
+		MREnclave:              e.MREnclave,
+		ISVProdID:              e.ISVProdID,
+		MinISVSVN:              e.MinISVSVN,
+		AllowDebug:             e.AllowDebug,
+		TCBStatuses:            e.TCBStatuses,
+		AllowExpiredCollateral: e.AllowExpiredCollateral,
+	}
+	if e.MRSigner != nil {
+		p.MRSigner = *e.MRSigner
+	}
+	if len(p.MREnclave) == 0 && e.MRSigner == nil {
+		p.MREnclave = [][32]byte{res.Enclave.MREnclave}
+	}
+	return p
+}
+
+// checkCoordinatorCert checks that coord was issued directly by root and is marked as the
+// Coordinator's certificate. Workload certificates come from an intermediate and carry no
+// marker, so none can pass for the Coordinator.
+func checkCoordinatorCert(coord, root *x509.Certificate, now time.Time) error {
+	if err := root.CheckSignatureFrom(root); err != nil {
+		return fmt.Errorf("deployment root certificate is not self-signed: %w", err)
+	}
+	if err := coord.CheckSignatureFrom(root); err != nil {
+		return fmt.Errorf("coordinator certificate was not issued by the deployment root: %w", err)
+	}
+	if now.Before(coord.NotBefore) || now.After(coord.NotAfter) {
+		return fmt.Errorf("coordinator certificate is valid %s to %s, not at %s", coord.NotBefore.Format(time.RFC3339), coord.NotAfter.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	if !slices.ContainsFunc(coord.URIs, func(u *url.URL) bool { return u.String() == CoordinatorURI }) {
+		return fmt.Errorf("server certificate %q is not marked %s; expected the Coordinator's certificate", coord.Subject.CommonName, CoordinatorURI)
+	}
+	return nil
+}
+
+// pinnedTLS returns a TLS configuration that accepts only a Coordinator certificate issued
+// directly by root.
+func pinnedTLS(root *x509.Certificate, now func() time.Time) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // replaced by VerifyConnection: host names do not matter, the root does
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("coordinator presented no certificate")
+			}
+			return checkCoordinatorCert(cs.PeerCertificates[0], root, now())
+		},
+	}
+}
+
+// Verify connects to the Coordinator at addr (host:port of its client or workload API),
+// fetches a quote for a fresh nonce on that connection and verifies it against e.
+func Verify(ctx context.Context, addr string, e Expect) (*Verified, error) {
+	nonce, err := NewNonce()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialUnverified(ctx, addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var resp api.QuoteResponse
+	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
+		return nil, fmt.Errorf("get coordinator quote: %w", err)
+	}
+	return VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+}
