@@ -1,0 +1,284 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/manifest"
+	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/sgx/verify"
+	"github.com/cloister-dev/cloister/store"
+)
+
+// maxInstanceLen bounds instance IDs, which become store keys and certificate fields.
+const maxInstanceLen = 128
+
+func validInstance(s string) bool {
+	if s == "" || len(s) > maxInstanceLen {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Activate admits a workload instance: it verifies the instance's quote against the workload's
+// package, binds it to the CSR key and to the TLS connection it arrived on (exporter), counts
+// the activation against the workload's limit, issues the workload certificate and renders its
+// configuration.
+func (c *Core) Activate(ctx context.Context, req *api.ActivationRequest, exporter [32]byte) (*api.ActivationResponse, error) {
+	resp, wl, err := c.activate(ctx, req, exporter)
+	result := "ok"
+	if err != nil {
+		result = "error"
+		if e, ok := errors.AsType[*Error](err); ok {
+			result = e.Code
+		}
+		c.log.Warn("activation refused", "workload", req.Workload, "instance", req.Instance, "reason", err.Error())
+	}
+	c.metrics.activations.WithLabelValues(wl, result).Inc()
+	return resp, err
+}
+
+func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporter [32]byte) (*api.ActivationResponse, string, error) {
+	d := c.current()
+	if d == nil {
+		return nil, "unknown", notReady("no manifest has been set yet")
+	}
+	w, ok := d.m.Workloads[req.Workload]
+	if !ok {
+		return nil, "unknown", errorf(api.CodeUnknownWorkload, "unknown workload %q; the manifest defines %v", req.Workload, slices.Sorted(maps.Keys(d.m.Workloads)))
+	}
+	wl := req.Workload
+	if !validInstance(req.Instance) {
+		return nil, wl, errorf(api.CodeBadRequest, "instance %q: expected 1 to %d characters of A-Z a-z 0-9 . _ -", req.Instance, maxInstanceLen)
+	}
+	// The quote proves possession of the CSR's key better than the CSR's own signature could: it
+	// binds the key's hash, and the attested enclave that made the quote made the key. So the
+	// CSR is parsed strictly but its self-signature is not checked (which would double the cost of
+	// an activation's signature checks).
+	csrKey, csrSPKI, err := pki.CSRKey(req.CSR)
+	if err != nil {
+		return nil, wl, errorf(api.CodeBadRequest, "csr: %w", err)
+	}
+	now := c.now()
+	res, _, err := c.cfg.Verifier.Verify(ctx, req.Quote, now)
+	if err != nil {
+		return nil, wl, &Error{Code: api.CodeAttestation, Message: "quote not verified: " + err.Error(), Err: err}
+	}
+	pol := packagePolicy(d.m.Packages[w.Package])
+	rd := attest.ActivationReportData(csrSPKI, exporter)
+	pol.ReportData = rd[:]
+	if err := pol.Check(res); err != nil {
+		if pe, ok := errors.AsType[*verify.PolicyError](err); ok && pe.Field == verify.FieldReportData {
+			err = fmt.Errorf("%w (a quote must bind the CSR key and this TLS connection; was it replayed or stolen?)", err)
+		}
+		return nil, wl, &Error{Code: api.CodePolicy, Message: fmt.Sprintf("workload %q (package %q): %v", wl, w.Package, err), Err: err}
+	}
+	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
+	if err != nil {
+		return nil, wl, err
+	}
+	fileKeys, err := d.fileKeys(wl, w)
+	if err != nil {
+		return nil, wl, err
+	}
+	spiffe := d.m.SPIFFEID(wl)
+	u, _ := url.Parse(spiffe)
+	var ips []net.IP
+	for _, ip := range w.TLS.IP {
+		ips = append(ips, net.ParseIP(ip))
+	}
+	leaf, err := d.inter.IssueLeafDER(csrKey, pki.LeafConfig{
+		CommonName:  wl,
+		DNSNames:    w.TLS.DNS,
+		IPAddresses: ips,
+		URIs:        []*url.URL{u},
+		Validity:    d.m.Settings.WorkloadCertificateValidity.D(),
+		NotBefore:   now,
+	})
+	if err != nil {
+		return nil, wl, fmt.Errorf("issue workload certificate: %w", err)
+	}
+	placeholder, err := newPlaceholder()
+	if err != nil {
+		return nil, wl, err
+	}
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf}))
+	chainPEM := certPEM + d.interPEM
+	out, err := d.m.Render(wl, manifest.RenderInput{
+		Secrets:         values,
+		Instance:        req.Instance,
+		SPIFFEID:        spiffe,
+		CertPEM:         certPEM,
+		KeyPEM:          placeholder,
+		ChainPEM:        chainPEM,
+		RootPEM:         d.rootPEM,
+		IntermediatePEM: d.interPEM,
+	})
+	if err != nil {
+		return nil, wl, &Error{Code: api.CodeNotReady, Message: "render configuration: " + err.Error(), Err: err}
+	}
+	c.log.Info("workload activated", "workload", wl, "instance", req.Instance, "activation", count,
+		"mrenclave", hex.EncodeToString(res.Enclave.MREnclave[:]), "tcb_status", string(res.Platform.TCBStatus),
+		"manifest_version", d.version)
+	return &api.ActivationResponse{
+		CertificateChain: chainPEM,
+		RootCA:           d.rootPEM,
+		Files:            out.Files,
+		Env:              out.Env,
+		Argv:             out.Argv,
+		KeyPlaceholder:   placeholder,
+		FileKeys:         fileKeys,
+		ManifestVersion:  d.version,
+		Simulation:       c.cfg.Simulation,
+	}, wl, nil
+}
+
+// newPlaceholder returns a random stand-in for the workload's private key in rendered
+// templates. It is unguessable, so no secret value can contain it by accident or design.
+func newPlaceholder() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "cloister-workload-key-" + hex.EncodeToString(b[:]), nil
+}
+
+// commitActivation counts the activation and returns the values of the secrets the workload
+// uses, creating the instance's per-instance secrets on its first activation. Limited counts
+// and new per-instance secrets are committed before it returns, in a store batch, so concurrent
+// activations share one commit; other activations touch no disk (see counts).
+func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string) (map[string]manifest.SecretValue, uint64, error) {
+	used := d.m.SecretsUsedBy(name)
+	values := make(map[string]manifest.SecretValue, len(used))
+	var perInstance []string
+	for _, sn := range used {
+		s := d.m.Secrets[sn]
+		switch {
+		case s.Type == manifest.Plain:
+		case s.PerInstance:
+			perInstance = append(perInstance, sn)
+		default:
+			rec, ok := d.secrets[sn]
+			if !ok {
+				return nil, 0, notReady("secret %q has not been set yet; a user must upload it before workload %q can start", sn, name)
+			}
+			v, err := rec.value()
+			if err != nil {
+				return nil, 0, fmt.Errorf("secret %q: %w", sn, err)
+			}
+			values[sn] = v
+		}
+	}
+	if w.MaxActivations == 0 && len(perInstance) == 0 {
+		return values, c.counts.add(name), nil
+	}
+	var count uint64
+	err := c.db.Batch(ctx, func(tx *store.Tx) error {
+		count = 0
+		if w.MaxActivations > 0 {
+			n, err := activationCount(tx, name)
+			if err != nil {
+				return err
+			}
+			n = max(n, c.counts.get(name))
+			if n >= uint64(w.MaxActivations) {
+				return errorf(api.CodeActivationLimit, "workload %q reached its maximum of %d activations", name, w.MaxActivations)
+			}
+			count = n + 1
+			if err := tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10))); err != nil {
+				return err
+			}
+		}
+		for _, sn := range perInstance {
+			rec, err := c.instanceSecret(tx, d, sn, d.m.Secrets[sn], instance)
+			if err != nil {
+				return err
+			}
+			v, err := rec.value()
+			if err != nil {
+				return fmt.Errorf("secret %q: %w", sn, err)
+			}
+			values[sn] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if count > 0 {
+		c.counts.committed(name, count)
+	} else {
+		count = c.counts.add(name)
+	}
+	return values, count, nil
+}
+
+func activationCount(tx *store.Tx, workload string) (uint64, error) {
+	b, err := tx.Get(bucketCounts, workload)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("state %s/%s is corrupt: %q is not a count", bucketCounts, workload, b)
+	}
+	return n, nil
+}
+
+func (c *Core) instanceSecret(tx *store.Tx, d *deployment, name string, s manifest.Secret, instance string) (*secretRecord, error) {
+	key := name + "\x00" + instance
+	rec := &secretRecord{}
+	err := getJSON(tx, bucketInstances, key, rec)
+	if err == nil && rec.Spec == specOf(s) {
+		return rec, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	rec, err = generateSecret(name, s, c.root, d.inter, c.now())
+	if err != nil {
+		return nil, err
+	}
+	return rec, putJSON(tx, bucketInstances, key, rec)
+}
+
+// fileKeySize is the size of a protected-file key.
+const fileKeySize = 32
+
+// fileKeys returns the keys of the workload's protected files, the secrets of its file_keys.
+func (d *deployment) fileKeys(name string, w manifest.Workload) (map[string][]byte, error) {
+	if len(w.FileKeys) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][]byte, len(w.FileKeys))
+	for _, k := range w.FileKeys {
+		rec, ok := d.secrets[k]
+		if !ok {
+			return nil, notReady("secret %q (a protected-file key of workload %q) has not been set yet", k, name)
+		}
+		if len(rec.Value) != fileKeySize {
+			return nil, errorf(api.CodeNotReady, "secret %q holds %d bytes; a protected-file key has %d", k, len(rec.Value), fileKeySize)
+		}
+		out[k] = rec.Value
+	}
+	return out, nil
+}

@@ -1,0 +1,85 @@
+package core_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"path/filepath"
+	"testing"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/internal/loadgen"
+	"github.com/cloister-dev/cloister/seal"
+	"github.com/cloister-dev/cloister/sgx/sim"
+	"github.com/cloister-dev/cloister/sgx/verify"
+	"github.com/cloister-dev/cloister/store"
+)
+
+// BenchmarkActivate measures one activation inside the Coordinator: full verification of a
+// simulated quote, the policy check, the durable activation count, the workload certificate and
+// the rendering of a realistic workload's templates. Requests are made beforehand, so the
+// launcher's work (key, CSR, quote) is not counted.
+func BenchmarkActivate(b *testing.B) {
+	dir := b.TempDir()
+	p, err := sim.Create(filepath.Join(dir, "sim"), sim.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	col, err := verify.LoadCollateral(p.CollateralDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealer, err := seal.NewSimulated(filepath.Join(dir, "seal.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(dir, "data"), sealer, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := b.Context()
+	c, err := core.New(ctx, core.Config{
+		Store:      db,
+		Verifier:   attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col}),
+		Issuer:     &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, 1, 1)},
+		Simulation: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.SetManifest(ctx, "", loadgen.Manifest("bench")); err != nil {
+		b.Fatal(err)
+	}
+	issuer := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}
+	type request struct {
+		req api.ActivationRequest
+		exp [32]byte
+	}
+	reqs := make([]request, 64)
+	for i := range reqs {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench"}}, key)
+		spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+		var exp [32]byte
+		rand.Read(exp[:])
+		q, err := issuer.Quote(ctx, attest.ActivationReportData(spki, exp))
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = request{api.ActivationRequest{Workload: "bench", Instance: "bench-1", Quote: q, CSR: csr}, exp}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := &reqs[i%len(reqs)]
+		if _, err := c.Activate(ctx, &r.req, r.exp); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

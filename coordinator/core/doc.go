@@ -1,0 +1,19 @@
+// Package core is the Coordinator without its network: the state machine, the deployment's
+// PKI, the manifest and its secrets, workload activation, and the operator actions (manifest,
+// secrets, users and roles). It never imports net/http; package coordinator/server puts it on
+// the wire.
+//
+// # States
+//
+// A new Coordinator waits for a manifest. The first manifest may be set by anyone who reached
+// the Coordinator after verifying it (trust on first use): set it right after deployment. From
+// then on the Coordinator runs, and changing the manifest needs a user whose role grants
+// "update" on the manifest.
+//
+// # Persistence
+//
+// Everything that must survive a restart — the root CA, the Coordinator's TLS key, every
+// manifest version and its intermediate CA, the secrets, per-instance secrets and activation
+// counts — lives in a [store.DB], encrypted under a data key that a seal provider protects.
+// Every change is one transaction: a crash leaves the previous state or the new one.
+package core

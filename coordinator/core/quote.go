@@ -1,0 +1,47 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/sgx/verify"
+)
+
+// quoteCache remembers the wire form of the collateral of the Coordinator's own quotes.
+type quoteCache struct {
+	mu  sync.Mutex // guards the fields below
+	col *verify.Collateral
+	enc api.Collateral
+}
+
+// Quote returns a fresh quote of the Coordinator that binds its TLS key and nonce, with the
+// collateral that verifies it. The Coordinator verifies its own quote first, so it never hands
+// out evidence that would not verify.
+func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, error) {
+	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorReportData(c.spki, nonce))
+	if err != nil {
+		return nil, fmt.Errorf("get the Coordinator's quote: %w", err)
+	}
+	_, col, err := c.cfg.Verifier.Verify(ctx, q, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("the Coordinator's own quote does not verify: %w", err)
+	}
+	c.quotes.mu.Lock()
+	if c.quotes.col != col {
+		c.quotes.col, c.quotes.enc = col, attest.EncodeCollateral(col)
+	}
+	enc := c.quotes.enc
+	c.quotes.mu.Unlock()
+	return &api.QuoteResponse{
+		Quote:            q,
+		Collateral:       enc,
+		CertificateChain: string(pki.EncodeCertPEM(c.tlsCert.Leaf, c.root.Cert)),
+		Simulation:       c.cfg.Simulation,
+	}, nil
+}
+
+func (c *Core) rootPEM() []byte { return pki.EncodeCertPEM(c.root.Cert) }

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/manifest"
+)
+
+// Request body bounds.
+const (
+	maxSecretsBody    = 4 << 20   // up to a few 1 MiB user-defined values, base64
+	maxActivationBody = 256 << 10 // a quote (≤ 128 KiB) and a CSR, base64
+	maxSecretNames    = 100
+)
+
+// clientRoutes is the client API.
+func (s *Server) clientRoutes() []route {
+	return []route{
+		{pattern: "GET " + api.PathStatus, h: s.status},
+		{pattern: "GET " + api.PathQuote, h: s.quote},
+		{pattern: "GET " + api.PathManifest, h: s.getManifest},
+		{pattern: "POST " + api.PathManifest, maxBody: manifest.MaxSize, h: s.setManifest},
+		{pattern: "GET " + api.PathSecrets, h: s.getSecrets},
+		{pattern: "POST " + api.PathSecrets, maxBody: maxSecretsBody, h: s.setSecrets},
+		{pattern: "GET " + api.PathRootCert, h: s.certificate("root")},
+		{pattern: "GET " + api.PathIntermediateCert, h: s.certificate("intermediate")},
+		{pattern: "GET " + api.PathChain, h: s.certificate("chain")},
+	}
+}
+
+// meshRoutes is the workload API.
+func (s *Server) meshRoutes() []route {
+	return []route{
+		{pattern: "GET " + api.PathQuote, h: s.quote},
+		{pattern: "POST " + api.PathActivate, maxBody: maxActivationBody, h: s.activate},
+	}
+}
+
+// ClientHandler returns the client API handler. It expects TLS (for user certificates).
+func (s *Server) ClientHandler() http.Handler { return s.mux("client", s.clientRoutes()) }
+
+// MeshHandler returns the workload API handler. It expects TLS 1.3 (for the activation binding).
+func (s *Server) MeshHandler() http.Handler { return s.mux("mesh", s.meshRoutes()) }
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.core.Status())
+}
+
+func (s *Server) quote(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query().Get("nonce")
+	var nonce [32]byte
+	if n, err := hex.Decode(nonce[:], []byte(q)); err != nil || n != 32 || len(q) != 64 {
+		return &core.Error{Code: api.CodeBadRequest, Message: fmt.Sprintf("nonce: expected 64 hex digits (32 bytes), found %q", truncate(q, 80))}
+	}
+	resp, err := s.core.Quote(r.Context(), nonce)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// user authenticates the caller's TLS client certificate, if any.
+func (s *Server) user(r *http.Request) (string, error) {
+	var cert *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		cert = r.TLS.PeerCertificates[0]
+	}
+	return s.core.Authenticate(cert)
+}
+
+func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
+	raw, version, err := s.core.Manifest()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(api.ManifestVersionHeader, strconv.Itoa(version))
+	_, err = w.Write(raw)
+	return err
+}
+
+func (s *Server) setManifest(w http.ResponseWriter, r *http.Request) error {
+	user, err := s.user(r)
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	resp, err := s.core.SetManifest(r.Context(), user, raw)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) getSecrets(w http.ResponseWriter, r *http.Request) error {
+	user, err := s.user(r)
+	if err != nil {
+		return err
+	}
+	names := r.URL.Query()["name"]
+	if len(names) > maxSecretNames {
+		return &core.Error{Code: api.CodeBadRequest, Message: fmt.Sprintf("%d secret names; at most %d per request", len(names), maxSecretNames)}
+	}
+	secrets, err := s.core.Secrets(r.Context(), user, names)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.SecretsResponse{Secrets: secrets})
+}
+
+func (s *Server) setSecrets(w http.ResponseWriter, r *http.Request) error {
+	user, err := s.user(r)
+	if err != nil {
+		return err
+	}
+	var req api.SetSecretsRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := s.core.SetSecrets(r.Context(), user, req.Secrets); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) certificate(which string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		root, inter := s.core.Certificates()
+		var out string
+		switch which {
+		case "root":
+			out = root
+		case "intermediate":
+			out = inter
+		case "chain":
+			out = inter + root
+		}
+		if out == "" {
+			return &core.Error{Code: api.CodeNotReady, Message: "no intermediate CA yet: it is created with the first manifest"}
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, err := io.WriteString(w, out)
+		return err
+	}
+}
+
+func (s *Server) activate(w http.ResponseWriter, r *http.Request) error {
+	if r.TLS == nil {
+		return &core.Error{Code: api.CodeBadRequest, Message: "activation needs TLS: the quote is bound to the TLS connection"}
+	}
+	exporter, err := attest.Exporter(r.TLS)
+	if err != nil {
+		return err
+	}
+	var req api.ActivationRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	resp, err := s.core.Activate(r.Context(), &req, exporter)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Routes lists the method and path patterns each API serves ("client" and "mesh"), for
+// documentation and for the test that keeps api/openapi.json in step.
+func Routes() map[string][]string {
+	s := &Server{}
+	out := map[string][]string{}
+	for name, table := range map[string][]route{"client": s.clientRoutes(), "mesh": s.meshRoutes()} {
+		for _, r := range table {
+			out[name] = append(out[name], r.pattern)
+		}
+	}
+	return out
+}
