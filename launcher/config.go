@@ -1,0 +1,99 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// TEE kinds the launcher can attest with.
+const (
+	TEEGramine    = "gramine"
+	TEESimulation = "simulation"
+)
+
+// Environment variables that configure the launcher. They come from the host and are not
+// trusted: they choose where to connect, not whom to trust. Whom to trust is in the signed
+// enclave manifest.
+const (
+	EnvCoordinator     = "CLOISTER_COORDINATOR"      // host:port of the Coordinator's workload API
+	EnvWorkload        = "CLOISTER_WORKLOAD"         // workload name in the deployment manifest
+	EnvInstance        = "CLOISTER_INSTANCE"         // instance ID; default: the host name
+	EnvTEE             = "CLOISTER_TEE"              // gramine or simulation; default: detected
+	EnvSimDir          = "CLOISTER_SIM_DIR"          // simulated SGX platform directory
+	EnvEnclaveManifest = "CLOISTER_ENCLAVE_MANIFEST" // default DefaultEnclaveManifest
+	EnvRetryTimeout    = "CLOISTER_RETRY_TIMEOUT"    // how long to retry activation; default 2m
+)
+
+// DefaultEnclaveManifest is where the converter puts the signed enclave manifest.
+const DefaultEnclaveManifest = "/cloister/enclave.json"
+
+// Config is what one launch needs.
+type Config struct {
+	Coordinator     string
+	Workload        string
+	Instance        string
+	TEE             string
+	SimDir          string
+	EnclaveManifest string
+	RetryTimeout    time.Duration
+	// HostEnv is the launcher's own environment; only what the enclave manifest allows
+	// reaches the application.
+	HostEnv []string
+	// GramineDir is Gramine's attestation directory. Default /dev/attestation.
+	GramineDir string
+	// Log receives progress and errors; never secrets. Default: discard.
+	Log *slog.Logger
+}
+
+// ConfigFromEnv reads a Config from environment variables (see the Env* constants), reporting
+// every problem at once.
+func ConfigFromEnv(getenv func(string) string, environ []string, stderr io.Writer) (Config, error) {
+	cfg := Config{
+		Coordinator:     getenv(EnvCoordinator),
+		Workload:        getenv(EnvWorkload),
+		Instance:        getenv(EnvInstance),
+		TEE:             getenv(EnvTEE),
+		SimDir:          getenv(EnvSimDir),
+		EnclaveManifest: getenv(EnvEnclaveManifest),
+		RetryTimeout:    2 * time.Minute,
+		HostEnv:         environ,
+		Log:             slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	var errs []error
+	if cfg.Coordinator == "" {
+		errs = append(errs, fmt.Errorf("%s is not set; expected host:port of the Coordinator's workload API", EnvCoordinator))
+	}
+	if cfg.Workload == "" {
+		errs = append(errs, fmt.Errorf("%s is not set; expected the workload's name in the deployment manifest", EnvWorkload))
+	}
+	if cfg.Instance == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s is not set and the host name is unknown: %w", EnvInstance, err))
+		}
+		cfg.Instance = h
+	}
+	if cfg.EnclaveManifest == "" {
+		cfg.EnclaveManifest = DefaultEnclaveManifest
+	}
+	if v := getenv(EnvRetryTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: expected a duration such as 2m", EnvRetryTimeout, v))
+		}
+		cfg.RetryTimeout = d
+	}
+	switch strings.ToLower(cfg.TEE) {
+	case "":
+	case TEEGramine, TEESimulation:
+		cfg.TEE = strings.ToLower(cfg.TEE)
+	default:
+		errs = append(errs, fmt.Errorf("%s=%q: expected %s or %s", EnvTEE, cfg.TEE, TEEGramine, TEESimulation))
+	}
+	return cfg, errors.Join(errs...)
+}

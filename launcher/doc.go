@@ -1,0 +1,19 @@
+// Package launcher is cloister-launch, the entrypoint of every confidential container. It
+// proves what it runs, activates with the Coordinator, and only then starts the original
+// application:
+//
+//  1. read and check the signed enclave manifest (/cloister/enclave.json);
+//  2. in simulation, verify every trusted file and compute the measurement; inside Gramine,
+//     the enclave loader has done both;
+//  3. connect to the Coordinator and verify its quote before sending anything (mutual
+//     attestation: a workload never takes its secrets from an impostor);
+//  4. activate on the same connection with a quote over its fresh key and the connection;
+//  5. write the delivered files (0600), unlock protected files, build the environment (host
+//     variables only where the enclave manifest allows them) and argv;
+//  6. exec the application.
+//
+// Every failure stops before step 6 with a non-zero exit and a reason: an application that
+// was not activated never starts.
+//
+// The package stays small and static (CGO_ENABLED=0): no CLI framework, metrics or image code.
+package launcher

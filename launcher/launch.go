@@ -1,0 +1,297 @@
+package launcher
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/sgx/sim"
+	"github.com/cloister-dev/cloister/sgx/verify"
+)
+
+// Plan is what to exec, once activation succeeded and files are in place.
+type Plan struct {
+	Path string   // absolute path of the program
+	Argv []string // argv, including argv[0]
+	Env  []string
+	Dir  string // working directory
+	// UID and GID are the user to switch to before exec, or -1 to keep the launcher's.
+	UID, GID int
+}
+
+// attestation is how this launch proves itself and whom it trusts.
+type attestation struct {
+	issuer      attest.Issuer
+	expect      client.Expect
+	measurement [32]byte
+	simulated   bool
+	gramineDir  string
+}
+
+// Prepare does everything but the exec: it checks the enclave manifest, attests, activates,
+// writes the delivered files and returns the plan. An error means the application must not
+// start.
+func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
+	if err != nil {
+		return nil, err
+	}
+	m := signed.Manifest
+	att, err := attestSelf(ctx, cfg, signed, log)
+	if err != nil {
+		return nil, err
+	}
+	key, csrDER, csrSPKI, err := newWorkloadKey(cfg.Workload)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("activating", "coordinator", cfg.Coordinator, "workload", cfg.Workload, "instance", cfg.Instance,
+		"mrenclave", fmt.Sprintf("%x", att.measurement))
+	resp, err := activate(ctx, cfg, att, csrDER, csrSPKI, log)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := substituteKey(resp, string(keyPEM)); err != nil {
+		return nil, err
+	}
+	uid, gid, err := resolveUser(m.User)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFiles(resp.Files, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := unlockProtected(m, resp, uid, gid); err != nil {
+		return nil, err
+	}
+	if !att.simulated {
+		if err := provisionGramineKeys(att.gramineDir, resp.FileKeys); err != nil {
+			return nil, err
+		}
+	}
+	env := m.Environ(cfg.HostEnv, resp.Env)
+	argv := m.Argv
+	if len(resp.Argv) > 0 {
+		argv = resp.Argv
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return nil, err
+	}
+	dir := m.WorkingDir
+	if dir == "" {
+		dir = "/"
+	}
+	log.Info("activated; starting the application", "program", path, "files", len(resp.Files), "manifest_version", resp.ManifestVersion)
+	return &Plan{Path: path, Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid}, nil
+}
+
+// maxEnclaveManifest bounds the enclave manifest file.
+const maxEnclaveManifest = enclave.MaxSize
+
+func readEnclaveManifest(path string) (*enclave.Signed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("enclave manifest: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxEnclaveManifest+1))
+	if err != nil {
+		return nil, fmt.Errorf("enclave manifest %s: %w", path, err)
+	}
+	s, err := enclave.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("enclave manifest %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// attestSelf sets up the evidence of this launch and the Coordinator identity it accepts.
+func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *slog.Logger) (*attestation, error) {
+	tee := cfg.TEE
+	gramine := &attest.GramineIssuer{Dir: cfg.GramineDir}
+	if tee == "" {
+		switch {
+		case gramine.Available():
+			tee = TEEGramine
+		case cfg.SimDir != "":
+			tee = TEESimulation
+		default:
+			return nil, fmt.Errorf("no TEE: not inside Gramine (no %s/quote) and %s is not set", attest.DefaultGramineDir, EnvSimDir)
+		}
+	}
+	m := signed.Manifest
+	att := &attestation{}
+	switch tee {
+	case TEEGramine:
+		if m.Coordinator == nil {
+			return nil, errors.New("the enclave manifest names no Coordinator identity; convert the image with --coordinator-mrenclave or --coordinator-mrsigner")
+		}
+		att.issuer = gramine
+		att.gramineDir = gramine.Dir
+		if att.gramineDir == "" {
+			att.gramineDir = attest.DefaultGramineDir
+		}
+		att.expect = client.Expect{SGXRoot: verify.IntelRoot()}
+	case TEESimulation:
+		if cfg.SimDir == "" {
+			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
+		}
+		log.Warn("SIMULATION MODE: this workload is not protected by SGX; its evidence can be forged by anyone holding the simulated platform")
+		p, err := sim.Load(cfg.SimDir)
+		if err != nil {
+			return nil, fmt.Errorf("simulated platform: %w", err)
+		}
+		start := time.Now()
+		if err := m.VerifyFiles(ctx, "/", enclave.VerifyOptions{}); err != nil {
+			return nil, fmt.Errorf("refusing to start: %w", err)
+		}
+		log.Info("trusted files verified", "files", len(m.Files)+len(m.ProtectedFiles), "took", time.Since(start).Round(time.Millisecond))
+		exe, err := attest.ExecutableSHA256()
+		if err != nil {
+			return nil, err
+		}
+		att.measurement = enclave.SimMRENCLAVE(exe, signed.Raw)
+		att.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(att.measurement, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
+		att.expect = client.Expect{SGXRoot: p.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+		att.simulated = true
+	}
+	if c := m.Coordinator; c != nil {
+		att.expect.MRSigner = nil
+		for _, d := range c.MRENCLAVE {
+			att.expect.MREnclave = append(att.expect.MREnclave, [32]byte(d))
+		}
+		if c.MRSIGNER != (enclave.Digest{}) {
+			s := [32]byte(c.MRSIGNER)
+			att.expect.MRSigner = &s
+			att.expect.ISVProdID, att.expect.MinISVSVN = c.ISVProdID, c.MinISVSVN
+		}
+	}
+	return att, nil
+}
+
+func newWorkloadKey(workload string) (*ecdsa.PrivateKey, []byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("create CSR: %w", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, der, spki, nil
+}
+
+// activate verifies the Coordinator and activates, retrying while the Coordinator is
+// unreachable or not ready, up to cfg.RetryTimeout. Refusals are final.
+func activate(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI []byte, log *slog.Logger) (*api.ActivationResponse, error) {
+	deadline := time.Now().Add(cfg.RetryTimeout)
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := activateOnce(ctx, cfg, att, csrDER, csrSPKI)
+		if err == nil {
+			return resp, nil
+		}
+		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("activation failed: %w", err)
+		}
+		log.Info("coordinator not available yet; retrying", "attempt", attempt, "in", backoff, "reason", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI []byte) (*api.ActivationResponse, error) {
+	s, err := client.DialMesh(ctx, cfg.Coordinator, att.expect)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Activate(ctx, cfg.Workload, cfg.Instance, csrDER, csrSPKI, att.issuer)
+}
+
+// retryable says whether an activation error may go away by itself: the Coordinator is not
+// reachable yet or has no manifest yet. A failed verification of the Coordinator, or a refusal
+// of this workload, is final.
+func retryable(err error) bool {
+	if e, ok := errors.AsType[*client.APIError](err); ok {
+		return e.Temporary()
+	}
+	_, dial := errors.AsType[*client.DialError](err)
+	return dial
+}
+
+// substituteKey puts the workload's private key wherever a template used it.
+func substituteKey(resp *api.ActivationResponse, keyPEM string) error {
+	ph := resp.KeyPlaceholder
+	if !strings.HasPrefix(ph, "cloister-workload-key-") || len(ph) < 40 {
+		return fmt.Errorf("coordinator sent key placeholder %q; expected cloister-workload-key-<random hex>", ph)
+	}
+	for p, b := range resp.Files {
+		if strings.Contains(string(b), ph) {
+			resp.Files[p] = []byte(strings.ReplaceAll(string(b), ph, keyPEM))
+		}
+	}
+	for k, v := range resp.Env {
+		resp.Env[k] = strings.ReplaceAll(v, ph, keyPEM)
+	}
+	for i, a := range resp.Argv {
+		resp.Argv[i] = strings.ReplaceAll(a, ph, keyPEM)
+	}
+	return nil
+}
+
+// lookPath resolves the program like execvp, with PATH from the application's environment.
+func lookPath(prog string, env []string) (string, error) {
+	if prog == "" {
+		return "", errors.New("argv[0] is empty")
+	}
+	if strings.Contains(prog, "/") {
+		return prog, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, prog)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("program %q not found in PATH %s", prog, path)
+}
