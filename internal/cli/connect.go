@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/pki"
+	"github.com/spf13/cobra"
+)
+
+// connFlags are the flags of every command that talks to a Coordinator.
+type connFlags struct {
+	addr      string
+	configDir string
+	certFile  string
+	keyFile   string
+}
+
+func (a *app) registerConnFlags(cmd *cobra.Command, f *connFlags) {
+	def := a.getenv("CLOISTER_ADDR")
+	if def == "" {
+		def = "localhost:4433"
+	}
+	cmd.Flags().StringVarP(&f.addr, "coordinator", "c", def, "host:port of the Coordinator's client API (env CLOISTER_ADDR)")
+	cmd.Flags().StringVar(&f.configDir, "config-dir", "", "where verified Coordinators' roots are pinned (default: $CLOISTER_CONFIG_DIR or ~/.config/cloister)")
+	cmd.Flags().StringVar(&f.certFile, "cert", a.getenv("CLOISTER_CERT"), "client certificate of a manifest user, PEM (env CLOISTER_CERT)")
+	cmd.Flags().StringVar(&f.keyFile, "key", a.getenv("CLOISTER_KEY"), "private key of --cert, PEM (env CLOISTER_KEY)")
+}
+
+func (a *app) configDir(f *connFlags) (string, error) {
+	if f.configDir != "" {
+		return f.configDir, nil
+	}
+	if d := a.getenv("CLOISTER_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no --config-dir and no user configuration directory: %w", err)
+	}
+	return filepath.Join(d, "cloister"), nil
+}
+
+// pinPath is where the deployment root of the Coordinator at addr is pinned.
+func (a *app) pinPath(f *connFlags) (string, error) {
+	dir, err := a.configDir(f)
+	if err != nil {
+		return "", err
+	}
+	name := strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(f.addr)
+	return filepath.Join(dir, "coordinators", name, "root.pem"), nil
+}
+
+// pinnedRoot loads the pinned deployment root of the Coordinator at f.addr.
+func (a *app) pinnedRoot(f *connFlags) (*x509.Certificate, error) {
+	p, err := a.pinPath(f)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readBounded(p, 64<<10)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("coordinator %s has not been verified yet: run `cloister verify --coordinator %s` first", f.addr, f.addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	certs, err := pki.ParseCertsPEM(b)
+	if err != nil || len(certs) != 1 {
+		return nil, fmt.Errorf("pinned root %s is damaged (%v); verify the Coordinator again", p, err)
+	}
+	return certs[0], nil
+}
+
+// pin stores root as the pinned deployment root. An existing different pin is an error unless
+// replace is set: a changed root means a different deployment, or an attack.
+func (a *app) pin(f *connFlags, root *x509.Certificate, replace bool) (string, error) {
+	p, err := a.pinPath(f)
+	if err != nil {
+		return "", err
+	}
+	if old, err := a.pinnedRoot(f); err == nil && !bytes.Equal(old.Raw, root.Raw) && !replace {
+		return "", fmt.Errorf("the deployment root of %s changed: pinned %s, now %s; if this is a new deployment you trust, verify again with --replace-pin",
+			f.addr, fingerprint(old), fingerprint(root))
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", err
+	}
+	return p, writeFileAtomic(p, pki.EncodeCertPEM(root), 0o600)
+}
+
+func fingerprint(c *x509.Certificate) string {
+	h := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(h[:])
+}
+
+// client returns an SDK client for f.addr that pins the verified root and authenticates with
+// the user certificate, if any.
+func (a *app) client(f *connFlags) (*client.Client, error) {
+	root, err := a.pinnedRoot(f)
+	if err != nil {
+		return nil, err
+	}
+	var opts []client.Option
+	if f.certFile != "" || f.keyFile != "" {
+		if f.certFile == "" || f.keyFile == "" {
+			return nil, errors.New("--cert and --key go together")
+		}
+		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("user certificate: %w", err)
+		}
+		opts = append(opts, client.WithCertificate(cert))
+	}
+	return client.New(f.addr, root, opts...), nil
+}

@@ -1,0 +1,132 @@
+// Package loadgen drives activations against a Coordinator for `cloister bench activate`:
+// concurrent workers, each on its own verified connection, each activation with a fresh key,
+// CSR and simulated quote, exactly as a launcher does it.
+package loadgen
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/sgx/sim"
+)
+
+// BenchMREnclave is the simulated measurement of the benchmark's workload.
+var BenchMREnclave = sha256.Sum256([]byte("cloister-bench-workload-v1"))
+
+// Config is one load run.
+type Config struct {
+	Mesh        string        // host:port of the workload API
+	Platform    *sim.Platform // makes the quotes
+	Expect      client.Expect // what the Coordinator must prove
+	Workload    string
+	N           int // activations in all
+	Concurrency int
+}
+
+// Result is what a run measured.
+type Result struct {
+	Elapsed   time.Duration
+	Latencies []time.Duration // of successful activations, sorted
+	Errors    int
+	FirstErr  error
+}
+
+// Throughput is successful activations per second.
+func (r *Result) Throughput() float64 {
+	return float64(len(r.Latencies)) / r.Elapsed.Seconds()
+}
+
+// Percentile returns the p-th percentile (0..100) of the latencies.
+func (r *Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.Latencies)-1) * p / 100)
+	return r.Latencies[i]
+}
+
+// Run performs cfg.N activations with cfg.Concurrency workers.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.N < 1 || cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("need n >= 1 and concurrency >= 1, found n=%d concurrency=%d", cfg.N, cfg.Concurrency)
+	}
+	issuer := &attest.SimIssuer{Platform: cfg.Platform, Body: attest.SimEnclaveBody(BenchMREnclave, BenchMREnclave, 1, 1)}
+	sessions := make([]*client.MeshSession, cfg.Concurrency)
+	for i := range sessions {
+		s, err := client.DialMesh(ctx, cfg.Mesh, cfg.Expect)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		sessions[i] = s
+	}
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		res      = &Result{}
+		wg       sync.WaitGroup
+		start    = time.Now()
+		perWorkr = make([][]time.Duration, cfg.Concurrency)
+	)
+	for w := range cfg.Concurrency {
+		wg.Go(func() {
+			for n := next.Add(1); n <= int64(cfg.N); n = next.Add(1) {
+				t0 := time.Now()
+				err := activateOnce(ctx, sessions[w], cfg.Workload, fmt.Sprintf("bench-%d", n), issuer)
+				if err != nil {
+					mu.Lock()
+					res.Errors++
+					if res.FirstErr == nil {
+						res.FirstErr = err
+					}
+					mu.Unlock()
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				perWorkr[w] = append(perWorkr[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	for _, l := range perWorkr {
+		res.Latencies = append(res.Latencies, l...)
+	}
+	slices.Sort(res.Latencies)
+	if len(res.Latencies) == 0 {
+		return res, fmt.Errorf("no activation succeeded: %w", errors.Join(res.FirstErr))
+	}
+	return res, nil
+}
+
+func activateOnce(ctx context.Context, s *client.MeshSession, workload, instance string, issuer *attest.SimIssuer) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
+	if err != nil {
+		return err
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	_, err = s.Activate(ctx, workload, instance, csr, spki, issuer)
+	return err
+}
