@@ -114,7 +114,7 @@ func newInspectJSON(q *sgx.Quote) inspectJSON {
 		out.PCK.ParseErrors = err.Error()
 		return out
 	}
-	out.PCK.FMSPC = strings.ToUpper(hex.EncodeToString(ext.FMSPC[:]))
+	out.PCK.FMSPC = hex.EncodeToString(ext.FMSPC[:])
 	out.PCK.PCEID = hex.EncodeToString(ext.PCEID[:])
 	out.PCK.SGXType = ext.SGXType.String()
 	out.PCK.PCESVN = ext.TCB.PCESVN

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/verify"
 	"github.com/spf13/cobra"
 )
@@ -53,7 +54,7 @@ func newVerifyJSON(r *verify.Result, err error) verifyJSON {
 	out.ReportData = new(hex.EncodeToString(e.ReportData[:]))
 	p := r.Platform
 	if p.PCK != nil {
-		out.FMSPC = new(strings.ToUpper(hex.EncodeToString(p.FMSPC[:])))
+		out.FMSPC = new(hex.EncodeToString(p.FMSPC[:]))
 		out.PCEID = new(hex.EncodeToString(p.PCEID[:]))
 	}
 	if p.TCBStatus != "" {
@@ -116,11 +117,19 @@ root_ca.pem of a simulated platform.`,
 			if err != nil {
 				return err
 			}
-			col, err := verify.LoadCollateral(collateral)
-			if err != nil {
-				return fmt.Errorf("--collateral: %w", err)
+			var res *verify.Result
+			col, verr := verify.LoadCollateral(collateral)
+			if verr != nil {
+				verr = fmt.Errorf("--collateral: %w", verr)
+				if q, err := sgx.ParseQuote(quote); err == nil {
+					res = &verify.Result{Header: q.Header, Enclave: verify.Enclave{
+						MREnclave: q.Body.MREnclave, MRSigner: q.Body.MRSigner, ISVProdID: q.Body.ISVProdID,
+						ISVSVN: q.Body.ISVSVN, Debug: q.Body.Debug(), ReportData: q.Body.ReportData,
+					}}
+				}
+			} else {
+				res, verr = verify.New(root).Verify(quote, col, when)
 			}
-			res, verr := verify.New(root).Verify(quote, col, when)
 			v := newVerifyJSON(res, verr)
 			if err := out.print(cmd.OutOrStdout(), v, func(w io.Writer) { printVerify(w, &v, when) }); err != nil {
 				return err

@@ -120,8 +120,8 @@ func (d *run) steps(ctx context.Context) error {
 	}
 	d.detail("the launcher refused it before contacting the Coordinator:")
 	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
-		if strings.Contains(l, "refusing") {
-			d.detail("  %s", shorten(l, 200))
+		if strings.Contains(l, "refusing") || strings.Contains(l, "app.sh") {
+			d.detail("  %s", shorten(strings.TrimSpace(l), 200))
 		}
 	}
 
