@@ -14,7 +14,7 @@ func (a *app) newManifestCmd() *cobra.Command {
 		Use:   "manifest",
 		Short: "Check, set, get and compare the deployment manifest",
 	}
-	cmd.AddCommand(a.newManifestCheckCmd(), a.newManifestSetCmd(), a.newManifestGetCmd(), a.newManifestDiffCmd())
+	cmd.AddCommand(a.newManifestCheckCmd(), a.newManifestSetCmd(false), a.newManifestSetCmd(true), a.newManifestGetCmd(), a.newManifestDiffCmd())
 	return cmd
 }
 
@@ -89,17 +89,25 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-func (a *app) newManifestSetCmd() *cobra.Command {
+// newManifestSetCmd makes `manifest set` or, with update, `manifest update`: the same request,
+// but update refuses to act as the first manifest, so that a mistyped address cannot make an
+// operator the trust-on-first-use owner of the wrong Coordinator.
+func (a *app) newManifestSetCmd(update bool) *cobra.Command {
 	var (
 		conn connFlags
 		out  outputFlag
 	)
+	use, short := "set FILE", "Set the deployment manifest (the first, or an update)"
+	if update {
+		use, short = "update FILE", "Update the deployment manifest; fails if none is set yet"
+	}
 	cmd := &cobra.Command{
-		Use:   "set FILE",
-		Short: "Set or update the deployment manifest",
+		Use:   use,
+		Short: short,
 		Long: `Send a manifest to the verified Coordinator. The first manifest may be set by anyone who
 reached the Coordinator (trust on first use: set it right after verifying a fresh Coordinator);
-later updates need --cert/--key of a user whose role grants update on the manifest.`,
+later updates need --cert/--key of a user whose role grants update on the manifest.
+"manifest update" is "manifest set" that refuses to set a first manifest.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.validate(); err != nil {
@@ -112,6 +120,15 @@ later updates need --cert/--key of a user whose role grants update on the manife
 			c, err := a.client(&conn)
 			if err != nil {
 				return err
+			}
+			if update {
+				st, err := c.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if st.ManifestVersion == 0 {
+					return fmt.Errorf("coordinator %s has no manifest yet; set the first one with `cloister manifest set`", conn.addr)
+				}
 			}
 			r, err := c.SetManifest(cmd.Context(), raw)
 			if err != nil {
