@@ -96,7 +96,7 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 	var chain []*x509.Certificate
 	switch {
 	case s.SelfSigned:
-		c, err := selfSigned(key, cn, s.DNS, ips, s.IsCA, now, s.Validity.D())
+		c, err := selfSigned(key, cn, s.DNS, ips, s.IsCA, pki.IsSimulation(root.Cert), now, s.Validity.D())
 		if err != nil {
 			return err
 		}
@@ -127,14 +127,18 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 	return nil
 }
 
-func selfSigned(key crypto.Signer, cn string, dns []string, ips []net.IP, isCA bool, now time.Time, validity time.Duration) (*x509.Certificate, error) {
+func selfSigned(key crypto.Signer, cn string, dns []string, ips []net.IP, isCA, simulation bool, now time.Time, validity time.Duration) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
 		return nil, err
 	}
+	subject := pkix.Name{CommonName: cn}
+	if simulation { // like every certificate of a simulated deployment
+		subject.OrganizationalUnit = []string{pki.SimulationOU}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
+		Subject:               subject,
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(validity),
 		DNSNames:              dns,
