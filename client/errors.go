@@ -53,5 +53,7 @@ type DialError struct {
 	Err  error
 }
 
-func (e *DialError) Error() string { return fmt.Sprintf("connect to coordinator %s: %v", e.Addr, e.Err) }
+func (e *DialError) Error() string {
+	return fmt.Sprintf("connect to coordinator %s: %v", e.Addr, e.Err)
+}
 func (e *DialError) Unwrap() error { return e.Err }

@@ -82,6 +82,16 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Everything that can still fail without writing anything comes first.
+	env := m.Environ(cfg.HostEnv, resp.Env)
+	argv := m.Argv
+	if len(resp.Argv) > 0 {
+		argv = resp.Argv
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return nil, err
+	}
 	if err := writeFiles(resp.Files, uid, gid); err != nil {
 		return nil, err
 	}
@@ -92,15 +102,6 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 		if err := provisionGramineKeys(att.gramineDir, resp.FileKeys); err != nil {
 			return nil, err
 		}
-	}
-	env := m.Environ(cfg.HostEnv, resp.Env)
-	argv := m.Argv
-	if len(resp.Argv) > 0 {
-		argv = resp.Argv
-	}
-	path, err := lookPath(argv[0], env)
-	if err != nil {
-		return nil, err
 	}
 	dir := m.WorkingDir
 	if dir == "" {

@@ -89,11 +89,13 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		}
 		return nil, wl, &Error{Code: api.CodePolicy, Message: fmt.Sprintf("workload %q (package %q): %v", wl, w.Package, err), Err: err}
 	}
-	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
+	// Before the activation is counted: a key that is not uploaded yet refuses it with
+	// NOT_READY, which launchers retry, and a retry must not use up max_activations.
+	fileKeys, err := d.fileKeys(wl, w)
 	if err != nil {
 		return nil, wl, err
 	}
-	fileKeys, err := d.fileKeys(wl, w)
+	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
 	if err != nil {
 		return nil, wl, err
 	}
@@ -131,7 +133,10 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		IntermediatePEM: d.interPEM,
 	})
 	if err != nil {
-		return nil, wl, &Error{Code: api.CodeNotReady, Message: "render configuration: " + err.Error(), Err: err}
+		// Every input was checked above, so what is left is content the templates cannot take
+		// (a NUL in an environment value, output over the size limits): the manifest or an
+		// uploaded value must change. Not NOT_READY, so launchers do not retry into the limit.
+		return nil, wl, &Error{Code: api.CodeManifestInvalid, Message: "render configuration: " + err.Error(), Err: err}
 	}
 	c.log.Info("workload activated", "workload", wl, "instance", req.Instance, "activation", count,
 		"mrenclave", hex.EncodeToString(res.Enclave.MREnclave[:]), "tcb_status", string(res.Platform.TCBStatus),

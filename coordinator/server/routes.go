@@ -124,6 +124,9 @@ func (s *Server) setSecrets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if user == "" { // say so before looking at the body
+		return &core.Error{Code: api.CodeUnauthenticated, Message: "setting secrets needs a client certificate of a manifest user"}
+	}
 	var req api.SetSecretsRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -145,7 +148,9 @@ func (s *Server) certificate(which string) handlerFunc {
 		case "intermediate":
 			out = inter
 		case "chain":
-			out = inter + root
+			if inter != "" { // without an intermediate there is no chain, only the root
+				out = inter + root
+			}
 		}
 		if out == "" {
 			return &core.Error{Code: api.CodeNotReady, Message: "no intermediate CA yet: it is created with the first manifest"}

@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/cloister-dev/cloister/pki"
 
 	"github.com/spf13/cobra"
 )
@@ -57,25 +60,53 @@ func (a *app) newCertificateCmd() *cobra.Command {
 		{"intermediate", "the intermediate CA of the current manifest version"},
 		{"chain", "intermediate then root"},
 	} {
-		var conn connFlags
+		var (
+			conn connFlags
+			out  outputFlag
+		)
 		sub := &cobra.Command{
 			Use:   which.name,
 			Short: "Print " + which.short,
+			Long:  "Print " + which.short + ", as PEM; --output json adds the fields people check.",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := out.validate(); err != nil {
+					return err
+				}
 				c, err := a.client(&conn)
 				if err != nil {
 					return err
 				}
-				pem, err := c.Certificate(cmd.Context(), which.name)
+				pemText, err := c.Certificate(cmd.Context(), which.name)
 				if err != nil {
 					return err
 				}
-				_, err = io.WriteString(cmd.OutOrStdout(), pem)
-				return err
+				certs, err := pki.ParseCertsPEM([]byte(pemText))
+				if err != nil {
+					return fmt.Errorf("coordinator sent a certificate that does not parse: %w", err)
+				}
+				type certJSON struct {
+					Subject    string `json:"subject"`
+					Issuer     string `json:"issuer"`
+					NotBefore  string `json:"not_before"`
+					NotAfter   string `json:"not_after"`
+					SHA256     string `json:"sha256"`
+					Simulation bool   `json:"simulation"`
+					PEM        string `json:"pem"`
+				}
+				var list []certJSON
+				for _, ct := range certs {
+					list = append(list, certJSON{
+						Subject: ct.Subject.String(), Issuer: ct.Issuer.String(),
+						NotBefore: ct.NotBefore.UTC().Format(time.RFC3339), NotAfter: ct.NotAfter.UTC().Format(time.RFC3339),
+						SHA256: fingerprint(ct), Simulation: pki.IsSimulation(ct), PEM: string(pki.EncodeCertPEM(ct)),
+					})
+				}
+				return out.print(cmd.OutOrStdout(), map[string]any{"certificates": list}, func(w io.Writer) { io.WriteString(w, pemText) })
 			},
 		}
 		a.registerConnFlags(sub, &conn)
+		out.register(sub)
 		cmd.AddCommand(sub)
 	}
 	return cmd
