@@ -2,7 +2,7 @@ package client
 
 import (
 	"context"
-	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/cloister-dev/cloister/api"
@@ -19,23 +19,12 @@ type MeshSession struct {
 // DialMesh connects to the workload API at addr and verifies the Coordinator against e before
 // anything else is sent: a workload never takes its configuration from an impostor.
 func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) {
-	nonce, err := NewNonce()
+	conn, v, err := dialVerified(ctx, addr, e)
 	if err != nil {
+		if _, dial := errors.AsType[*DialError](err); !dial {
+			err = fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
+		}
 		return nil, err
-	}
-	conn, err := dialUnverified(ctx, addr, nil)
-	if err != nil {
-		return nil, err
-	}
-	var resp api.QuoteResponse
-	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("get coordinator quote: %w", err)
-	}
-	v, err := VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
 	}
 	return &MeshSession{conn: conn, Verified: v}, nil
 }

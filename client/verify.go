@@ -177,18 +177,34 @@ func pinnedTLS(root *x509.Certificate, now func() time.Time) *tls.Config {
 // Verify connects to the Coordinator at addr (host:port of its client or workload API),
 // fetches a quote for a fresh nonce on that connection and verifies it against e.
 func Verify(ctx context.Context, addr string, e Expect) (*Verified, error) {
-	nonce, err := NewNonce()
+	conn, v, err := dialVerified(ctx, addr, e)
 	if err != nil {
 		return nil, err
+	}
+	conn.Close()
+	return v, nil
+}
+
+// dialVerified connects to addr and verifies the Coordinator on that connection, which it
+// returns open for requests that rely on the verification.
+func dialVerified(ctx context.Context, addr string, e Expect) (*oneConn, *Verified, error) {
+	nonce, err := NewNonce()
+	if err != nil {
+		return nil, nil, err
 	}
 	conn, err := dialUnverified(ctx, addr, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer conn.Close()
 	var resp api.QuoteResponse
 	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
-		return nil, fmt.Errorf("get coordinator quote: %w", err)
+		conn.Close()
+		return nil, nil, fmt.Errorf("get coordinator quote: %w", err)
 	}
-	return VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+	v, err := VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, v, nil
 }
