@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +53,7 @@ func (a *app) newBenchActivateCmd() *cobra.Command {
 		workload    string
 		setup       bool
 		metricsAddr string
+		cpuProfile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "activate --coordinator ADDR --simulation DIR",
@@ -87,6 +90,17 @@ simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh
 				if _, err := client.New(clientAddr, v.Root).SetManifest(ctx, loadgen.Manifest(workload)); err != nil {
 					return fmt.Errorf("set the benchmark manifest: %w", err)
 				}
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			res, err := loadgen.Run(ctx, loadgen.Config{Mesh: mesh, Platform: p, Expect: expect, Workload: workload, N: n, Concurrency: conc})
 			if err != nil {
@@ -130,6 +144,7 @@ simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh
 	fl.StringVar(&workload, "workload", "bench", "workload to activate")
 	fl.BoolVar(&setup, "setup", false, "set the benchmark manifest first (on a Coordinator without one)")
 	fl.StringVar(&metricsAddr, "metrics", "", "host:port of the Coordinator's metrics, to report its resident memory")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
 	return cmd
 }
 
