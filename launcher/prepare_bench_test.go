@@ -1,24 +1,18 @@
 package launcher
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cloister-dev/cloister/attest"
-	"github.com/cloister-dev/cloister/coordinator/core"
-	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/enclave"
-	"github.com/cloister-dev/cloister/seal"
+	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/sgx/sim"
-	"github.com/cloister-dev/cloister/sgx/verify"
-	"github.com/cloister-dev/cloister/store"
 )
 
 // BenchmarkPrepare1000 measures a launch up to the exec for an enclave manifest of 1,000
@@ -57,38 +51,9 @@ func BenchmarkPrepare1000(b *testing.B) {
 // benchLaunchSetup starts an in-process Coordinator on a simulated platform, writes n trusted
 // files and a signed enclave manifest for them, and sets a manifest admitting it.
 func benchLaunchSetup(b *testing.B, dir string, n int) (mesh string, p *sim.Platform, signed *enclave.Signed, path string) {
-	p, err := sim.Create(filepath.Join(dir, "sim"), sim.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	col, err := verify.LoadCollateral(p.CollateralDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	sealer, err := seal.NewSimulated(filepath.Join(dir, "seal.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "state"), sealer, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := core.New(ctx, core.Config{
-		Store:      db,
-		Verifier:   attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col}),
-		Issuer:     &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, attest.CoordinatorProdID, 1)},
-		Simulation: true,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl, _ := net.Listen("tcp", "127.0.0.1:0")
-	ml, _ := net.Listen("tcp", "127.0.0.1:0")
-	done := make(chan error)
-	go func() { done <- server.New(c).Serve(ctx, cl, ml, nil, nil) }()
-	b.Cleanup(func() { cancel(); <-done })
+	tc := coordtest.Start(b)
+	c, p := tc.Core, tc.Platform
+	ctx := b.Context()
 
 	key, err := enclave.GenerateKey()
 	if err != nil {
@@ -127,5 +92,5 @@ func benchLaunchSetup(b *testing.B, dir string, n int) (mesh string, p *sim.Plat
 	if _, err := c.SetManifest(ctx, "", []byte(manifest)); err != nil {
 		b.Fatal(err)
 	}
-	return ml.Addr().String(), p, signed, path
+	return tc.MeshAddr, p, signed, path
 }

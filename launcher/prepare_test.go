@@ -1,14 +1,12 @@
 package launcher
 
 import (
-	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,15 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/coordinator/core"
-	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/pki"
-	"github.com/cloister-dev/cloister/seal"
 	"github.com/cloister-dev/cloister/sgx/sim"
-	"github.com/cloister-dev/cloister/sgx/verify"
-	"github.com/cloister-dev/cloister/store"
 )
 
 var (
@@ -52,51 +46,8 @@ type testCoordinator struct {
 
 func startTestCoordinator(t *testing.T) *testCoordinator {
 	t.Helper()
-	dir := t.TempDir()
-	p, err := sim.Create(filepath.Join(dir, "sim"), sim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := verify.LoadCollateral(p.CollateralDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.NewSimulated(filepath.Join(dir, "seal.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "state"), sealer, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	c, err := core.New(t.Context(), core.Config{
-		Store:      db,
-		Verifier:   attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col}),
-		Issuer:     &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, attest.CoordinatorProdID, 1)},
-		Simulation: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ml, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- server.New(c).Serve(ctx, cl, ml, nil, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &testCoordinator{c: c, mesh: ml.Addr().String(), platform: p}
+	c := coordtest.Start(t)
+	return &testCoordinator{c: c.Core, mesh: c.MeshAddr, platform: c.Platform}
 }
 
 // writeApp signs an enclave manifest for /bin/sh and returns its path and parsed form.

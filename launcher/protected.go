@@ -60,6 +60,18 @@ func unlockOne(pf enclave.ProtectedFile, key []byte, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(plain), 0o700); err != nil {
 		return err
 	}
+	if uid >= 0 {
+		// The directories are 0700 and made by root: the application's user must own them to
+		// reach its files.
+		for d := filepath.Dir(plain); ; d = filepath.Dir(d) {
+			if err := os.Chown(d, uid, gid); err != nil {
+				return err
+			}
+			if d == ProtectedDir || d == "/" {
+				break
+			}
+		}
+	}
 	out, err := os.OpenFile(plain, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err

@@ -6,17 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"path/filepath"
 	"testing"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
-	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/internal/loadgen"
-	"github.com/cloister-dev/cloister/seal"
-	"github.com/cloister-dev/cloister/sgx/sim"
-	"github.com/cloister-dev/cloister/sgx/verify"
-	"github.com/cloister-dev/cloister/store"
 )
 
 // BenchmarkActivate measures one activation inside the Coordinator: full verification of a
@@ -24,34 +19,8 @@ import (
 // the rendering of a realistic workload's templates. Requests are made beforehand, so the
 // launcher's work (key, CSR, quote) is not counted.
 func BenchmarkActivate(b *testing.B) {
-	dir := b.TempDir()
-	p, err := sim.Create(filepath.Join(dir, "sim"), sim.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	col, err := verify.LoadCollateral(p.CollateralDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	sealer, err := seal.NewSimulated(filepath.Join(dir, "seal.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "data"), sealer, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	ctx := b.Context()
-	c, err := core.New(ctx, core.Config{
-		Store:      db,
-		Verifier:   attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col}),
-		Issuer:     &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, 1, 1)},
-		Simulation: true,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tc := coordtest.New(b)
+	c, p, ctx := tc.Core, tc.Platform, b.Context()
 	if _, err := c.SetManifest(ctx, "", loadgen.Manifest("bench")); err != nil {
 		b.Fatal(err)
 	}
