@@ -59,9 +59,15 @@ func TestValidateRules(t *testing.T) {
 		{"tls dns too long", setWorkload("tls", obj{"dns": arr{strings.Repeat("a.", 127) + "a"}}), "$.workloads.server.tls.dns[0]", "1 to 253 bytes, found 255 bytes", 0},
 		{"tls dns twice", setWorkload("tls", obj{"dns": arr{"server", "server"}}), "$.workloads.server.tls.dns[1]", `expected each DNS name once, found "server" again`, 0},
 		{"file key undefined", setWorkload("file_keys", arr{"nokey"}), "$.workloads.server.file_keys[0]", `expected the name of a defined secret, found "nokey"`, 0},
-		{"file key wrong size", func(d obj) { at(d, "secrets")["k128"] = obj{"type": "symmetric-key", "size": 128}; at(d, "workloads", "server")["file_keys"] = arr{"k128"} }, "$.workloads.server.file_keys[0]", `secret "k128" has 128 bits; a protected-file key has 256`, 0},
+		{"file key wrong size", func(d obj) {
+			at(d, "secrets")["k128"] = obj{"type": "symmetric-key", "size": 128}
+			at(d, "workloads", "server")["file_keys"] = arr{"k128"}
+		}, "$.workloads.server.file_keys[0]", `secret "k128" has 128 bits; a protected-file key has 256`, 0},
 		{"file key certificate", setWorkload("file_keys", arr{"tls"}), "$.workloads.server.file_keys[0]", `secret "tls" is of type certificate`, 0},
-		{"file key per instance", func(d obj) { at(d, "secrets")["pi"] = obj{"type": "symmetric-key", "size": 256, "per_instance": true}; at(d, "workloads", "server")["file_keys"] = arr{"pi"} }, "$.workloads.server.file_keys[0]", `secret "pi" is per instance`, 0},
+		{"file key per instance", func(d obj) {
+			at(d, "secrets")["pi"] = obj{"type": "symmetric-key", "size": 256, "per_instance": true}
+			at(d, "workloads", "server")["file_keys"] = arr{"pi"}
+		}, "$.workloads.server.file_keys[0]", `secret "pi" is per instance`, 0},
 		{"file key twice", setWorkload("file_keys", arr{"token", "token"}), "$.workloads.server.file_keys[1]", `expected each secret name once, found "token" again`, 0},
 		{"tls dns of two workloads", func(d obj) {
 			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"api.example"}}
