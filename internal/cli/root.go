@@ -76,6 +76,7 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newCertificateCmd(),
 		a.newLaunchCmd(),
 		a.newDemoCmd(),
+		a.newImageCmd(),
 		a.newBenchCmd(),
 	)
 	return root

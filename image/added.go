@@ -1,0 +1,141 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloister-dev/cloister/enclave"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// BuildLauncherHint says how to build the launcher binary.
+const BuildLauncherHint = "CGO_ENABLED=0 go build -o cloister-launch ./cmd/cloister-launch"
+
+// launcherInfo is the launcher binary as it was hashed.
+type launcherInfo struct {
+	path string
+	sum  enclave.Digest
+	size int64
+}
+
+// checkLauncher hashes the launcher binary and checks that it is a
+// statically linked ELF executable, which runs in any image.
+func checkLauncher(p string) (*launcherInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("launcher: %w (build it with %s)", err, BuildLauncherHint)
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("launcher %s: expected an ELF executable: %w", p, err)
+	}
+	for _, prog := range ef.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("launcher %s is dynamically linked; expected a static binary (build it with %s)", p, BuildLauncherHint)
+		}
+	}
+	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		return nil, fmt.Errorf("launcher %s: ELF type %s; expected an executable", p, ef.Type)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	sum, size, err := enclave.HashReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("launcher %s: %w", p, err)
+	}
+	return &launcherInfo{path: p, sum: sum, size: size}, nil
+}
+
+// addedFile is one file of the added layer.
+type addedFile struct {
+	hdr  tar.Header
+	data []byte          // small files
+	file string          // or the file to copy,
+	sum  *enclave.Digest // which must have this digest, if set
+}
+
+// addedLayer writes the layer the converter adds on top: /cloister with
+// the launcher, the signed enclave manifest and the Gramine manifest, and
+// each protected file, encrypted, at its original path. Files copied from
+// disk are hashed again on the way and must match what was measured.
+func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInfo, signed []byte, gramine string, enc []*encrypted) (*fileLayer, error) {
+	files := []addedFile{
+		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "cloister/", Mode: 0o755}},
+		{hdr: tar.Header{Name: "cloister/enclave.json", Mode: 0o444, Size: int64(len(signed))}, data: signed},
+		{hdr: tar.Header{Name: "cloister/gramine.manifest", Mode: 0o444, Size: fileSize(gramine)}, file: gramine},
+		{hdr: tar.Header{Name: "cloister/launch", Mode: 0o755, Size: li.size}, file: li.path, sum: &li.sum},
+	}
+	slices.SortFunc(enc, func(a, b *encrypted) int { return cmp.Compare(a.file.Path, b.file.Path) })
+	for _, e := range enc {
+		files = append(files, addedFile{hdr: tar.Header{
+			Name: strings.TrimPrefix(e.file.Path, "/"), Mode: e.hdr.Mode & 0o7777,
+			Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
+			Size: fileSize(e.tmp),
+		}, file: e.tmp, sum: &e.file.SHA256})
+	}
+	lw, err := newLayerWriter(dir, gzipLevel)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if f.hdr.Typeflag == 0 {
+			f.hdr.Typeflag = tar.TypeReg
+		}
+		if f.hdr.ModTime.IsZero() || strings.HasPrefix(f.hdr.Name, "cloister/") {
+			f.hdr.ModTime = mtime
+		}
+		if err := writeAdded(lw.tw, &f); err != nil {
+			lw.abort()
+			return nil, fmt.Errorf("adding %s: %w", f.hdr.Name, err)
+		}
+	}
+	return lw.finish(layerMediaType(gzipMagic, mt))
+}
+
+func writeAdded(tw *tar.Writer, f *addedFile) error {
+	if err := tw.WriteHeader(&f.hdr); err != nil {
+		return err
+	}
+	switch {
+	case f.data != nil:
+		_, err := tw.Write(f.data)
+		return err
+	case f.file == "":
+		return nil
+	}
+	in, err := os.Open(f.file)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tw, h), in)
+	switch {
+	case err != nil:
+		return err
+	case n != f.hdr.Size || f.sum != nil && !bytes.Equal(h.Sum(nil), f.sum[:]):
+		return errors.New("the file changed after it was measured")
+	}
+	return nil
+}
+
+// fileSize returns the size of a file the converter wrote, or -1.
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}

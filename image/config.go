@@ -1,0 +1,166 @@
+package image
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/protect"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultKeyName names the deployment-manifest secret that holds the
+	// protected-file key.
+	DefaultKeyName = "protected_files_key"
+	// DefaultEnclaveSize is the enclave size written to the enclave and
+	// Gramine manifests.
+	DefaultEnclaveSize = "1G"
+	// DefaultThreads is the maximum number of enclave threads.
+	DefaultThreads = 16
+	// DefaultGramineLibDir is where Gramine's Debian and Ubuntu packages
+	// install libsysdb.so.
+	DefaultGramineLibDir = "/usr/lib/x86_64-linux-gnu/gramine"
+)
+
+// DefaultExclude lists the paths every converted image leaves unmeasured:
+// files and mount points the container runtime replaces at run time.
+var DefaultExclude = []string{"/dev/", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc/", "/sys/"}
+
+// Config says how to convert an image. SignKey and Launcher are required;
+// FileKey is required when Protect is not empty. A Config is not modified
+// by [Convert].
+type Config struct {
+	// Protect lists the paths to encrypt: files, or directories whose
+	// regular files are all encrypted. Paths are resolved through the
+	// image's symbolic links. Every layer holding one of them is rewritten
+	// without its plaintext.
+	Protect []string
+	// KeyName names the deployment-manifest secret that holds FileKey.
+	// Default [DefaultKeyName].
+	KeyName string
+	// FileKey is the 32-byte protected-file key.
+	FileKey []byte
+	// ProtectVersion is the version bound into every protected file; 0 means 1.
+	ProtectVersion uint64
+	// Exclude lists more paths not to measure, as in the enclave manifest:
+	// path.Match patterns ("/var/log/*.log") or directory prefixes ending in
+	// "/" ("/tmp/"). [DefaultExclude] is always added.
+	Exclude []string
+	// AllowEnv lists host environment variables the application may
+	// receive: names, prefixes ending in "*", or "*".
+	AllowEnv []string
+	// Entrypoint and Cmd, when not nil, replace the image's. As with
+	// docker run, a new Entrypoint clears the image's Cmd unless Cmd is
+	// also given.
+	Entrypoint, Cmd *[]string
+	// SignKey signs the enclave manifest: RSA-3072 with exponent 3.
+	SignKey *rsa.PrivateKey
+	// ISVProdID and ISVSVN are the enclave's product ID and security version.
+	ISVProdID, ISVSVN uint16
+	// EnclaveSize is the enclave size ("1G"); default [DefaultEnclaveSize].
+	EnclaveSize string
+	// Threads is the maximum number of enclave threads; default [DefaultThreads].
+	Threads int
+	// Coordinator is the Coordinator identity the launcher accepts; nil
+	// leaves the launcher's default, which exists only in simulation.
+	Coordinator *enclave.Coordinator
+	// Launcher is the path of the cloister-launch binary to add.
+	Launcher string
+	// EncryptedVolumes lists writable directories that Gramine mounts
+	// encrypted with the protected-file key; they must hold no files in
+	// the image.
+	EncryptedVolumes []string
+	// GramineLibDir is where Gramine is installed in the image that runs
+	// the converted one under SGX; default [DefaultGramineLibDir].
+	GramineLibDir string
+	// TempDir holds the rewritten layers until the Result is closed;
+	// default os.TempDir().
+	TempDir string
+	// Workers is how many layers are read at once; default GOMAXPROCS.
+	Workers int
+	// Limits bounds what the layers may hold.
+	Limits Limits
+}
+
+// withDefaults returns a copy of c with defaults filled in, or every
+// problem with it at once.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.KeyName == "" {
+		c.KeyName = DefaultKeyName
+	}
+	if c.ProtectVersion == 0 {
+		c.ProtectVersion = 1
+	}
+	if c.EnclaveSize == "" {
+		c.EnclaveSize = DefaultEnclaveSize
+	}
+	if c.Threads == 0 {
+		c.Threads = DefaultThreads
+	}
+	if c.GramineLibDir == "" {
+		c.GramineLibDir = DefaultGramineLibDir
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.SignKey == nil {
+		errs = append(errs, errors.New("no signing key; expected an RSA-3072 key with exponent 3"))
+	}
+	if c.Launcher == "" {
+		errs = append(errs, errors.New("no launcher binary; expected the path of cloister-launch"))
+	}
+	if len(c.Protect) > 0 && len(c.FileKey) != protect.KeySize {
+		errs = append(errs, fmt.Errorf("protected files need a %d-byte file key; found %d bytes", protect.KeySize, len(c.FileKey)))
+	}
+	if len(c.KeyName) > 256 || strings.ContainsFunc(c.KeyName, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		errs = append(errs, fmt.Errorf("key name %q: expected 1..256 printable bytes", c.KeyName))
+	}
+	c.Exclude = mergeExcludes(c.Exclude)
+	for _, v := range c.EncryptedVolumes {
+		if err := checkImagePath(v); err != nil {
+			errs = append(errs, fmt.Errorf("encrypted volume %q: %w", v, err))
+		} else if isReserved(v) {
+			errs = append(errs, fmt.Errorf("encrypted volume %q: %s is reserved for the converter", v, reservedDir))
+		}
+	}
+	if !path.IsAbs(c.GramineLibDir) {
+		errs = append(errs, fmt.Errorf("gramine library directory %q: expected an absolute path", c.GramineLibDir))
+	}
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	c.Limits = c.Limits.withDefaults()
+	// The enclave manifest rules (patterns, sizes, env names) are checked
+	// once more, all together, when the manifest is signed.
+	probe := enclave.Manifest{Version: enclave.FormatVersion, Argv: []string{"/x"}, Exclude: c.Exclude,
+		AllowEnv: c.AllowEnv, EnclaveSize: c.EnclaveSize, Threads: c.Threads, Coordinator: c.Coordinator, Files: []enclave.File{}}
+	if err := probe.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// mergeExcludes returns DefaultExclude followed by the patterns of extra
+// that it does not already hold.
+func mergeExcludes(extra []string) []string {
+	out := slices.Clone(DefaultExclude)
+	for _, p := range extra {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// excluder returns the function that reports whether a path is excluded.
+func excluder(patterns []string) func(string) bool {
+	m := enclave.Manifest{Exclude: patterns}
+	return m.Excluded
+}

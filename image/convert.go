@@ -1,0 +1,241 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cloister-dev/cloister/enclave"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Labels the converter sets on the image configuration.
+const (
+	LabelMREnclaveSimulation = "dev.cloister.mrenclave-simulation"
+	LabelMRSigner            = "dev.cloister.mrsigner"
+	LabelISVProdID           = "dev.cloister.isvprodid"
+	LabelISVSVN              = "dev.cloister.isvsvn"
+)
+
+// Result is a converted image. Its unchanged layers are read from the
+// Source and its new layers from temporary files, so keep the Source open
+// until the image is written, then Close both.
+type Result struct {
+	// Image is the converted image.
+	Image v1.Image
+	// Report describes it; Report.Digest is the image's digest.
+	Report Report
+	tmp    string
+}
+
+// Close removes the temporary files of the new layers.
+func (r *Result) Close() error {
+	if r == nil || r.tmp == "" {
+		return nil
+	}
+	return os.RemoveAll(r.tmp)
+}
+
+// Convert turns src into a confidential image, streaming: every layer is
+// read once to hash its files (workers layers at a time, each file hashed
+// as it streams by, nothing held in memory but the file list); the layers
+// that hold protected paths are read a second time and written without
+// them to temporary files, encrypting each protected file on the way; one
+// layer is added with /cloister/launch, the signed /cloister/enclave.json,
+// /cloister/gramine.manifest and the encrypted files. Unchanged layers
+// keep their blobs byte for byte.
+//
+// The result depends only on src, cfg.SignKey and cfg.FileKey (and the
+// launcher): timestamps come from the image's creation time, tar headers
+// and file order are fixed, and compression is deterministic, so
+// converting twice gives the same digest.
+//
+// Errors wrap [ErrUnsafe] or [ErrLimit] (with a [*LayerError] naming the
+// layer and path) for layers the converter refuses, and [ErrPlaintext]
+// when a protected file's plaintext would stay in the image.
+func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *Result, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	o := newOptions(opts)
+	li, err := checkLauncher(cfg.Launcher)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(cfg.TempDir, "cloister-convert-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	excluded := excluder(cfg.Exclude)
+
+	t := &tracker{phase: "reading", layers: len(src.layers), total: src.compressedSize()}
+	stop := t.report(o.progress)
+	idx, err := indexLayers(ctx, src, &cfg.Limits, cfg.Workers, t)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	v, err := mergeLayers(idx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := planProtection(v, cfg.Protect, excluded)
+	if err != nil {
+		return nil, err
+	}
+	files, err := trustedFiles(v, p, excluded)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVolumes(v, cfg.EncryptedVolumes); err != nil {
+		return nil, err
+	}
+
+	rt := &tracker{phase: "rewriting"}
+	for l, ok := range p.rewrite {
+		if ok {
+			rt.layers++
+			rt.total += src.layers[l].desc.Size
+		}
+	}
+	rw := &rewriter{src: src, v: v, p: p, cfg: &cfg, dir: tmp, t: rt}
+	stop = rw.t.report(o.progress)
+	err = rw.run(ctx)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	enc := slices.Collect(maps.Values(rw.out))
+	var prot []enclave.ProtectedFile
+	for _, e := range enc {
+		prot = append(prot, e.file)
+	}
+
+	m, err := enclaveManifest(&src.config.Config, &cfg, files, prot)
+	if err != nil {
+		return nil, err
+	}
+	signedBytes, err := enclave.Sign(m, cfg.SignKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing the enclave manifest: %w", err)
+	}
+	signed, err := enclave.Parse(signedBytes)
+	if err != nil {
+		return nil, fmt.Errorf("reading back the signed enclave manifest: %w", err)
+	}
+	gramine, err := writeTemp(tmp, "gramine-*.manifest", func(w io.Writer) error {
+		return gramineManifest(w, &gramineInput{m: signed.Manifest, cfg: &cfg, launcherSum: li.sum,
+			manifestSum: sha256.Sum256(signedBytes), manifestSize: int64(len(signedBytes))})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing the Gramine manifest: %w", err)
+	}
+
+	created := src.config.Created.Time
+	if created.IsZero() {
+		created = time.Unix(0, 0)
+	}
+	created = created.UTC().Truncate(time.Second)
+	added, err := addedLayer(tmp, src.mediaType, created, li, signedBytes, gramine, enc)
+	if err != nil {
+		return nil, err
+	}
+
+	report := newReport(signed, li.sum)
+	img, err := assemble(src, rw.lays, added, &report, created)
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	report.Digest = d.String()
+	return &Result{Image: img, Report: report, tmp: tmp}, nil
+}
+
+// assemble builds the output image: the source's layers (rewritten where
+// lays has one) and the added layer, with the configuration changed to run
+// the launcher.
+func assemble(src *Source, lays []*fileLayer, added *fileLayer, r *Report, created time.Time) (v1.Image, error) {
+	cfg := src.config.DeepCopy()
+	var layers []outLayer
+	for i, l := range src.layers {
+		if fl := lays[i]; fl != nil {
+			layers = append(layers, outLayer{desc: fl.descriptor(), layer: fl})
+			r.Layers.Rewritten++
+		} else {
+			layers = append(layers, outLayer{desc: l.desc, layer: blobLayer{src: l}})
+			r.Layers.Copied++
+		}
+	}
+	layers = append(layers, outLayer{desc: added.descriptor(), layer: added})
+	r.Layers.Added = 1
+
+	c := &cfg.Config
+	c.Entrypoint = []string{LauncherPath}
+	c.Cmd = nil
+	// The launcher starts as root to write the delivered files, then
+	// switches to the image's user (recorded in the enclave manifest).
+	c.User = ""
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	c.Labels[LabelMREnclaveSimulation] = r.MREnclaveSimulation
+	c.Labels[LabelMRSigner] = r.MRSigner
+	c.Labels[LabelISVProdID] = strconv.Itoa(int(r.ISVProdID))
+	c.Labels[LabelISVSVN] = strconv.Itoa(int(r.ISVSVN))
+	if len(cfg.History) > 0 { // an image without history keeps none, so counts still match
+		cfg.History = append(cfg.History, v1.History{
+			Created:   v1.Time{Time: created},
+			CreatedBy: "cloister image convert",
+			Comment:   "confidential container: launcher, signed enclave manifest, protected files",
+		})
+	}
+	return newOutImage(src.mediaType, cfg, layers)
+}
+
+// checkVolumes requires every encrypted volume to hold no files in the
+// image: Gramine expects it empty or already encrypted.
+func checkVolumes(v *view, vols []string) error {
+	for _, vol := range vols {
+		real, n := v.resolve(vol)
+		if n == nil {
+			continue
+		}
+		if n.kind != kindDir {
+			return fmt.Errorf("encrypted volume %s: %s is %s in the image; expected a directory or nothing", vol, real, n.kind)
+		}
+		count := 0
+		_ = walk(real, n, func(string, *node) error { count++; return nil })
+		if count > 0 {
+			return fmt.Errorf("encrypted volume %s: holds %d entries in the image; expected an empty directory, filled at run time", vol, count)
+		}
+	}
+	return nil
+}
+
+// writeTemp writes a new file in dir with fill and returns its name.
+func writeTemp(dir, pattern string, fill func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return f.Name(), err
+}

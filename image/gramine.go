@@ -1,0 +1,163 @@
+package image
+
+import (
+	"bufio"
+	"cmp"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/cloister-dev/cloister/enclave"
+)
+
+// Paths of the converter's files inside the image.
+const (
+	LauncherPath        = "/cloister/launch"
+	EnclaveManifestPath = "/cloister/enclave.json"
+	GramineManifestPath = "/cloister/gramine.manifest"
+)
+
+// The launcher's settings (package launcher, which this package must not
+// import: it sits above it). A test keeps them equal.
+const (
+	envCoordinator     = "CLOISTER_COORDINATOR"
+	envWorkload        = "CLOISTER_WORKLOAD"
+	envInstance        = "CLOISTER_INSTANCE"
+	envTEE             = "CLOISTER_TEE"
+	envEnclaveManifest = "CLOISTER_ENCLAVE_MANIFEST"
+	envRetryTimeout    = "CLOISTER_RETRY_TIMEOUT"
+	// protectedDir is where the launcher keeps decrypted protected files.
+	protectedDir = "/dev/shm/cloister-protected"
+)
+
+// launcherEnv lists the launcher settings Gramine passes from the host into
+// the enclave. They choose where to connect and which workload to be, not
+// whom to trust. CLOISTER_TEE is fixed to gramine, so the host cannot make
+// the launcher fall back to a simulated platform.
+var launcherEnv = []string{envCoordinator, envWorkload, envInstance, envRetryTimeout}
+
+// gramineInput is what the Gramine manifest is made of.
+type gramineInput struct {
+	m            *enclave.Manifest
+	cfg          *Config
+	launcherSum  enclave.Digest
+	manifestSum  enclave.Digest // of /cloister/enclave.json
+	manifestSize int64
+}
+
+// gramineManifest writes the Gramine manifest of a converted image: TOML
+// that gramine-sgx-sign reads as is (no Jinja). The enclave starts the
+// launcher with a fixed argv (loader.argv), so the host chooses no argument:
+// the application's command comes from the signed enclave manifest or the
+// Coordinator. The image's root is fs.root (Gramine refuses "/" in
+// fs.mounts). Every trusted file is listed with its SHA-256, the signed
+// enclave manifest and the launcher included, so MRENCLAVE covers them;
+// the encrypted protected files are allowed files, authenticated by the
+// launcher with their key.
+// It streams to out (one line per trusted file) and returns out's first
+// write error.
+func gramineManifest(out io.Writer, in *gramineInput) error {
+	b := bufio.NewWriter(out)
+	var err error
+	w := func(format string, args ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(b, format, args...)
+		}
+	}
+	w("# Gramine manifest of a confidential image, written by `cloister image convert`.\n")
+	w("# Sign it with the key that signed %s: gramine-sgx-sign --manifest %s --key KEY --output launch.manifest.sgx\n",
+		EnclaveManifestPath, GramineManifestPath)
+	w("# Requires Gramine 1.6 or later installed at %s.\n\n", in.cfg.GramineLibDir)
+	w("libos.entrypoint = %s\n", tomlString(LauncherPath))
+	w("loader.entrypoint.uri = %s\n", tomlString("file:"+path.Join(in.cfg.GramineLibDir, "libsysdb.so")))
+	w("loader.log_level = \"error\"\n")
+	w("loader.argv = [%s]\n\n", tomlString(LauncherPath))
+
+	w("loader.env.%s = \"gramine\"\n", tomlKey(envTEE))
+	w("loader.env.%s = %s\n", tomlKey(envEnclaveManifest), tomlString(EnclaveManifestPath))
+	env := slices.Clone(launcherEnv)
+	for _, a := range in.m.AllowEnv {
+		if strings.HasSuffix(a, "*") {
+			w("# allow_env %s: Gramine passes only exact names; list them with --allow-env NAME\n", tomlString(a))
+			continue
+		}
+		if !slices.Contains(env, a) && !strings.HasPrefix(a, "CLOISTER_") {
+			env = append(env, a)
+		}
+	}
+	for _, name := range env {
+		w("loader.env.%s = { passthrough = true }\n", tomlKey(name))
+	}
+
+	w("\nfs.root.uri = \"file:/\"\n")
+	w("fs.mounts = [\n")
+	w("  { type = \"tmpfs\", path = %s },\n", tomlString(protectedDir))
+	for _, v := range in.cfg.EncryptedVolumes {
+		w("  { type = \"encrypted\", path = %s, uri = %s, key_name = %s },\n", tomlString(v), tomlString("file:"+v), tomlString(in.cfg.KeyName))
+	}
+	w("]\n\n")
+
+	w("sgx.debug = false\n")
+	w("sgx.enclave_size = %s\n", tomlString(in.m.EnclaveSize))
+	w("sgx.max_threads = %d\n", in.m.Threads)
+	w("sgx.remote_attestation = \"dcap\"\n")
+	w("sgx.isvprodid = %d\n", in.m.ISVProdID)
+	w("sgx.isvsvn = %d\n", in.m.ISVSVN)
+	w("sgx.file_check_policy = \"strict\"\n\n")
+
+	trusted := make([]enclave.File, 0, len(in.m.Files)+2)
+	trusted = append(trusted, in.m.Files...)
+	trusted = append(trusted,
+		enclave.File{Path: LauncherPath, SHA256: in.launcherSum},
+		enclave.File{Path: EnclaveManifestPath, SHA256: in.manifestSum, Size: in.manifestSize})
+	slices.SortFunc(trusted, func(a, b enclave.File) int { return cmp.Compare(a.Path, b.Path) })
+	w("sgx.trusted_files = [\n")
+	for _, f := range trusted {
+		w("  { uri = %s, sha256 = \"%s\" },\n", tomlString("file:"+f.Path), f.SHA256)
+	}
+	w("]\n")
+	if len(in.m.ProtectedFiles) > 0 {
+		w("\n# Encrypted by the converter; the launcher checks them with the key the Coordinator delivers.\n")
+		w("sgx.allowed_files = [\n")
+		for _, f := range in.m.ProtectedFiles {
+			w("  %s,\n", tomlString("file:"+f.Path))
+		}
+		w("]\n")
+	}
+	if err != nil {
+		return err
+	}
+	return b.Flush()
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// tomlKey returns name as a TOML key: bare when it may be, quoted otherwise.
+func tomlKey(name string) string {
+	bare := name != "" && !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	})
+	if bare {
+		return name
+	}
+	return tomlString(name)
+}

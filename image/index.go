@@ -1,0 +1,75 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"runtime"
+
+	"github.com/cloister-dev/cloister/enclave"
+	"golang.org/x/sync/errgroup"
+)
+
+// layerIndex is what the first pass learned about one layer: its entries in
+// tar order, each regular file with its SHA-256 and size.
+type layerIndex struct {
+	entries []entry
+}
+
+// indexLayers reads every layer of src, workers at a time (0 means
+// GOMAXPROCS), and indexes it.
+// Progress goes to t. Every byte of every layer is read once; the blobs'
+// digests are checked (or learned) on the way.
+func indexLayers(ctx context.Context, src *Source, lim *Limits, workers int, t *tracker) ([]*layerIndex, error) {
+	if len(src.layers) > lim.MaxLayers {
+		return nil, limitf("%d layers; expected at most %d", len(src.layers), lim.MaxLayers)
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	idx := make([]*layerIndex, len(src.layers))
+	var entries counter
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i, l := range src.layers {
+		g.Go(func() error {
+			li, err := indexLayer(ctx, l, src, lim, &entries, t)
+			if err != nil {
+				return inLayer(i+1, err)
+			}
+			idx[i] = li
+			t.layersDone.add(1)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+// indexLayer reads one layer and hashes each regular file as it streams by.
+func indexLayer(ctx context.Context, l *srcLayer, src *Source, lim *Limits, entries *counter, t *tracker) (*layerIndex, error) {
+	li := &layerIndex{}
+	err := readLayer(ctx, l, src.mediaType, lim, &t.bytes, func(r io.Reader) error {
+		return walkTar(r, lim, entries, func(_ int, _ *tar.Header, e *entry, body io.Reader) error {
+			if e.kind == kindFile {
+				sum, n, err := enclave.HashReader(body)
+				if err != nil {
+					return readError("reading file content", err)
+				}
+				if n != e.size {
+					return unsafef("file content of %d bytes; its header says %d", n, e.size)
+				}
+				e.sum = sum
+				t.files.add(1)
+			}
+			li.entries = append(li.entries, *e)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return li, nil
+}

@@ -1,0 +1,199 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/cloister-dev/cloister/enclave"
+)
+
+// plan is what the conversion does to the layers, decided from the merged
+// view before any layer is rewritten.
+type plan struct {
+	// protected maps each protected path (no symbolic links in it) to its
+	// node in the final view.
+	protected map[string]*node
+	// drop holds the entries removed from their layers: every entry at a
+	// protected path, and every entry holding a protected file's content.
+	drop map[ref]bool
+	// sources maps each entry holding a protected file's content to the
+	// protected paths encrypted from it (several, for hard links).
+	sources map[ref][]string
+	// defs maps the entry that made each protected path to that path; its
+	// header gives the encrypted file's owner and mode.
+	defs map[ref]string
+	// rewrite marks the layers that lose entries.
+	rewrite []bool
+}
+
+// reservedDir is where the converter puts its own files.
+const reservedDir = "/cloister"
+
+// planProtection resolves the requested protected paths in v and decides
+// which entries leave which layers. It fails closed, with an error wrapping
+// [ErrPlaintext], whenever a protected file's plaintext would stay in the
+// image: a hard link to it at an unprotected path, or an unprotected file
+// anywhere in any layer with the same content.
+func planProtection(v *view, requested []string, excluded func(string) bool) (*plan, error) {
+	p := &plan{protected: map[string]*node{}, drop: map[ref]bool{}, sources: map[ref][]string{},
+		defs: map[ref]string{}, rewrite: make([]bool, len(v.idx))}
+	for _, req := range requested {
+		if err := p.add(v, req, excluded); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.protected) == 0 {
+		return p, nil
+	}
+	inodes := map[ref]string{}
+	sums := map[[32]byte]string{}
+	for pp, n := range p.protected {
+		inodes[n.inode] = pp
+		p.sources[n.inode] = append(p.sources[n.inode], pp)
+		p.defs[n.def] = pp
+		if e := v.entry(n.inode); e.size > 0 {
+			sums[e.sum] = pp
+		}
+	}
+	for _, paths := range p.sources {
+		slices.Sort(paths)
+	}
+	// Every final path that shares a protected file's content must be protected too.
+	var errs []error
+	_ = walk("/", v.root, func(fp string, n *node) error {
+		if pp, ok := inodes[n.inode]; ok && n.kind == kindFile && p.protected[fp] == nil {
+			errs = append(errs, fmt.Errorf("%w: %s is a hard link to protected %s; protect it too (--protect %s) or remove the link",
+				ErrPlaintext, fp, pp, fp))
+		}
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for l, li := range v.idx {
+		for i := range li.entries {
+			e := &li.entries[i]
+			r := ref{int32(l), int32(i)}
+			_, atProtected := p.protected[e.path]
+			var holds bool // the entry carries a protected file's content
+			switch e.kind {
+			case kindWhiteout, kindOpaque, kindIgnored:
+				continue // they carry no content
+			case kindFile:
+				_, holds = inodes[r]
+			case kindHardlink:
+				_, holds = inodes[e.inode]
+			}
+			if atProtected || holds {
+				p.drop[r] = true
+				p.rewrite[l] = true
+			}
+		}
+	}
+	for l, li := range v.idx {
+		for i := range li.entries {
+			e := &li.entries[i]
+			if p.drop[ref{int32(l), int32(i)}] {
+				continue
+			}
+			switch {
+			case e.kind == kindHardlink && p.drop[e.target]:
+				errs = append(errs, &LayerError{Layer: l + 1, Path: e.path, Err: fmt.Errorf(
+					"%w: hard link to %s, whose entry is removed because it is protected; protect %s too or remove the link",
+					ErrPlaintext, e.link, e.path)})
+			case e.kind == kindFile && e.size > 0 && sums[e.sum] != "":
+				errs = append(errs, &LayerError{Layer: l + 1, Path: e.path, Err: fmt.Errorf(
+					"%w: the same content as protected %s; protect this path too or remove it from the image",
+					ErrPlaintext, sums[e.sum])})
+			}
+		}
+	}
+	return p, errors.Join(errs...)
+}
+
+// add resolves one requested path (a file, or a directory whose regular
+// files are all protected) through the final view.
+func (p *plan) add(v *view, req string, excluded func(string) bool) error {
+	if err := checkImagePath(req); err != nil {
+		return fmt.Errorf("protect %q: %w", req, err)
+	}
+	real, n := v.resolve(req)
+	switch {
+	case n == nil:
+		return fmt.Errorf("protect %q: not found in the image", req)
+	case real == "/":
+		return fmt.Errorf("protect %q: resolves to the root directory; expected a file or a directory below it", req)
+	case isReserved(real):
+		return fmt.Errorf("protect %q: resolves to %s, which the converter writes itself", req, real)
+	case n.kind == kindFile:
+		return p.addFile(real, n, excluded)
+	case n.kind == kindDir:
+		before := len(p.protected)
+		err := walk(real, n, func(fp string, c *node) error {
+			if c.kind == kindFile {
+				return p.addFile(fp, c, excluded)
+			}
+			return nil
+		})
+		if err == nil && len(p.protected) == before {
+			err = fmt.Errorf("protect %q: the directory %s holds no regular files", req, real)
+		}
+		return err
+	}
+	return fmt.Errorf("protect %q: %s is %s; expected a regular file or a directory", req, real, n.kind)
+}
+
+func (p *plan) addFile(fp string, n *node, excluded func(string) bool) error {
+	if excluded(fp) {
+		return fmt.Errorf("protect %s: the path matches an exclude pattern; a protected file is always checked", fp)
+	}
+	p.protected[fp] = n
+	return nil
+}
+
+// trustedFiles lists the regular files of the final view that are neither
+// protected nor excluded, with their digests and sizes. It refuses device
+// nodes that are not excluded, and an image that already has /cloister.
+func trustedFiles(v *view, p *plan, excluded func(string) bool) ([]enclave.File, error) {
+	if n := v.lookup(reservedDir); n != nil {
+		return nil, fmt.Errorf("%w: the image already has %s (%s): is it converted already?", ErrUnsafe, reservedDir, n.kind)
+	}
+	var files []enclave.File
+	err := walk("/", v.root, func(fp string, n *node) error {
+		switch {
+		case excluded(fp):
+		case n.kind == kindDevice:
+			return &LayerError{Layer: int(n.def.layer) + 1, Path: fp,
+				Err: fmt.Errorf("%w: a device node; confidential images hold none (remove it, or --exclude it)", ErrUnsafe)}
+		case n.kind == kindFile && p.protected[fp] == nil:
+			e := v.entry(n.inode)
+			files = append(files, enclave.File{Path: fp, SHA256: e.sum, Size: e.size})
+		}
+		return nil
+	})
+	return files, err
+}
+
+// checkImagePath returns why p is not an absolute clean path below "/" of
+// at most 4096 bytes, or nil.
+func checkImagePath(p string) error {
+	switch {
+	case p == "" || p[0] != '/':
+		return errors.New("expected an absolute path")
+	case p == "/":
+		return errors.New("expected a path below the root directory")
+	case len(p) > maxPath || strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("expected at most %d bytes without NUL", maxPath)
+	case path.Clean(p) != p:
+		return fmt.Errorf("expected a clean path (%s)", path.Clean(p))
+	}
+	return nil
+}
+
+// isReserved reports whether p is /cloister or below it.
+func isReserved(p string) bool {
+	return p == reservedDir || strings.HasPrefix(p, reservedDir+"/")
+}
