@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/seal"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -61,24 +61,6 @@ var (
 // goodBody is the report body of an enclave that the "signed" package admits.
 func goodBody() sgx.ReportBody { return attest.SimEnclaveBody(testMREnclave, testSigner, 7, 3) }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fixture is a Coordinator core on a temporary store and the simulated platform.
 type fixture struct {
 	t    *testing.T
@@ -86,7 +68,7 @@ type fixture struct {
 	db   *store.DB
 	c    *Core
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	now  time.Time
 }
 
@@ -124,7 +106,7 @@ func (f *fixture) tryOpen(simulation bool) (*Core, error) {
 		f.t.Fatal(err)
 	}
 	f.reg = prometheus.NewRegistry()
-	f.logs = &syncBuffer{}
+	f.logs = &logbuf.Buffer{}
 	return New(f.t.Context(), Config{
 		Store:      f.db,
 		Verifier:   attest.NewVerifier(verify.New(platform.Root()), attest.StaticCollateral{C: col}),

@@ -27,6 +27,7 @@ import (
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/seal"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -60,23 +61,6 @@ func goodBody() sgx.ReportBody {
 	return attest.SimEnclaveBody(sha256.Sum256([]byte("test enclave")), testSigner, 7, 3)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fixture is a Server on a real core, a temporary store and the simulated platform.
 type fixture struct {
 	t    testing.TB
@@ -84,7 +68,7 @@ type fixture struct {
 	db   *store.DB
 	s    *Server
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	// meshState is the server side of a real TLS 1.3 connection to the workload API: the
 	// handler needs one for the activation exporter.
 	meshState tls.ConnectionState
@@ -106,7 +90,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: db, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{t: t, db: db, reg: prometheus.NewRegistry(), logs: &logbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.c, err = core.New(t.Context(), core.Config{
 		Store:      db,

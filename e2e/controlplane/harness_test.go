@@ -31,6 +31,7 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
@@ -41,31 +42,13 @@ const (
 	runTimeout   = 30 * time.Second // a launcher or CLI run finishes
 )
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // logRecord is the captured output of one process.
 type logRecord struct {
 	name string
-	out  *syncBuffer // stderr, and stdout unless stdout is kept apart
+	out  *logbuf.Buffer // stderr, and stdout unless stdout is kept apart
 	// stdout is the standard output of a command whose purpose is to print secret values
 	// (cloister secret get). It is not a log and is not scanned for secrets.
-	secretOutput *syncBuffer
+	secretOutput *logbuf.Buffer
 }
 
 // env is one test's world: a temporary directory, the processes started in it and everything
@@ -134,9 +117,9 @@ func (e *env) record(name string, secretOutput bool) *logRecord {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seq++
-	r := &logRecord{name: fmt.Sprintf("%03d %s", e.seq, name), out: &syncBuffer{}}
+	r := &logRecord{name: fmt.Sprintf("%03d %s", e.seq, name), out: &logbuf.Buffer{}}
 	if secretOutput {
-		r.secretOutput = &syncBuffer{}
+		r.secretOutput = &logbuf.Buffer{}
 	}
 	e.logs = append(e.logs, r)
 	return r
@@ -429,7 +412,7 @@ func (e *env) runCLI(t *testing.T, secretOutput bool, args ...string) cliResult 
 	cmd := exec.CommandContext(ctx, cloisterBin, args...)
 	cmd.Env = append(e.baseEnv(), "CLOISTER_CONFIG_DIR="+e.cfgDir)
 	cmd.Dir = e.dir
-	var stdout, stderr syncBuffer
+	var stdout, stderr logbuf.Buffer
 	cmd.Stderr = io.MultiWriter(&stderr, r.out)
 	if secretOutput {
 		cmd.Stdout = io.MultiWriter(&stdout, r.secretOutput)

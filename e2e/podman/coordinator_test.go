@@ -1,7 +1,6 @@
 package podman
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,12 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
@@ -30,25 +29,7 @@ type coordinator struct {
 	Client, Mesh string // addresses of the client and workload APIs
 	platform     *sim.Platform
 	root         *x509.Certificate // the pinned deployment root
-	log          *syncBuffer
-}
-
-// syncBuffer is a log a child process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log          *logbuf.Buffer
 }
 
 // startCoordinator starts `cloister coordinator` on a new simulated
@@ -67,7 +48,7 @@ func startCoordinator(t *testing.T) *coordinator {
 		t.Fatal(err)
 	}
 	addrFile := filepath.Join(dir, "addrs.json")
-	c := &coordinator{platform: p, log: &syncBuffer{}}
+	c := &coordinator{platform: p, log: &logbuf.Buffer{}}
 	cmd := exec.Command(bins.cloister, "coordinator", "--simulation", p.Dir(), "--data-dir", filepath.Join(dir, "data"),
 		"--client-addr", "127.0.0.1:0", "--mesh-addr", "127.0.0.1:0", "--addr-file", addrFile, "--log-format", "text")
 	cmd.Stdout, cmd.Stderr = c.log, c.log
