@@ -28,9 +28,10 @@ type Expect struct {
 	// Root CA. A simulated platform's root makes verification succeed for simulated (insecure)
 	// Coordinators.
 	SGXRoot *x509.Certificate
-	// MREnclave, or MRSigner with ISVProdID and MinISVSVN, is the expected Coordinator
-	// enclave. With neither set, any genuine enclave passes and Verified.IdentityChecked is
-	// false: the caller must compare the measurement itself.
+	// MREnclave (any of them), or MRSigner with ISVProdID and MinISVSVN, is the expected
+	// Coordinator enclave; with both, either identity passes. With neither, any genuine enclave
+	// passes and Verified.IdentityChecked is false: the caller must compare the measurement
+	// itself.
 	MREnclave [][32]byte
 	MRSigner  *[32]byte
 	ISVProdID uint16
@@ -41,6 +42,10 @@ type Expect struct {
 	TCBStatuses []verify.TCBStatus
 	// AllowExpiredCollateral accepts collateral past its next update. Default false.
 	AllowExpiredCollateral bool
+	// AllowMissingCRLs accepts collateral without revocation lists. Default false: the
+	// collateral comes from the Coordinator being verified, which must not be able to hide that
+	// its platform was revoked by leaving the CRLs out.
+	AllowMissingCRLs bool
 	// Now is the verification clock. Default time.Now.
 	Now func() time.Time
 }
@@ -97,10 +102,8 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 	if err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
-	pol := e.policy(res)
 	rd := attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce)
-	pol.ReportData = rd[:]
-	if err := pol.Check(res); err != nil {
+	if err := e.check(res, rd[:]); err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
 	return &Verified{
@@ -120,24 +123,42 @@ func (e *Expect) now() time.Time {
 	return time.Now()
 }
 
-// policy turns e into a quote policy. Without an expected identity the quote's own identity
-// is accepted, so that every other check still applies.
-func (e *Expect) policy(res *verify.Result) *verify.Policy {
-	p := &verify.Policy{
-		MREnclave:              e.MREnclave,
-		ISVProdID:              e.ISVProdID,
-		MinISVSVN:              e.MinISVSVN,
+// check applies e to a verified quote with the report data it must carry. The expected
+// identities are alternatives: the quote passes if it matches any of them. Without one, the
+// quote's own identity stands in, so that every other check still applies.
+func (e *Expect) check(res *verify.Result, reportData []byte) error {
+	base := verify.Policy{
 		AllowDebug:             e.AllowDebug,
 		TCBStatuses:            e.TCBStatuses,
 		AllowExpiredCollateral: e.AllowExpiredCollateral,
+		RequireCRLs:            !e.AllowMissingCRLs,
+		ReportData:             reportData,
+	}
+	var alternatives []verify.Policy
+	if len(e.MREnclave) > 0 {
+		p := base
+		p.MREnclave = e.MREnclave
+		alternatives = append(alternatives, p)
 	}
 	if e.MRSigner != nil {
-		p.MRSigner = *e.MRSigner
+		p := base
+		p.MRSigner, p.ISVProdID, p.MinISVSVN = *e.MRSigner, e.ISVProdID, e.MinISVSVN
+		alternatives = append(alternatives, p)
 	}
-	if len(p.MREnclave) == 0 && e.MRSigner == nil {
+	if len(alternatives) == 0 {
+		p := base
 		p.MREnclave = [][32]byte{res.Enclave.MREnclave}
+		alternatives = append(alternatives, p)
 	}
-	return p
+	var errs []error
+	for _, p := range alternatives {
+		err := p.Check(res)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // checkCoordinatorCert checks that coord was issued directly by root and is marked as the

@@ -179,3 +179,33 @@ func TestPinnedTLSAcceptsOnlyTheCoordinator(t *testing.T) {
 func tlsState(chain []*x509.Certificate) tls.ConnectionState {
 	return tls.ConnectionState{PeerCertificates: chain}
 }
+
+// TestVerifyIdentityAlternativesAndCRLs checks that expected identities are alternatives, and
+// that a Coordinator cannot hide a revoked platform by leaving out the CRLs it serves.
+func TestVerifyIdentityAlternativesAndCRLs(t *testing.T) {
+	f := newQuoteFixture(t)
+	resp := f.response(t, f.platform, f.coord, f.root.Cert, f.nonce)
+	signer := attest.SimCoordinatorSigner
+	wrongMR := [32]byte{0xee}
+	either := Expect{SGXRoot: f.platform.Root(), MREnclave: [][32]byte{wrongMR}, MRSigner: &signer, ISVProdID: attest.CoordinatorProdID}
+	if _, err := VerifyQuoteResponse(resp, f.coord, f.nonce, either); err != nil {
+		t.Fatalf("MRSIGNER matches, MRENCLAVE does not: %v; want accepted (alternatives)", err)
+	}
+	neither := either
+	wrongSigner := [32]byte{0xdd}
+	neither.MRSigner = &wrongSigner
+	if _, err := VerifyQuoteResponse(resp, f.coord, f.nonce, neither); err == nil || !strings.Contains(err.Error(), "mrenclave") || !strings.Contains(err.Error(), "mrsigner") {
+		t.Fatalf("neither identity matches: err = %v; want a rejection naming both", err)
+	}
+
+	stripped := *resp
+	stripped.Collateral.PCKCRL, stripped.Collateral.RootCACRL, stripped.Collateral.PCKCRLIssuerChain = nil, nil, ""
+	if _, err := VerifyQuoteResponse(&stripped, f.coord, f.nonce, either); err == nil || !strings.Contains(err.Error(), "revocation lists") {
+		t.Fatalf("collateral without CRLs: err = %v; want a rejection", err)
+	}
+	lenient := either
+	lenient.AllowMissingCRLs = true
+	if _, err := VerifyQuoteResponse(&stripped, f.coord, f.nonce, lenient); err != nil {
+		t.Fatalf("collateral without CRLs, allowed: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ func (m *Manifest) check() (map[string]*compiledWorkload, error) {
 	m.checkPackages(&ps)
 	m.checkSecrets(&ps)
 	compiled := m.checkWorkloads(&ps)
+	m.checkSecretNames(&ps)
 	m.checkRoles(&ps)
 	m.checkUsers(&ps)
 	if err := ps.err(); err != nil {

@@ -68,6 +68,11 @@ func TestValidateRules(t *testing.T) {
 			at(d, "secrets")["pi"] = obj{"type": "symmetric-key", "size": 256, "per_instance": true}
 			at(d, "workloads", "server")["file_keys"] = arr{"pi"}
 		}, "$.workloads.server.file_keys[0]", `secret "pi" is per instance`, 0},
+		{"CA secret under the deployment CA", setSecret("ca", obj{"type": "certificate", "is_ca": true}), "$.secrets.ca.is_ca", "expected self_signed with is_ca", 0},
+		{"certificate secret with a workload's name", func(d obj) {
+			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"server.local"}, "ip": arr{"10.0.0.7"}}
+			at(d, "secrets")["impostor"] = obj{"type": "certificate", "dns": arr{"server.local"}, "ip": arr{"10.0.0.7"}}
+		}, "$.secrets.impostor.dns[0]", `found "server.local", a name of workload "server"`, 2},
 		{"file key twice", setWorkload("file_keys", arr{"token", "token"}), "$.workloads.server.file_keys[1]", `expected each secret name once, found "token" again`, 0},
 		{"tls dns of two workloads", func(d obj) {
 			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"api.example"}}
@@ -189,9 +194,13 @@ func TestValidateAcceptsEdgeCases(t *testing.T) {
 			at(d, "secrets")["small"] = obj{"type": "symmetric-key", "size": 128}
 			at(d, "secrets")["large"] = obj{"type": "symmetric-key", "size": 4096}
 		}},
-		{"same DNS name as a certificate secret", func(d obj) {
+		{"same DNS name as a self-signed certificate secret", func(d obj) {
+			// A self-signed certificate chains to nothing a workload trusts.
 			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"api"}}
-			at(d, "secrets")["tls"] = obj{"type": "certificate", "dns": arr{"api"}}
+			at(d, "secrets")["tls"] = obj{"type": "certificate", "dns": arr{"api"}, "self_signed": true}
+		}},
+		{"self-signed CA secret", func(d obj) {
+			at(d, "secrets")["ca"] = obj{"type": "certificate", "is_ca": true, "self_signed": true}
 		}},
 		{"raw plain and user-defined values in env", func(d obj) {
 			at(d, "secrets")["greeting"] = obj{"type": "plain", "value": "héllo"}

@@ -89,16 +89,8 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		}
 		return nil, wl, &Error{Code: api.CodePolicy, Message: fmt.Sprintf("workload %q (package %q): %v", wl, w.Package, err), Err: err}
 	}
-	// Before the activation is counted: a key that is not uploaded yet refuses it with
-	// NOT_READY, which launchers retry, and a retry must not use up max_activations.
-	fileKeys, err := d.fileKeys(wl, w)
-	if err != nil {
-		return nil, wl, err
-	}
-	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
-	if err != nil {
-		return nil, wl, err
-	}
+	// Everything that can fail comes before the activation is counted: a retry must not use
+	// up max_activations.
 	spiffe := d.m.SPIFFEID(wl)
 	u, _ := url.Parse(spiffe)
 	var ips []net.IP
@@ -115,6 +107,15 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	})
 	if err != nil {
 		return nil, wl, fmt.Errorf("issue workload certificate: %w", err)
+	}
+	// A file key that is not uploaded yet refuses with NOT_READY, which launchers retry.
+	fileKeys, err := d.fileKeys(wl, w)
+	if err != nil {
+		return nil, wl, err
+	}
+	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
+	if err != nil {
+		return nil, wl, err
 	}
 	placeholder, err := newPlaceholder()
 	if err != nil {
@@ -211,7 +212,7 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			}
 		}
 		for _, sn := range perInstance {
-			rec, err := c.instanceSecret(tx, d, sn, d.m.Secrets[sn], instance)
+			rec, err := c.instanceSecret(tx, d, name, sn, d.m.Secrets[sn], instance)
 			if err != nil {
 				return err
 			}
@@ -249,8 +250,11 @@ func activationCount(tx *store.Tx, workload string) (uint64, error) {
 	return n, nil
 }
 
-func (c *Core) instanceSecret(tx *store.Tx, d *deployment, name string, s manifest.Secret, instance string) (*secretRecord, error) {
-	key := name + "\x00" + instance
+// instanceSecret returns the value of a per-instance secret for one instance of a workload. The
+// workload is part of the key: instance IDs come from the host, and two workloads (perhaps of
+// different trust) must never share a value by choosing the same ID.
+func (c *Core) instanceSecret(tx *store.Tx, d *deployment, workload, name string, s manifest.Secret, instance string) (*secretRecord, error) {
+	key := workload + "\x00" + name + "\x00" + instance
 	rec := &secretRecord{}
 	err := getJSON(tx, bucketInstances, key, rec)
 	if err == nil && rec.Spec == specOf(s) {

@@ -209,6 +209,13 @@ func TestPerInstanceSecrets(t *testing.T) {
 	if a1 != a2 {
 		t.Errorf("instance a got %s then %s; want the same per-instance secret", a1, a2)
 	}
+	// Instance IDs come from the host: another workload claiming the ID "a" must not get a's value.
+	f.setManifest("admin", testManifest(t, func(m map[string]any) {
+		m["workloads"].(map[string]any)["other"] = map[string]any{"package": "signed", "env": map[string]string{"INST": "{{.Secrets.inst.Hex}}"}}
+	}))
+	if o := f.mustActivate("other", "a").Env["INST"]; o == a1 {
+		t.Errorf("workload other, instance a, got workload web's per-instance secret of instance a")
+	}
 	f.reopen()
 	if a3 := f.mustActivate("web", "a").Env["INST"]; a3 != a1 {
 		t.Errorf("instance a's per-instance secret changed across a restart")

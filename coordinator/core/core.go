@@ -75,8 +75,9 @@ type Core struct {
 	tlsCert *tls.Certificate // the Coordinator's TLS certificate, issued by root
 	spki    []byte           // DER public key of tlsCert, bound into the Coordinator's quotes
 
-	quotes quoteCache
-	counts counts
+	quotes     quoteCache
+	quoteSlots chan struct{} // bounds concurrent quote generation
+	counts     counts
 
 	setMu sync.Mutex   // serializes manifest and secret changes
 	mu    sync.RWMutex // guards dep
@@ -102,10 +103,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		cfg: cfg,
-		db:  cfg.Store,
-		log: slog.New(slog.DiscardHandler),
-		now: time.Now,
+		cfg:        cfg,
+		db:         cfg.Store,
+		log:        slog.New(slog.DiscardHandler),
+		now:        time.Now,
+		quoteSlots: make(chan struct{}, maxConcurrentQuotes),
 	}
 	for _, o := range opts {
 		o(c)
@@ -149,6 +151,9 @@ func (c *Core) Status() api.Status {
 	}
 	return s
 }
+
+// maxConcurrentQuotes bounds how many of the Coordinator's own quotes are made at once.
+const maxConcurrentQuotes = 4
 
 // Version is the Coordinator's software version.
 const Version = "0.1.0"

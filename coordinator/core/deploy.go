@@ -115,7 +115,9 @@ func (c *Core) SetManifest(ctx context.Context, user string, raw []byte) (*api.S
 	if old != nil {
 		version = old.version + 1
 	}
-	inter, err := c.root.NewIntermediate(pki.IntermediateConfig{Version: version, Now: c.now()})
+	// The intermediate lives as long as the root: it changes with every manifest version, and
+	// an intermediate that expired between two versions would stop every activation.
+	inter, err := c.root.NewIntermediate(pki.IntermediateConfig{Version: version, Now: c.now(), Validity: c.root.Cert.NotAfter.Sub(c.now())})
 	if err != nil {
 		return nil, fmt.Errorf("create intermediate CA: %w", err)
 	}

@@ -23,7 +23,7 @@ const (
 	bucketPKI       = "pki"       // "root": caRecord, "tls-key": PKCS #8 PEM
 	bucketManifest  = "manifest"  // "current": version; "v/%08d": raw manifest; "ca/%08d": caRecord
 	bucketSecrets   = "secrets"   // name: secretRecord (shared secrets)
-	bucketInstances = "instances" // name "\x00" instance: secretRecord (per-instance secrets)
+	bucketInstances = "instances" // workload "\x00" name "\x00" instance: secretRecord (per-instance secrets)
 	bucketCounts    = "activations"
 )
 

@@ -22,6 +22,14 @@ type quoteCache struct {
 // collateral that verifies it. The Coordinator verifies its own quote first, so it never hands
 // out evidence that would not verify.
 func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, error) {
+	// Anyone may ask for a quote, and inside an enclave each one costs milliseconds: a few at a
+	// time, so that a flood of requests cannot hold up launchers and auditors for long.
+	select {
+	case c.quoteSlots <- struct{}{}:
+		defer func() { <-c.quoteSlots }()
+	case <-ctx.Done():
+		return nil, &Error{Code: api.CodeNotReady, Message: "too many quote requests at once; try again", Err: ctx.Err()}
+	}
 	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorReportData(c.spki, nonce))
 	if err != nil {
 		return nil, fmt.Errorf("get the Coordinator's quote: %w", err)

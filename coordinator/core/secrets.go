@@ -101,22 +101,19 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 			return err
 		}
 		chain = []*x509.Certificate{c}
+	case s.IsCA:
+		// Manifest validation refuses this: a CA issued by the deployment CA could sign
+		// certificates that every workload trusts.
+		return fmt.Errorf("a CA certificate secret must be self-signed")
 	default:
-		// A CA secret hangs directly under the root: the intermediate may not issue CAs.
 		issuer := inter
-		if s.IsCA {
-			issuer = root
-		}
 		c, err := issuer.IssueLeaf(key.Public(), pki.LeafConfig{
-			CommonName: cn, DNSNames: s.DNS, IPAddresses: ips, Validity: s.Validity.D(), NotBefore: now, IsCA: s.IsCA,
+			CommonName: cn, DNSNames: s.DNS, IPAddresses: ips, Validity: s.Validity.D(), NotBefore: now,
 		})
 		if err != nil {
 			return err
 		}
-		chain = []*x509.Certificate{c}
-		if issuer != root {
-			chain = append(chain, issuer.Cert)
-		}
+		chain = []*x509.Certificate{c, issuer.Cert}
 	}
 	keyPEM, err := pki.EncodeKeyPEM(key)
 	if err != nil {

@@ -23,18 +23,18 @@ func userIndex(m *manifest.Manifest) (map[string]string, error) {
 	return idx, nil
 }
 
-// Authenticate maps a client certificate to the manifest user it belongs to. A nil certificate
-// is the anonymous caller "". A certificate no user has is an error: callers that present one
-// expect to be someone.
+// Authenticate maps a client certificate to the manifest user it belongs to. A nil certificate,
+// or any certificate before the first manifest, is the anonymous caller "". A certificate no
+// user has is an error: callers that present one expect to be someone.
 func (c *Core) Authenticate(cert *x509.Certificate) (string, error) {
-	if cert == nil {
+	d := c.current()
+	if cert == nil || d == nil {
+		// Before the first manifest there are no users: a caller with a certificate is as
+		// anonymous as one without (and may set the first manifest).
 		return "", nil
 	}
-	d := c.current()
-	if d != nil {
-		if name, ok := d.users[string(cert.Raw)]; ok {
-			return name, nil
-		}
+	if name, ok := d.users[string(cert.Raw)]; ok {
+		return name, nil
 	}
 	return "", errorf(api.CodeUnauthenticated, "client certificate %q (serial %s) belongs to no user of the manifest",
 		cert.Subject.CommonName, cert.SerialNumber.Text(16))

@@ -84,8 +84,9 @@ func TestClientAPI(t *testing.T) {
 		{"chain before any", call{method: "GET", path: api.PathChain}, 503, api.CodeNotReady, "no intermediate CA yet"},
 		{"root", call{method: "GET", path: api.PathRootCert}, 200, "", "-----BEGIN CERTIFICATE-----"},
 		{"invalid manifest", call{method: "POST", path: api.PathManifest, body: []byte(`{"workloads":{"w":{"package":"p"}}}`)}, 422, api.CodeManifestInvalid, `$.workloads.w.package: unknown package "p"`},
+		// Before the first manifest a client certificate is as anonymous as none.
+		{"first manifest with a certificate", call{method: "POST", path: api.PathManifest, body: m, user: "stranger"}, 200, "", `"version":1`},
 		{"unknown certificate", call{method: "POST", path: api.PathManifest, body: m, user: "stranger"}, 401, api.CodeUnauthenticated, "belongs to no user of the manifest"},
-		{"first manifest", call{method: "POST", path: api.PathManifest, body: m}, 200, "", `"version":1`},
 		{"anonymous update", call{method: "POST", path: api.PathManifest, body: m}, 401, api.CodeUnauthenticated, "a manifest is already set"},
 		{"update without the role", call{method: "POST", path: api.PathManifest, body: m, user: "reader"}, 403, api.CodeForbidden, `user "reader" has no role that grants update on the manifest`},
 		{"update", call{method: "POST", path: api.PathManifest, body: m, user: "admin"}, 200, "", `"version":2`},

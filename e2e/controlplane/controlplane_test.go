@@ -276,8 +276,10 @@ type verifyOutput struct {
 func (d *deployment) verifyAndPin(t *testing.T) {
 	d.cliFails(t, "", []string{"coordinator " + d.client() + " has not been verified yet: run `cloister verify --coordinator " + d.client() + "` first"}, "status")
 
+	// Without an expected identity (and without --simulation, which has one) nothing is pinned.
+	d.cliFails(t, "", []string{"no expected Coordinator identity"}, "verify")
 	// Without --simulation the CLI trusts Intel's root only.
-	d.cliFails(t, "", []string{"coordinator NOT verified", "chain does not end in the pinned root key"}, "verify")
+	d.cliFails(t, "", []string{"coordinator NOT verified", "chain does not end in the pinned root key"}, "verify", "--insecure-accept-any-enclave")
 	// A wrong expected measurement is named with the one found.
 	wrong := sha256.Sum256([]byte("some other coordinator"))
 	mr := coordinatorMeasurement(t)

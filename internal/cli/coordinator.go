@@ -74,7 +74,7 @@ the same, and nothing is secure. It says so in every status answer, log line and
 	fl.StringVar(&f.addrFile, "addr-file", "", "write the bound addresses as JSON to this file once listening (for scripts and tests)")
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's pprof profiles on this address (plain HTTP; for diagnosis only, never expose it)")
 	fl.StringVar(&f.pccsURL, "pccs-url", pcs.IntelPCSURL, "Intel PCS or PCCS certification API for SGX collateral (not used in simulation)")
-	fl.StringVar(&f.pcsAPIKey, "pcs-api-key", a.getenv("CLOISTER_PCS_API_KEY"), "Intel PCS subscription key, if the service needs one (env CLOISTER_PCS_API_KEY)")
+	fl.StringVar(&f.pcsAPIKey, "pcs-api-key", "", "Intel PCS subscription key, if the service needs one (default: env CLOISTER_PCS_API_KEY, which keeps it out of process listings)")
 	return cmd
 }
 
@@ -109,7 +109,11 @@ func (f *coordinatorFlags) newTEE(log *slog.Logger) (*tee, error) {
 		if !g.Available() {
 			return nil, fmt.Errorf("no SGX: %s/quote does not exist, so this is not a Gramine SGX enclave; run the Coordinator inside Gramine, or pass --simulation DIR for a simulated platform", attest.DefaultGramineDir)
 		}
-		client, err := pcs.NewClient(pcs.ClientConfig{BaseURL: f.pccsURL, APIKey: f.pcsAPIKey})
+		apiKey := f.pcsAPIKey
+		if apiKey == "" {
+			apiKey = os.Getenv("CLOISTER_PCS_API_KEY")
+		}
+		client, err := pcs.NewClient(pcs.ClientConfig{BaseURL: f.pccsURL, APIKey: apiKey})
 		if err != nil {
 			return nil, fmt.Errorf("--pccs-url: %w", err)
 		}

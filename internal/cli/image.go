@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/image"
 	"github.com/cloister-dev/cloister/protect"
@@ -77,7 +78,7 @@ It prints the simulated measurement, the signer and the deployment-manifest entr
 	fl.IntVar(&f.threads, "threads", image.DefaultThreads, "maximum number of enclave threads")
 	fl.StringArrayVar(&f.coordMREnclave, "coordinator-mrenclave", nil, "accept a Coordinator with this MRENCLAVE (hex, repeatable)")
 	fl.StringVar(&f.coordMRSigner, "coordinator-mrsigner", "", "accept a Coordinator with this MRSIGNER (hex)")
-	fl.Uint16Var(&f.coordProdID, "coordinator-isvprodid", 0, "the Coordinator's ISVPRODID, with --coordinator-mrsigner")
+	fl.Uint16Var(&f.coordProdID, "coordinator-isvprodid", attest.CoordinatorProdID, "the Coordinator's ISVPRODID, with --coordinator-mrsigner")
 	fl.Uint16Var(&f.coordMinSVN, "coordinator-min-isvsvn", 0, "the Coordinator's lowest accepted ISVSVN, with --coordinator-mrsigner")
 	fl.StringVar(&f.launcher, "launcher", "", "the cloister-launch binary (default: next to cloister, then in PATH)")
 	fl.StringArrayVar(&f.volumes, "encrypted-volume", nil, "a writable directory Gramine encrypts with the protected-file key (repeatable)")
@@ -234,7 +235,7 @@ func parseArgvFlag(s string) ([]string, error) {
 
 func coordinatorFlagIdentity(f *imageConvertFlags) (*enclave.Coordinator, error) {
 	if len(f.coordMREnclave) == 0 && f.coordMRSigner == "" {
-		if f.coordProdID != 0 || f.coordMinSVN != 0 {
+		if f.coordProdID != attest.CoordinatorProdID || f.coordMinSVN != 0 {
 			return nil, errors.New("--coordinator-isvprodid and --coordinator-min-isvsvn need --coordinator-mrsigner")
 		}
 		return nil, nil

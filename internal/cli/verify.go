@@ -36,6 +36,7 @@ type verifyFlags struct {
 	bundle       string
 	fromBundle   string
 	replacePin   bool
+	acceptAny    bool
 }
 
 // bundle is an offline verification bundle: the Coordinator's answer to a fresh nonce.
@@ -97,6 +98,7 @@ offline, for an auditor who was not there.`,
 	fl.StringVar(&f.bundle, "bundle", "", "write an offline verification bundle to this file")
 	fl.StringVar(&f.fromBundle, "from-bundle", "", "verify a bundle written by --bundle instead of contacting the Coordinator")
 	fl.BoolVar(&f.replacePin, "replace-pin", false, "replace a pinned root that differs (a new deployment)")
+	fl.BoolVar(&f.acceptAny, "insecure-accept-any-enclave", false, "accept and pin any genuine enclave; compare the printed MRENCLAVE yourself")
 	return cmd
 }
 
@@ -175,6 +177,11 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	e, err := f.expect()
 	if err != nil {
 		return err
+	}
+	if len(e.MREnclave) == 0 && e.MRSigner == nil && !f.acceptAny {
+		// Anyone can run some genuine enclave; only the expected identity makes it the
+		// Coordinator. Pinning without one would trust whoever answered.
+		return errors.New("no expected Coordinator identity: give --mrenclave, or --mrsigner with --isvprodid and --min-isvsvn; or --insecure-accept-any-enclave to accept and pin whatever genuine enclave answers")
 	}
 	var v *client.Verified
 	if f.fromBundle != "" {

@@ -33,6 +33,10 @@ type Policy struct {
 	// AllowExpiredCollateral accepts results whose collateral or certificates were outside their
 	// validity at the verification time. Default false.
 	AllowExpiredCollateral bool
+	// RequireCRLs rejects results whose revocation lists were not both checked. A verifier that
+	// takes collateral from the party it verifies needs it: leaving the CRLs out must not hide
+	// a revoked platform. Default false (missing CRLs leave Platform.CRLChecked false).
+	RequireCRLs bool
 }
 
 // PolicyField names the part of a Result a [PolicyError] is about.
@@ -141,6 +145,9 @@ func (p *Policy) Check(r *Result) error {
 		if len(extra) > 0 {
 			reject(FieldAdvisories, "["+strings.Join(extra, ", ")+"]", "only ["+strings.Join(p.Advisories, ", ")+"]")
 		}
+	}
+	if p.RequireCRLs && !r.Platform.CRLChecked {
+		reject(FieldCollateral, "without both revocation lists (root CA CRL and PCK CRL)", "collateral with both CRLs; the policy requires revocation checks")
 	}
 	if r.Platform.CollateralExpired && !p.AllowExpiredCollateral {
 		items := make([]string, len(r.Platform.Expired))

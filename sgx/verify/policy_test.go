@@ -78,6 +78,11 @@ func TestPolicyCheck(t *testing.T) {
 			}, field: verify.FieldCollateral, message: "tcb_info valid 1970-01-01T00:00:00Z to 1970-01-01T00:01:00Z"},
 		{name: "expired collateral allowed", policy: verify.Policy{MREnclave: [][32]byte{mrenclave}, AllowExpiredCollateral: true},
 			result: func(r *verify.Result) { r.Platform.CollateralExpired = true }},
+		{name: "CRLs required and missing", policy: verify.Policy{MREnclave: [][32]byte{mrenclave}, RequireCRLs: true},
+			result: func(r *verify.Result) { r.Platform.CRLChecked = false },
+			field: verify.FieldCollateral, message: "without both revocation lists"},
+		{name: "CRLs required and checked", policy: verify.Policy{MREnclave: [][32]byte{mrenclave}, RequireCRLs: true},
+			result: func(r *verify.Result) { r.Platform.CRLChecked = true }},
 		{name: "several rejections", policy: verify.Policy{MREnclave: [][32]byte{other}},
 			result: func(r *verify.Result) {
 				r.Enclave.Debug = true
