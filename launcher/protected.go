@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -43,20 +44,21 @@ func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, uid, gid
 		if !ok {
 			return fmt.Errorf("protected file %s: the Coordinator delivered no key %q; list it in the workload's file_keys", pf.Path, pf.Key)
 		}
-		if err := unlockOne(pf, key, uid, gid); err != nil {
+		if err := unlockOne(ProtectedDir, pf, key, uid, gid); err != nil {
 			return fmt.Errorf("protected file %s: %w", pf.Path, err)
 		}
 	}
 	return nil
 }
 
-func unlockOne(pf enclave.ProtectedFile, key []byte, uid, gid int) error {
+// unlockOne decrypts one protected file into dir and links it in at its path.
+func unlockOne(dir string, pf enclave.ProtectedFile, key []byte, uid, gid int) error {
 	in, err := os.Open(pf.Path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	plain := filepath.Join(ProtectedDir, pf.Path)
+	plain := filepath.Join(dir, pf.Path)
 	if err := os.MkdirAll(filepath.Dir(plain), 0o700); err != nil {
 		return err
 	}
@@ -67,7 +69,7 @@ func unlockOne(pf enclave.ProtectedFile, key []byte, uid, gid int) error {
 			if err := os.Chown(d, uid, gid); err != nil {
 				return err
 			}
-			if d == ProtectedDir || d == "/" {
+			if d == dir || d == "/" {
 				break
 			}
 		}
@@ -82,9 +84,21 @@ func unlockOne(pf enclave.ProtectedFile, key []byte, uid, gid int) error {
 			return err
 		}
 	}
-	version, err := protect.Decrypt(out, in, key, pf.Path)
+	// The ciphertext is hashed as it is decrypted and must be the one the signed enclave
+	// manifest names: with the same key and version an older copy would decrypt fine, and inside
+	// Gramine nothing else checks these files (they are allowed, not trusted, files).
+	h := sha256.New()
+	version, err := protect.Decrypt(out, io.TeeReader(in, h), key, pf.Path)
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		var sum enclave.Digest
+		h.Sum(sum[:0])
+		if sum != pf.SHA256 { // Decrypt read to the end: it refuses trailing data
+
+			err = fmt.Errorf("encrypted copy has SHA-256 %s; the enclave manifest expects %s (an old or altered copy swapped in?)", sum, pf.SHA256)
+		}
 	}
 	if err == nil && version != pf.Version {
 		err = fmt.Errorf("encrypted copy has version %d; the enclave manifest expects %d (an old copy swapped in?)", version, pf.Version)
