@@ -82,7 +82,7 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 		files = append(files, addedFile{hdr: tar.Header{
 			Name: strings.TrimPrefix(e.file.Path, "/"), Mode: e.hdr.Mode & 0o7777,
 			Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
-			Size: fileSize(e.tmp),
+			Size: fileSize(e.tmp), PAXRecords: keptPAXRecords(e.hdr.PAXRecords),
 		}, file: e.tmp, sum: &e.file.SHA256})
 	}
 	lw, err := newLayerWriter(dir, gzipLevel)
@@ -102,6 +102,31 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 		}
 	}
 	return lw.finish(layerMediaType(gzipMagic, mt))
+}
+
+// keptPAXRecords returns the PAX records of a protected file's entry that
+// its encrypted entry keeps: extended attributes (file capabilities,
+// SELinux labels, ACLs) and other records, but none that the tar header
+// fields carry (path, size, owner, times), none that describe the
+// plaintext (GNU sparse maps and sizes, star's realsize) and not the IMA
+// and EVM attributes, which hold a hash or signature of the plaintext.
+func keptPAXRecords(recs map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range recs {
+		switch {
+		case k == "path", k == "linkpath", k == "size", k == "uid", k == "gid", k == "uname", k == "gname",
+			k == "mtime", k == "atime", k == "ctime",
+			strings.HasPrefix(k, "GNU.sparse."), k == "SCHILY.realsize", k == "SCHILY.filetype",
+			k == "SCHILY.xattr.security.ima", k == "SCHILY.xattr.security.evm",
+			k == "LIBARCHIVE.xattr.security.ima", k == "LIBARCHIVE.xattr.security.evm":
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func writeAdded(tw *tar.Writer, f *addedFile) error {

@@ -38,8 +38,15 @@ var DefaultExclude = []string{"/dev/", "/etc/hostname", "/etc/hosts", "/etc/reso
 type Config struct {
 	// Protect lists the paths to encrypt: files, or directories whose
 	// regular files are all encrypted. Paths are resolved through the
-	// image's symbolic links. Every layer holding one of them is rewritten
-	// without its plaintext.
+	// image's symbolic links. Every layer holding one of them, or an older
+	// version of one (at the path as given, at any form its symbolic links
+	// expand to, or below a protected directory), is rewritten without it.
+	// A conversion that would leave a protected file's plaintext anywhere
+	// else fails with [ErrPlaintext]: a hard link or an identical copy at
+	// an unprotected path, a symbolic link in a protected directory to an
+	// unprotected file, or, for files of 8 bytes to 4 KiB (white space
+	// trimmed), the content in the image configuration or the enclave
+	// manifest.
 	Protect []string
 	// KeyName names the deployment-manifest secret that holds FileKey.
 	// Default [DefaultKeyName].
@@ -84,6 +91,12 @@ type Config struct {
 	TempDir string
 	// Workers is how many layers are read at once; default GOMAXPROCS.
 	Workers int
+	// RedactHistory replaces the build command (created_by) of every
+	// entry of the image's history with [RedactedCreatedBy]. Build tools
+	// record build arguments there (BuildKit writes `RUN |1 TOKEN=…`); a
+	// conversion whose history holds a protected file's content fails with
+	// [ErrPlaintext] unless it is set.
+	RedactHistory bool
 	// Limits bounds what the layers may hold.
 	Limits Limits
 }

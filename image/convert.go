@@ -154,7 +154,14 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	}
 
 	report := newReport(signed, li.sum)
-	img, err := assemble(src, rw.lays, added, &report, created)
+	img, err := assemble(src, rw.lays, added, &report, created, cfg.RedactHistory)
+	if err != nil {
+		return nil, err
+	}
+	err = checkOutputMetadata(img, signedBytes, rw.plain)
+	for _, pt := range rw.plain {
+		clear(pt.data)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -168,9 +175,15 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 
 // assemble builds the output image: the source's layers (rewritten where
 // lays has one) and the added layer, with the configuration changed to run
-// the launcher.
-func assemble(src *Source, lays []*fileLayer, added *fileLayer, r *Report, created time.Time) (v1.Image, error) {
+// the launcher, and with every build command of the history replaced by
+// [RedactedCreatedBy] when redact is set.
+func assemble(src *Source, lays []*fileLayer, added *fileLayer, r *Report, created time.Time, redact bool) (v1.Image, error) {
 	cfg := src.config.DeepCopy()
+	if redact {
+		for i := range cfg.History {
+			cfg.History[i].CreatedBy = RedactedCreatedBy
+		}
+	}
 	var layers []outLayer
 	for i, l := range src.layers {
 		if fl := lays[i]; fl != nil {
@@ -204,7 +217,35 @@ func assemble(src *Source, lays []*fileLayer, added *fileLayer, r *Report, creat
 			Comment:   "confidential container: launcher, signed enclave manifest, protected files",
 		})
 	}
-	return newOutImage(src.mediaType, cfg, layers)
+	img, err := newOutImage(src.mediaType, cfg, layers)
+	if c, ok := img.(*converted); ok {
+		c.source = src.name
+	}
+	return img, err
+}
+
+// checkOutputMetadata searches the converted image's configuration and
+// manifest, and its enclave manifest, for the protected plaintext (see
+// [checkMetadata]); the layers were rewritten without it.
+func checkOutputMetadata(img v1.Image, enclaveManifest []byte, plain []plaintext) error {
+	if len(plain) == 0 {
+		return nil
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	return checkMetadata([]metadataBlob{
+		{name: "the image configuration", raw: rawCfg,
+			hint: "remove the value from the image's environment, labels or history (rebuild the image without it)"},
+		{name: "the enclave manifest " + EnclaveManifestPath, raw: enclaveManifest,
+			hint: "remove the value from the image's command line, environment, working directory or user, or from --entrypoint and --cmd"},
+		{name: "the image manifest", raw: rawManifest, hint: "rebuild the image without it"},
+	}, plain)
 }
 
 // checkVolumes requires every encrypted volume to hold no files in the

@@ -12,9 +12,9 @@
 //     later layers winning, hard links resolved to their target's content,
 //     symbolic links skipped);
 //   - encrypts the protected paths (Config.Protect) with package protect at
-//     their original paths, and rewrites every layer that holds one of them,
-//     so that no blob of the output contains their plaintext; a whiteout in a
-//     later layer would not be enough;
+//     their original paths, and rewrites every layer that holds one of them
+//     or an older version of one, so that no blob of the output contains
+//     their plaintext; a whiteout in a later layer would not be enough;
 //   - writes and signs the enclave manifest (package enclave): the trusted
 //     command line, environment, working directory and user, every trusted
 //     file's SHA-256 and size, the protected files, the excluded patterns and
@@ -30,23 +30,26 @@
 //
 // # Resources
 //
-// Memory does not grow with the size of the image, only with its number of
-// files (about 200 bytes each, bounded by [Limits]): layers and files are
+// Memory does not grow with the size of the image's files, only with its
+// number of entries (at the peak about 700 bytes each plus five times its
+// path and link target, bounded by [Limits]): layers and files are
 // streamed, never held in memory, and rewritten layers go to temporary files.
 // Layers are read in parallel, Config.Workers at a time.
 //
 // # Hostile input
 //
 // Layer tars are read defensively ([Limits], [ErrUnsafe], [ErrLimit]): entry
-// names that are absolute, hold "..", are not UTF-8 or exceed 4096 bytes;
+// names that are absolute, hold "..", are not UTF-8, exceed 4096 bytes or
+// have an element over 255 bytes;
 // entries under a non-directory of a lower layer (a symbolic link, say);
 // hard links to anything but an existing regular file; device nodes; data on
 // entries that carry none; unknown entry types; too many entries, layers or
 // bytes. Each fails the conversion with an error naming the layer and entry.
 // A protected path reached through symbolic links is resolved as the kernel
 // would inside the container (".." never leaves the root), and protecting a
-// file whose content would remain elsewhere in the image, through a hard
-// link or as an identical copy, fails with [ErrPlaintext].
+// file whose content would remain elsewhere in the image (through a hard
+// link, a symbolic link in a protected directory, an identical copy, or in
+// the image configuration or enclave manifest) fails with [ErrPlaintext].
 //
 // # Inspecting
 //

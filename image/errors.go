@@ -16,7 +16,8 @@ var (
 	// ErrLimit means an image exceeds one of its [Limits].
 	ErrLimit = errors.New("limit exceeded")
 	// ErrPlaintext means protecting the requested paths would leave their
-	// plaintext somewhere in the image (a hard link, a copy, another path),
+	// plaintext somewhere in the image (a hard link, a symbolic link in a
+	// protected directory, a copy, another path, the image configuration),
 	// so the conversion stops instead.
 	ErrPlaintext = errors.New("plaintext of a protected file would remain in the image")
 	// ErrNotConverted means an image has no /cloister/enclave.json.

@@ -40,6 +40,8 @@ func layerSeeds(t testing.TB) map[string][]byte {
 		"truncated":      (&rawTar{}).add("f", '0', 1<<20, "", []byte("short")).bytes()[:1024],
 		"whiteout-empty": tarBytes(t, file("etc/.wh.", "")),
 		"cloister":       tarBytes(t, file("cloister/launch", "x")),
+		"sparse":         (&rawTar{}).sparse("a", 1<<30).bytes(),
+		"long-element":   tarBytes(t, file("opt/"+strings.Repeat("n", 256), "x")),
 	}
 }
 
@@ -76,7 +78,7 @@ func FuzzReadLayer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := &srcLayer{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
 		tr := &tracker{}
-		li, err := indexLayer(context.Background(), l, &Source{mediaType: types.OCIManifestSchema1}, &fuzzLimits, &counter{}, tr)
+		li, err := indexLayer(context.Background(), l, &Source{mediaType: types.OCIManifestSchema1}, &fuzzLimits, &budget{}, tr)
 		if err != nil {
 			if !errors.Is(err, ErrUnsafe) && !errors.Is(err, ErrLimit) {
 				t.Fatalf("indexLayer: undocumented error %v", err)

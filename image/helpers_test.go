@@ -81,6 +81,7 @@ type te struct {
 	body string // content of a regular file
 	link string
 	mode int64
+	pax  map[string]string // PAX records (extended attributes)
 }
 
 func file(name, body string) te         { return te{name: name, body: body} }
@@ -96,7 +97,7 @@ func tarBytes(t testing.TB, entries ...te) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, ModTime: time.Unix(1600000000, 0)}
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, ModTime: time.Unix(1600000000, 0), PAXRecords: e.pax}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.body))

@@ -45,6 +45,25 @@ func (r *rawTar) add(name string, typ byte, size int64, link string, data []byte
 	return r
 }
 
+// sparse adds a PAX (GNU 1.0) sparse file of realsize bytes, all hole: its
+// entry in the tar stream is a few hundred bytes whatever realsize is.
+func (r *rawTar) sparse(name string, realsize int64) *rawTar {
+	var pax []byte
+	for _, kv := range [][2]string{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"}, {"GNU.sparse.name", name},
+		{"GNU.sparse.realsize", fmt.Sprint(realsize)}} {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		pax = fmt.Appendf(pax, "%d%s", n, rec)
+	}
+	r.add("PaxHeaders/"+name, 'x', int64(len(pax)), "", pax)
+	sparseMap := make([]byte, 512)
+	copy(sparseMap, "0\n") // no data fragments
+	return r.add("GNUSparseFile.0/"+name, '0', 512, "", sparseMap)
+}
+
 func (r *rawTar) bytes() []byte {
 	return append(bytes.Clone(r.b.Bytes()), make([]byte, 1024)...)
 }
@@ -105,6 +124,14 @@ func TestHostileLayers(t *testing.T) {
 		{name: "too many entries", layers: [][]byte{tarBytes(t, append(app, file("a", ""), file("b", ""), file("c", ""))...)}, limits: Limits{MaxEntries: 3}, want: ErrLimit, msg: "more than 3 entries"},
 		{name: "file too large", layers: [][]byte{tarBytes(t, append(app, file("big", big))...)}, limits: Limits{MaxFileSize: 1024}, want: ErrLimit, msg: "file size 2048"},
 		{name: "layer too large", layers: [][]byte{tarBytes(t, append(app, file("big", big))...)}, limits: Limits{MaxLayerSize: 3000}, want: ErrLimit, msg: "larger than 3000 bytes"},
+		{name: "sparse files past the layer limit", layers: [][]byte{(&rawTar{}).add("bin/app", '0', 0, "", nil).sparse("a", 8<<20).sparse("b", 8<<20).bytes()},
+			limits: Limits{MaxLayerSize: 1 << 20}, want: ErrLimit, msg: "the layer's files add up to more than 1048576 bytes"},
+		{name: "sparse files past the image limit", layers: [][]byte{(&rawTar{}).add("bin/app", '0', 0, "", nil).sparse("a", 8<<20).bytes(), (&rawTar{}).sparse("b", 8<<20).bytes()},
+			limits: Limits{MaxImageSize: 12 << 20}, want: ErrLimit, msg: "the image's files add up to more than 12582912 bytes"},
+		{name: "path element too long", layers: [][]byte{tarBytes(t, append(app, file("opt/"+strings.Repeat("n", 256), "x"))...)}, want: ErrLimit, msg: "element of 256 bytes; expected at most 255"},
+		{name: "link target element too long", layers: [][]byte{tarBytes(t, append(app, hardlink("x", "bin/"+strings.Repeat("n", 300)))...)}, want: ErrLimit, msg: "element of 300 bytes"},
+		{name: "names past their budget", layers: [][]byte{tarBytes(t, append(app, file("opt/"+strings.Repeat("a", 200), ""), symlink("opt/l", strings.Repeat("b/", 400)))...)},
+			limits: Limits{MaxNameBytes: 1000}, want: ErrLimit, msg: "paths and link targets add up to more than 1000 bytes"},
 		{name: "too many layers", layers: [][]byte{tarBytes(t, app...), tarBytes(t, app...), tarBytes(t, app...)}, limits: Limits{MaxLayers: 2}, want: ErrLimit, msg: "3 layers"},
 		{name: "symlink loop protected", layers: [][]byte{tarBytes(t, append(app, symlink("a", "b"), symlink("b", "a"))...)}, protect: []string{"/a"}, msg: "not found in the image"},
 		{name: "protect a device", layers: [][]byte{tarBytes(t, append(app, te{name: "run/p", typ: tar.TypeFifo})...)}, protect: []string{"/run/p"}, msg: "is a named pipe"},

@@ -28,12 +28,12 @@ func indexLayers(ctx context.Context, src *Source, lim *Limits, workers int, t *
 		workers = runtime.GOMAXPROCS(0)
 	}
 	idx := make([]*layerIndex, len(src.layers))
-	var entries counter
+	var b budget
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for i, l := range src.layers {
 		g.Go(func() error {
-			li, err := indexLayer(ctx, l, src, lim, &entries, t)
+			li, err := indexLayer(ctx, l, src, lim, &b, t)
 			if err != nil {
 				return inLayer(i+1, err)
 			}
@@ -49,10 +49,10 @@ func indexLayers(ctx context.Context, src *Source, lim *Limits, workers int, t *
 }
 
 // indexLayer reads one layer and hashes each regular file as it streams by.
-func indexLayer(ctx context.Context, l *srcLayer, src *Source, lim *Limits, entries *counter, t *tracker) (*layerIndex, error) {
+func indexLayer(ctx context.Context, l *srcLayer, src *Source, lim *Limits, b *budget, t *tracker) (*layerIndex, error) {
 	li := &layerIndex{}
 	err := readLayer(ctx, l, src.mediaType, lim, &t.bytes, func(r io.Reader) error {
-		return walkTar(r, lim, entries, func(_ int, _ *tar.Header, e *entry, body io.Reader) error {
+		return walkTar(r, lim, b, func(_ int, _ *tar.Header, e *entry, body io.Reader) error {
 			if e.kind == kindFile {
 				sum, n, err := enclave.HashReader(body)
 				if err != nil {

@@ -29,13 +29,13 @@ type found struct {
 // An image without them gives an error wrapping [ErrNotConverted].
 func Inspect(ctx context.Context, src *Source, opts ...Option) (*Report, *enclave.Signed, error) {
 	lim := Limits{}.withDefaults()
-	var entries counter
+	var b budget
 	man := &found{path: EnclaveManifestPath}
 	lau := &found{path: LauncherPath}
 	for l := len(src.layers) - 1; l >= 0 && !(man.done && lau.done); l-- {
 		layerMan, layerLau := &found{path: man.path}, &found{path: lau.path}
 		err := readLayer(ctx, src.layers[l], src.mediaType, &lim, nil, func(r io.Reader) error {
-			return walkTar(r, &lim, &entries, func(_ int, _ *tar.Header, e *entry, body io.Reader) error {
+			return walkTar(r, &lim, &b, func(_ int, _ *tar.Header, e *entry, body io.Reader) error {
 				for _, f := range []*found{layerMan, layerLau} {
 					if !f.done || e.kind != kindWhiteout && e.kind != kindOpaque {
 						f.see(e, body)

@@ -82,10 +82,12 @@ func newOutImage(mt types.MediaType, cfg *v1.ConfigFile, layers []outLayer) (v1.
 }
 
 // converted is a written image that knows which of its blobs are files on
-// disk, so that [Write] can link them instead of copying them.
+// disk, so that [Write] can link them instead of copying them, and the
+// reference of its source, so that [Write] can refuse to write into it.
 type converted struct {
 	v1.Image
-	files map[v1.Hash]string
+	files  map[v1.Hash]string
+	source string
 }
 
 func (c *converted) blobFiles() map[v1.Hash]string { return c.files }

@@ -27,19 +27,37 @@ type plan struct {
 	defs map[ref]string
 	// rewrite marks the layers that lose entries.
 	rewrite []bool
+	// oldFiles holds the paths at which a requested file's plaintext may
+	// have lived in a lower layer: the request and each of its symbolic-link
+	// expansions. No entry at one of them is visible in the final view.
+	oldFiles map[string]bool
+	// dirs holds the protected directories, resolved, as requested and each
+	// expansion between: every file entry below one, in any layer, goes.
+	dirs map[string]bool
+	// links are the symbolic links found in protected directories; each
+	// must point to protected files (checked once every request is in).
+	links []protectedLink
 }
+
+// protectedLink is a symbolic link inside a protected directory.
+type protectedLink struct{ path, dir string }
 
 // reservedDir is where the converter puts its own files.
 const reservedDir = "/cloister"
 
 // planProtection resolves the requested protected paths in v and decides
-// which entries leave which layers. It fails closed, with an error wrapping
-// [ErrPlaintext], whenever a protected file's plaintext would stay in the
-// image: a hard link to it at an unprotected path, or an unprotected file
-// anywhere in any layer with the same content.
+// which entries leave which layers: every entry at a protected path or
+// holding a protected file's content, every file entry at a requested
+// file's path as requested or through any expansion of its symbolic links,
+// and every file entry below a protected directory (resolved or as
+// requested), in every layer, whether or not it is still visible. It fails
+// closed, with an error wrapping [ErrPlaintext], whenever a protected file's
+// plaintext would stay in the image: a hard link to it at an unprotected
+// path, a symbolic link in a protected directory to an unprotected file, or
+// an unprotected file anywhere in any layer with the same content.
 func planProtection(v *view, requested []string, excluded func(string) bool) (*plan, error) {
 	p := &plan{protected: map[string]*node{}, drop: map[ref]bool{}, sources: map[ref][]string{},
-		defs: map[ref]string{}, rewrite: make([]bool, len(v.idx))}
+		defs: map[ref]string{}, rewrite: make([]bool, len(v.idx)), oldFiles: map[string]bool{}, dirs: map[string]bool{}}
 	for _, req := range requested {
 		if err := p.add(v, req, excluded); err != nil {
 			return nil, err
@@ -47,6 +65,9 @@ func planProtection(v *view, requested []string, excluded func(string) bool) (*p
 	}
 	if len(p.protected) == 0 {
 		return p, nil
+	}
+	if err := p.checkLinks(v); err != nil {
+		return nil, err
 	}
 	inodes := map[ref]string{}
 	sums := map[[32]byte]string{}
@@ -78,16 +99,25 @@ func planProtection(v *view, requested []string, excluded func(string) bool) (*p
 			e := &li.entries[i]
 			r := ref{int32(l), int32(i)}
 			_, atProtected := p.protected[e.path]
-			var holds bool // the entry carries a protected file's content
+			var holds, old bool // the entry carries a protected file's content, or may carry an old one
 			switch e.kind {
 			case kindWhiteout, kindOpaque, kindIgnored:
 				continue // they carry no content
 			case kindFile:
 				_, holds = inodes[r]
+				old = p.oldFiles[e.path] || p.inDir(e.path)
 			case kindHardlink:
 				_, holds = inodes[e.inode]
+				old = p.oldFiles[e.path] || p.inDir(e.path)
+				// A hard link to a removed entry would have no target; if
+				// nothing sees it in the final view, it goes too. A visible
+				// one fails below.
+				if !old && p.drop[e.target] {
+					n := v.lookup(e.path)
+					old = n == nil || n.def != r
+				}
 			}
-			if atProtected || holds {
+			if atProtected || holds || old {
 				p.drop[r] = true
 				p.rewrite[l] = true
 			}
@@ -102,7 +132,7 @@ func planProtection(v *view, requested []string, excluded func(string) bool) (*p
 			switch {
 			case e.kind == kindHardlink && p.drop[e.target]:
 				errs = append(errs, &LayerError{Layer: l + 1, Path: e.path, Err: fmt.Errorf(
-					"%w: hard link to %s, whose entry is removed because it is protected; protect %s too or remove the link",
+					"%w: hard link to %s, whose entry is removed because it holds protected content; protect %s too or remove the link",
 					ErrPlaintext, e.link, e.path)})
 			case e.kind == kindFile && e.size > 0 && sums[e.sum] != "":
 				errs = append(errs, &LayerError{Layer: l + 1, Path: e.path, Err: fmt.Errorf(
@@ -115,12 +145,13 @@ func planProtection(v *view, requested []string, excluded func(string) bool) (*p
 }
 
 // add resolves one requested path (a file, or a directory whose regular
-// files are all protected) through the final view.
+// files are all protected) through the final view, and records the paths
+// at which its older plaintext may lie in lower layers.
 func (p *plan) add(v *view, req string, excluded func(string) bool) error {
 	if err := checkImagePath(req); err != nil {
 		return fmt.Errorf("protect %q: %w", req, err)
 	}
-	real, n := v.resolve(req)
+	real, n, forms := v.resolveForms(req)
 	switch {
 	case n == nil:
 		return fmt.Errorf("protect %q: not found in the image", req)
@@ -129,12 +160,21 @@ func (p *plan) add(v *view, req string, excluded func(string) bool) error {
 	case isReserved(real):
 		return fmt.Errorf("protect %q: resolves to %s, which the converter writes itself", req, real)
 	case n.kind == kindFile:
+		for _, f := range forms {
+			p.oldFiles[f] = true
+		}
 		return p.addFile(real, n, excluded)
 	case n.kind == kindDir:
+		for _, f := range forms {
+			p.dirs[f] = true
+		}
 		before := len(p.protected)
 		err := walk(real, n, func(fp string, c *node) error {
-			if c.kind == kindFile {
+			switch c.kind {
+			case kindFile:
 				return p.addFile(fp, c, excluded)
+			case kindSymlink:
+				p.links = append(p.links, protectedLink{path: fp, dir: real})
 			}
 			return nil
 		})
@@ -144,6 +184,53 @@ func (p *plan) add(v *view, req string, excluded func(string) bool) error {
 		return err
 	}
 	return fmt.Errorf("protect %q: %s is %s; expected a regular file or a directory", req, real, n.kind)
+}
+
+// inDir reports whether p lies below a protected directory.
+func (p *plan) inDir(fp string) bool {
+	if len(p.dirs) == 0 {
+		return false
+	}
+	for d := path.Dir(fp); d != "/"; d = path.Dir(d) {
+		if p.dirs[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
+// checkLinks requires every symbolic link found in a protected directory to
+// point to protected files only: a link to a regular file that is
+// protected, or to a directory whose regular files all are. A link to
+// nothing, or to a pipe, carries no content.
+func (p *plan) checkLinks(v *view) error {
+	var errs []error
+	for _, l := range p.links {
+		target, n := v.resolve(l.path)
+		switch {
+		case n == nil:
+		case n.kind == kindFile && p.protected[target] == nil:
+			errs = append(errs, fmt.Errorf("%w: %s in protected %s is a symbolic link to %s, which is not protected; protect it too (--protect %s) or remove the link",
+				ErrPlaintext, l.path, l.dir, target, target))
+		case n.kind == kindDir:
+			var open string
+			_ = walk(target, n, func(fp string, c *node) error {
+				if c.kind == kindFile && p.protected[fp] == nil {
+					open = fp
+					return errStop
+				}
+				return nil
+			})
+			if open != "" {
+				errs = append(errs, fmt.Errorf("%w: %s in protected %s is a symbolic link to the directory %s, whose file %s is not protected; protect it too (--protect %s) or remove the link",
+					ErrPlaintext, l.path, l.dir, target, open, target))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *plan) addFile(fp string, n *node, excluded func(string) bool) error {

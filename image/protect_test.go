@@ -1,16 +1,19 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cloister-dev/cloister/protect"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // secretsIn returns the secrets found anywhere in img's blobs: the stored
@@ -138,6 +141,9 @@ func TestProtectFailsClosed(t *testing.T) {
 			protect: []string{"/etc/link"}, want: ErrPlaintext, msg: "/etc/s is a hard link to protected /etc/link"},
 		{name: "hard link to an old version", layers: [][]te{{file("bin/app", "a"), file("etc/s", "OLD"), hardlink("etc/old", "etc/s")}, {file("etc/s", "NEW")}},
 			protect: []string{"/etc/s"}, want: ErrPlaintext, msg: "whose entry is removed"},
+		{name: "hard link to an old key of a protected directory", layers: [][]te{{file("bin/app", "a"), file("srv/keys/old", "OLD"), file("srv/keys/cur", "CUR"),
+			hardlink("etc/copy", "srv/keys/old")}, {whiteout("srv/keys/.wh.old")}},
+			protect: []string{"/srv/keys"}, want: ErrPlaintext, msg: `"/etc/copy": plaintext of a protected file would remain in the image: hard link to /srv/keys/old, whose entry is removed`},
 		{name: "identical copy", layers: [][]te{{file("bin/app", "a"), file("etc/s", "SECRET")}, {file("tmp/backup", "SECRET")}},
 			protect: []string{"/etc/s"}, want: ErrPlaintext, msg: "the same content as protected /etc/s"},
 		{name: "deleted identical copy", layers: [][]te{{file("bin/app", "a"), file("build/s", "SECRET")}, {file("build/.wh.s", ""), file("etc/s", "SECRET")}},
@@ -187,5 +193,206 @@ func TestExcludedProtected(t *testing.T) {
 	cfg.Exclude = []string{"/tmp/"}
 	if _, err := Convert(context.Background(), source(t, img), cfg); err == nil || !strings.Contains(err.Error(), "matches an exclude pattern") {
 		t.Errorf("Convert: %v", err)
+	}
+}
+
+// TestOldPlaintextRemoved protects paths whose older plaintext lies in a
+// lower layer where the final view no longer shows it: deleted by a
+// whiteout or an opaque directory, or under a directory that a symbolic
+// link replaced. Every such entry must leave its layer.
+func TestOldPlaintextRemoved(t *testing.T) {
+	const old, old2 = "OLD-ROTATED-KEY-0123456789abcdef", "OLD-SECOND-KEY-fedcba9876543210"
+	for _, tc := range []struct {
+		name    string
+		layers  [][]te
+		protect []string
+	}{
+		{name: "whiteout in a protected directory", protect: []string{"/srv/keys"}, layers: [][]te{
+			{file("bin/app", "a"), file("srv/keys/old.pem", old), file("srv/keys/cur.pem", "CURRENT-KEY-1")},
+			{whiteout("srv/keys/.wh.old.pem")}}},
+		{name: "opaque protected directory", protect: []string{"/srv/keys"}, layers: [][]te{
+			{file("bin/app", "a"), file("srv/keys/old.pem", old), file("srv/keys/sub/old", old2)},
+			{whiteout("srv/keys/.wh..wh..opq"), file("srv/keys/new.pem", "NEW-KEY-1")}}},
+		{name: "deleted hard link in a protected directory", protect: []string{"/srv/keys"}, layers: [][]te{
+			{file("bin/app", "a"), file("srv/keys/old.pem", old), hardlink("srv/keys/old.bak", "srv/keys/old.pem")},
+			{whiteout("srv/keys/.wh.old.pem"), whiteout("srv/keys/.wh.old.bak"), file("srv/keys/new.pem", "NEW-KEY-1")}}},
+		{name: "deleted hard link elsewhere to an old key", protect: []string{"/srv/keys"}, layers: [][]te{
+			{file("bin/app", "a"), file("srv/keys/old.pem", old), hardlink("tmp/copy", "srv/keys/old.pem")},
+			{whiteout("srv/keys/.wh.old.pem"), whiteout("tmp/.wh.copy"), file("srv/keys/new.pem", "NEW-KEY-1")}}},
+		{name: "file at the requested path, now behind a link", protect: []string{"/app/secret"}, layers: [][]te{
+			{file("bin/app", "a"), file("app/secret", old)},
+			{whiteout(".wh.app"), file("opt/app/secret", "NEW-SECRET-1"), symlink("app", "opt/app")}}},
+		{name: "file at an intermediate expansion", protect: []string{"/app/secret"}, layers: [][]te{
+			{file("bin/app", "a"), file("app/secret", old), file("srv/app/secret", old2)},
+			{whiteout(".wh.app"), whiteout("srv/.wh.app"), symlink("app", "srv/app"), symlink("srv/app", "/opt/app"), file("opt/app/secret", "NEW-SECRET-1")}}},
+		{name: "directory at the requested path, now behind a link", protect: []string{"/app/keys"}, layers: [][]te{
+			{file("bin/app", "a"), file("app/keys/k", old), file("app/keys/deep/k", old2)},
+			{whiteout(".wh.app"), file("opt/app/keys/k", "NEW-KEY-1"), symlink("app", "opt/app")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := testImage(t, []string{"/bin/app"}, tc.layers...)
+			if found := secretsIn(t, img, old); len(found) != 1 {
+				t.Fatalf("the scan finds %v in the input; it must find the old key there", found)
+			}
+			res := convert(t, img, testConfig(t, tc.protect...))
+			if found := secretsIn(t, res.Image, old, old2); len(found) > 0 {
+				t.Errorf("old plaintext in the converted image: %q", found)
+			}
+			if err := verifyImage(t, res.Image); err != nil {
+				t.Errorf("Verify of the converted image: %v", err)
+			}
+		})
+	}
+}
+
+// TestSymlinkInProtectedDirectory protects a directory holding symbolic
+// links: a link to an unprotected file or directory stops the conversion,
+// naming the link and its target; links to protected files, and links to
+// nothing, are kept.
+func TestSymlinkInProtectedDirectory(t *testing.T) {
+	base := []te{file("bin/app", "a"), file("srv/keys/a.pem", "KEY-A-0123456789"), file("opt/real/db.pass", "DB-PASSWORD-0123456789"),
+		file("opt/conf/x", "X")}
+	for _, tc := range []struct {
+		name    string
+		extra   []te
+		protect []string
+		msg     string // "" means success
+	}{
+		{name: "link to an unprotected file", extra: []te{symlink("srv/keys/db.pass", "/opt/real/db.pass")}, protect: []string{"/srv/keys"},
+			msg: "/srv/keys/db.pass in protected /srv/keys is a symbolic link to /opt/real/db.pass, which is not protected; protect it too"},
+		{name: "relative link to an unprotected file", extra: []te{symlink("srv/keys/db.pass", "../../opt/real/db.pass")}, protect: []string{"/srv/keys"},
+			msg: "symbolic link to /opt/real/db.pass"},
+		{name: "link to an unprotected directory", extra: []te{symlink("srv/keys/conf", "/opt/conf")}, protect: []string{"/srv/keys"},
+			msg: "symbolic link to the directory /opt/conf, whose file /opt/conf/x is not protected"},
+		{name: "link to a protected file", extra: []te{symlink("srv/keys/db.pass", "/opt/real/db.pass")}, protect: []string{"/srv/keys", "/opt/real/db.pass"}},
+		{name: "link to a protected file, protected first", extra: []te{symlink("srv/keys/db.pass", "/opt/real/db.pass")}, protect: []string{"/opt/real", "/srv/keys"}},
+		{name: "link inside the directory", extra: []te{symlink("srv/keys/current", "a.pem")}, protect: []string{"/srv/keys"}},
+		{name: "dangling link", extra: []te{symlink("srv/keys/gone", "/nowhere")}, protect: []string{"/srv/keys"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := testImage(t, []string{"/bin/app"}, append(slices.Clone(base), tc.extra...))
+			res, err := Convert(context.Background(), source(t, img), testConfig(t, tc.protect...))
+			if tc.msg == "" {
+				if err != nil {
+					t.Fatalf("Convert: %v", err)
+				}
+				defer res.Close()
+				if found := secretsIn(t, res.Image, "KEY-A-0123456789", "DB-PASSWORD-0123456789"); len(found) > 0 && len(tc.protect) > 1 {
+					t.Errorf("plaintext remains: %q", found)
+				}
+				return
+			}
+			if !errors.Is(err, ErrPlaintext) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("Convert: %v; want ErrPlaintext saying %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// withConfig returns img with its configuration changed by fn.
+func withConfig(t *testing.T, img v1.Image, fn func(*v1.ConfigFile)) v1.Image {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	fn(cf)
+	out, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPlaintextInMetadata puts a protected file's content into the image's
+// history, environment, labels and command line, where build tools leave
+// build arguments; the conversion must fail and name the field, and
+// --redact-history must clear the history.
+func TestPlaintextInMetadata(t *testing.T) {
+	const token = "sk-live-0123456789abcdef"
+	layers := [][]te{{file("bin/app", "a"), file("etc/api.key", token+"\n"), file("etc/pin", "1234\n")}}
+	buildkit := func(cf *v1.ConfigFile) {
+		cf.History[0].CreatedBy = "RUN |1 TOKEN=" + token + " /bin/sh -c echo $TOKEN > /etc/api.key # buildkit"
+		cf.History[0].Comment = "buildkit.dockerfile.v0"
+	}
+	for _, tc := range []struct {
+		name   string
+		config func(*v1.ConfigFile)
+		redact bool
+		msg    string // "" means success
+	}{
+		{name: "build argument in the history", config: buildkit,
+			msg: "the image configuration, field history[0].created_by holds the content of protected /etc/api.key; expected it only in the encrypted file: convert with --redact-history"},
+		{name: "history redacted", config: buildkit, redact: true},
+		{name: "environment", config: func(cf *v1.ConfigFile) { cf.Config.Env = append(cf.Config.Env, "API_KEY="+token) }, redact: true,
+			msg: "field config.Env[2] holds the content of protected /etc/api.key"},
+		{name: "label", config: func(cf *v1.ConfigFile) { cf.Config.Labels = map[string]string{"org.example/key": "\"" + token + "\""} }, redact: true,
+			msg: `field config.Labels["org.example/key"] holds the content`},
+		{name: "command line", config: func(cf *v1.ConfigFile) { cf.Config.Cmd = []string{"--token", token} },
+			msg: "the enclave manifest /cloister/enclave.json, field manifest.argv[2] holds the content of protected /etc/api.key"},
+		{name: "content shorter than 8 bytes is not searched", config: func(cf *v1.ConfigFile) { cf.Config.Env = append(cf.Config.Env, "PIN=1234") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := withConfig(t, testImage(t, []string{"/bin/app"}, layers...), tc.config)
+			cfg := testConfig(t, "/etc/api.key", "/etc/pin")
+			cfg.RedactHistory = tc.redact
+			res, err := Convert(context.Background(), source(t, img), cfg)
+			if tc.msg != "" {
+				if !errors.Is(err, ErrPlaintext) || !strings.Contains(err.Error(), tc.msg) {
+					t.Fatalf("Convert: %v; want ErrPlaintext saying %q", err, tc.msg)
+				}
+				if strings.Contains(err.Error(), token) {
+					t.Errorf("the error quotes the protected content: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Convert: %v", err)
+			}
+			defer res.Close()
+			if found := secretsIn(t, res.Image, token); len(found) > 0 {
+				t.Errorf("plaintext remains: %q", found)
+			}
+			cf, err := res.Image.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.redact {
+				if n := len(cf.History); n != 2 || cf.History[0].CreatedBy != RedactedCreatedBy || cf.History[0].Comment != "buildkit.dockerfile.v0" {
+					t.Errorf("history %+v; want the build command redacted, the comment kept, and the converter's entry", cf.History)
+				}
+			}
+		})
+	}
+}
+
+// TestProtectedFileKeepsAttributes protects a file with extended
+// attributes: the encrypted entry keeps its file capabilities and other
+// attributes, but not the IMA hash of the plaintext.
+func TestProtectedFileKeepsAttributes(t *testing.T) {
+	caps := "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "a"), {name: "usr/bin/server", body: "SERVER-BINARY-0123456789", mode: 0o4750,
+		pax: map[string]string{"SCHILY.xattr.security.capability": caps, "SCHILY.xattr.user.origin": "build-7",
+			"SCHILY.xattr.security.ima": "\x03\x02\x04plaintext-hash", "GOLANG.pkg.version": "1"}}})
+	res := convert(t, img, testConfig(t, "/usr/bin/server"))
+	ls, _ := res.Image.Layers()
+	_, raw := layerFiles(t, ls[len(ls)-1])
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no entry usr/bin/server in the added layer: %v", err)
+		}
+		if h.Name != "usr/bin/server" {
+			continue
+		}
+		want := map[string]string{"SCHILY.xattr.security.capability": caps, "SCHILY.xattr.user.origin": "build-7", "GOLANG.pkg.version": "1"}
+		got := maps.Clone(h.PAXRecords)
+		delete(got, "size") // the encrypted size, if the header needs it
+		if !maps.Equal(got, want) || h.Mode != 0o4750 {
+			t.Errorf("encrypted entry: mode %o, PAX records %q; want mode 4750 and %q", h.Mode, got, want)
+		}
+		return
 	}
 }

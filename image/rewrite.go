@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -27,15 +28,18 @@ type encrypted struct {
 // protected content, writes it without those entries, and encrypts each
 // protected file from the entry that holds its content.
 type rewriter struct {
-	src  *Source
-	v    *view
-	p    *plan
-	cfg  *Config
-	dir  string
-	t    *tracker
-	mu   sync.Mutex // guards out
-	out  map[string]*encrypted
-	lays []*fileLayer // by layer index; nil for layers copied as they are
+	src *Source
+	v   *view
+	p   *plan
+	cfg *Config
+	dir string
+	t   *tracker
+	mu  sync.Mutex // guards out and plain
+	out map[string]*encrypted
+	// plain holds the protected content small enough to be searched for
+	// in the image's metadata (see searchable).
+	plain []plaintext
+	lays  []*fileLayer // by layer index; nil for layers copied as they are
 }
 
 // run rewrites every layer the plan marks, workers at a time.
@@ -163,6 +167,10 @@ func (rw *rewriter) encrypt(ctx context.Context, body io.Reader, e *entry, paths
 	}
 	h := sha256.New()
 	writers := []io.Writer{h}
+	var small bytes.Buffer // the content, kept if it is short enough to be searched for
+	if e.size <= maxSearched {
+		writers = append(writers, &small)
+	}
 	for _, pw := range pipes {
 		writers = append(writers, pw)
 	}
@@ -189,6 +197,10 @@ func (rw *rewriter) encrypt(ctx context.Context, body io.Reader, e *entry, paths
 	}
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
+	if b := searchable(small.Bytes()); b != nil {
+		rw.plain = append(rw.plain, plaintext{path: paths[0], data: b})
+	}
+	clear(small.Bytes())
 	for _, f := range files {
 		if old := rw.out[f.file.Path]; old != nil {
 			f.hdr = old.hdr

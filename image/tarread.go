@@ -77,10 +77,13 @@ type visitor func(i int, hdr *tar.Header, e *entry, body io.Reader) error
 // walkTar reads the uncompressed layer tar r and calls visit for each entry.
 // Every entry is checked before visit sees it (see checkHeader); the first
 // problem ends the walk with an error wrapping [ErrUnsafe] or [ErrLimit]
-// that names the entry. entries counts entries across calls (the image-wide
-// limit); it may be nil.
-func walkTar(r io.Reader, lim *Limits, entries *counter, visit visitor) error {
+// that names the entry. The sizes of the layer's files, sparse files
+// counted at their full size, are bounded by lim.MaxLayerSize. b counts
+// entries, names and file sizes across calls (the image-wide limits); it
+// may be nil when the layer was counted before.
+func walkTar(r io.Reader, lim *Limits, b *budget, visit visitor) error {
 	tr := tar.NewReader(r)
+	var layerBytes int64
 	for i := 0; ; i++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -89,12 +92,25 @@ func walkTar(r io.Reader, lim *Limits, entries *counter, visit visitor) error {
 		if err != nil {
 			return readError(fmt.Sprintf("reading tar entry %d", i+1), err)
 		}
-		if entries != nil && entries.add(1) > int64(lim.MaxEntries) {
+		if b != nil && b.entries.add(1) > int64(lim.MaxEntries) {
 			return limitf("more than %d entries in the image", lim.MaxEntries)
 		}
 		e, err := checkHeader(hdr, lim)
 		if err != nil {
 			return &LayerError{Path: hdr.Name, Err: err}
+		}
+		if e.kind == kindFile {
+			// hdr.Size is what is read and hashed: for a sparse file its
+			// full size, however few bytes the tar stream holds.
+			if layerBytes += e.size; layerBytes > lim.MaxLayerSize {
+				return &LayerError{Path: e.path, Err: limitf("the layer's files add up to more than %d bytes (sparse files at their full size)", lim.MaxLayerSize)}
+			}
+			if b != nil && b.bytes.add(e.size) > lim.MaxImageSize {
+				return &LayerError{Path: e.path, Err: limitf("the image's files add up to more than %d bytes (sparse files at their full size)", lim.MaxImageSize)}
+			}
+		}
+		if b != nil && b.names.add(int64(len(e.path)+len(e.link))) > lim.MaxNameBytes {
+			return &LayerError{Path: e.path, Err: limitf("the image's paths and link targets add up to more than %d bytes", lim.MaxNameBytes)}
 		}
 		var body io.Reader = eofReader{}
 		if e.kind == kindFile {
@@ -191,8 +207,8 @@ func checkHeader(hdr *tar.Header, lim *Limits) (entry, error) {
 // cleanName turns a tar entry name into an absolute, clean path inside the
 // image ("./etc/passwd" and "etc/passwd" become "/etc/passwd", "./" becomes
 // "/"). It refuses absolute names, names with a ".." element, names that are
-// not valid UTF-8 (the enclave manifest is JSON), and names longer than 4096
-// bytes.
+// not valid UTF-8 (the enclave manifest is JSON), names longer than 4096
+// bytes and names with an element longer than 255 bytes.
 func cleanName(name string) (string, error) {
 	switch {
 	case name == "":
@@ -207,8 +223,11 @@ func cleanName(name string) (string, error) {
 		return "", unsafef("absolute name; expected a path relative to the image root")
 	}
 	for elem := range strings.SplitSeq(name, "/") {
-		if elem == ".." {
+		switch {
+		case elem == "..":
 			return "", unsafef("name has a \"..\" element")
+		case len(elem) > maxName:
+			return "", limitf("name has an element of %d bytes; expected at most %d (no file system can create it)", len(elem), maxName)
 		}
 	}
 	return path.Clean("/" + name), nil

@@ -251,3 +251,56 @@ func TestLinkedBlobs(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteInPlace refuses to write a converted image into the OCI layout
+// or the docker-archive file it was read from, however the path is
+// spelled, and leaves the source as it was.
+func TestWriteInPlace(t *testing.T) {
+	dir := t.TempDir()
+	img := transportImage(t)
+	if err := writeTestLayout(dir+"/in", "src", img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir+"/in", dir+"/alias"); err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag("localhost/app:src")
+	if err := tarball.WriteToFile(dir+"/src.tar", tag, img); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ src, dst, msg, watch string }{
+		{"oci:" + dir + "/in:src", "oci:" + dir + "/in:src", "is the OCI layout of the source", dir + "/in/index.json"},
+		{"oci:" + dir + "/in:src", "oci:" + dir + "/alias/.:confidential", "is the OCI layout of the source", dir + "/in/index.json"},
+		{"docker-archive:" + dir + "/src.tar", "docker-archive:" + dir + "/src.tar:localhost/app:conf", "is the archive of the source", dir + "/src.tar"},
+	} {
+		s, err := Open(context.Background(), tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.ReadFile(tc.watch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Convert(context.Background(), s, testConfig(t, "/etc/secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Write(context.Background(), tc.dst, res.Image); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("Write %s from %s: %v; want %q", tc.dst, tc.src, err, tc.msg)
+		}
+		if err := CheckDestination(tc.src, tc.dst); err == nil {
+			t.Errorf("CheckDestination(%s, %s) = nil; want an error", tc.src, tc.dst)
+		}
+		if after, err := os.ReadFile(tc.watch); err != nil || !bytes.Equal(before, after) {
+			t.Errorf("%s changed (%v)", tc.watch, err)
+		}
+		res.Close()
+		s.Close()
+	}
+	// Other places are fine, including one that does not exist yet.
+	for _, dst := range []string{"oci:" + dir + "/out:x", "docker-archive:" + dir + "/in/other.tar", "docker://127.0.0.1:1/app:1"} {
+		if err := CheckDestination("oci:"+dir+"/in:src", dst); err != nil {
+			t.Errorf("CheckDestination(oci:%s/in:src, %s): %v", dir, dst, err)
+		}
+	}
+}

@@ -166,6 +166,16 @@ const maxSymlinks = 40
 // returns the path without symbolic links and its node, or "" and nil
 // when p does not exist (or loops).
 func (v *view) resolve(p string) (string, *node) {
+	real, n, _ := v.resolveForms(p)
+	return real, n
+}
+
+// resolveForms is resolve that also returns every form p takes on the way:
+// p itself, then the path after each symbolic link is expanded (absolute
+// and clean; the last one is the result). In a lower layer, before a link
+// replaced a directory, a file may have lived at any of them.
+func (v *view) resolveForms(p string) (string, *node, []string) {
+	forms := []string{p}
 	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	cur, n := "/", v.root
 	for hops := 0; len(rest) > 0; {
@@ -180,26 +190,31 @@ func (v *view) resolve(p string) (string, *node) {
 			continue
 		}
 		if n.kind != kindDir {
-			return "", nil
+			return "", nil, forms
 		}
 		c := n.children[elem]
 		if c == nil {
-			return "", nil
+			return "", nil, forms
 		}
 		if c.kind == kindSymlink {
 			if hops++; hops > maxSymlinks {
-				return "", nil
+				return "", nil, forms
 			}
 			target := v.entry(c.def).link
 			if strings.HasPrefix(target, "/") {
 				cur, n = "/", v.root
 			}
 			rest = append(strings.Split(target, "/"), rest...)
+			// cur has no symbolic links, so cleaning lexically resolves
+			// ".." as the kernel would.
+			if f := path.Clean(cur + "/" + strings.Join(rest, "/")); f != forms[len(forms)-1] {
+				forms = append(forms, f)
+			}
 			continue
 		}
 		cur, n = path.Join(cur, elem), c
 	}
-	return cur, n
+	return cur, n, forms
 }
 
 // walk calls fn for every node below the directory n at path p (not for n

@@ -25,11 +25,17 @@ const DefaultTag = "latest"
 // replaced. Layer blobs already on disk are hard-linked into a layout on the
 // same file system instead of being copied. A docker-archive file is
 // written whole to a temporary file and renamed into place; without a REF
-// it carries no tag.
+// it carries no tag. A converted image is never written into the layout
+// or archive it was read from (see [CheckDestination]).
 func Write(ctx context.Context, ref string, img v1.Image, opts ...Option) (v1.Hash, error) {
 	r, err := ParseReference(ref)
 	if err != nil {
 		return v1.Hash{}, err
+	}
+	if c, ok := img.(*converted); ok {
+		if err := CheckDestination(c.source, ref); err != nil {
+			return v1.Hash{}, err
+		}
 	}
 	d, err := img.Digest()
 	if err != nil {
@@ -117,4 +123,37 @@ func writeArchive(r Reference, img v1.Image, d v1.Hash) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), r.Path)
+}
+
+// CheckDestination returns an error when dst names the same OCI layout
+// directory as src (whatever the tags) or the same docker-archive file, as
+// a converted image must not be written there: a layout keeps every blob
+// it ever received, so the source's layers, with the plaintext of the
+// protected files, would stay next to the converted image; an archive would
+// be replaced while it is read, with any other image it holds. References
+// that do not parse, registries, and paths that do not exist yet are never
+// the same.
+func CheckDestination(src, dst string) error {
+	s, err := ParseReference(src)
+	if err != nil {
+		return nil
+	}
+	d, err := ParseReference(dst)
+	if err != nil || s.Transport != d.Transport || s.Transport == TransportDocker {
+		return nil
+	}
+	sfi, err := os.Stat(s.Path)
+	if err != nil {
+		return nil
+	}
+	dfi, err := os.Stat(d.Path)
+	if err != nil || !os.SameFile(sfi, dfi) {
+		return nil
+	}
+	if s.Transport == TransportOCI {
+		return fmt.Errorf("destination %s: %s is the OCI layout of the source %s; a layout keeps every blob it holds, so the source's layers, with the plaintext of the protected files, would stay next to the converted image: expected another directory",
+			d, d.Path, s)
+	}
+	return fmt.Errorf("destination %s: %s is the archive of the source %s; writing it would replace the source, and any other image in it, while it is read: expected another file",
+		d, d.Path, s)
 }

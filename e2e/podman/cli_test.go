@@ -106,6 +106,42 @@ func TestConvertCLI(t *testing.T) {
 	}
 }
 
+// TestConvertRefusals runs convert where it must stop: into the OCI layout
+// it reads from, and on an image whose history holds a protected file's
+// content as a build argument, until --redact-history clears it.
+func TestConvertRefusals(t *testing.T) {
+	needBinaries(t)
+	dir := t.TempDir()
+	const secret = "password=correct-horse-battery-staple"
+	a := newLayer(t, t.TempDir())
+	a.file("/bin/app", []byte("#!/bin/app\n"), 0o755)
+	a.file("/etc/app/secret.conf", []byte(secret+"\n"), 0o600)
+	src := writeImage(t, filepath.Join(dir, "in"), "src", imageConfig{entrypoint: []string{"/bin/app"},
+		createdBy: []string{"RUN |1 SECRET=" + secret + " /bin/sh -c echo \"$SECRET\" > /etc/app/secret.conf # buildkit"}}, a.done())
+	signer, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "app.key")
+	keygen(t, signer)
+	args := []string{"--launcher", bins.launcher, "--sign-key", signer, "--protect", "/etc/app", "--key-file", keyFile}
+
+	index := readFile(t, filepath.Join(dir, "in", "index.json"))
+	_, errOut, err := cloister(t, append([]string{"image", "convert", src, "oci:" + filepath.Join(dir, "in") + ":confidential"}, args...)...)
+	if err == nil || !contains(errOut, "is the OCI layout of the source", "expected another directory") {
+		t.Errorf("convert into the source's layout: %v\n%s", err, errOut)
+	}
+	if string(readFile(t, filepath.Join(dir, "in", "index.json"))) != string(index) {
+		t.Error("convert into the source's layout changed it")
+	}
+
+	_, errOut, err = cloister(t, append([]string{"image", "convert", src, "oci:" + filepath.Join(dir, "out") + ":a"}, args...)...)
+	if err == nil || !contains(errOut, "field history[0].created_by holds the content of protected /etc/app/secret.conf", "--redact-history") ||
+		strings.Contains(errOut, secret) {
+		t.Errorf("convert with the secret in the history: %v\n%s", err, errOut)
+	}
+	convert(t, src, "oci:"+filepath.Join(dir, "out")+":b", append(args[2:], "--redact-history")...)
+	if found := scanBlobs(t, filepath.Join(dir, "out"), map[string][]byte{"secret": []byte(secret)}); len(found) > 0 {
+		t.Errorf("protected plaintext in the converted image: %v", found)
+	}
+}
+
 // TestLauncherLookup runs convert with no launcher next to the binary or
 // in PATH: the error says how to build one.
 func TestLauncherLookup(t *testing.T) {

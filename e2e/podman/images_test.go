@@ -228,6 +228,7 @@ func libsLayer(t *testing.T, dir string, binaries ...string) v1.Layer {
 type imageConfig struct {
 	entrypoint, cmd, env []string
 	user, workdir        string
+	createdBy            []string // the history's build commands, one per layer
 }
 
 // writeImage writes an image of layers to the OCI layout dir, tagged name,
@@ -245,6 +246,9 @@ func writeImage(t *testing.T, dir, name string, cfg imageConfig, layers ...v1.La
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture, cf.Created = "linux", "amd64", v1.Time{Time: imageTime}
 	cf.Config = v1.Config{Entrypoint: cfg.entrypoint, Cmd: cfg.cmd, Env: cfg.env, User: cfg.user, WorkingDir: cfg.workdir}
+	for i, c := range cfg.createdBy {
+		cf.History[i].CreatedBy = c
+	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

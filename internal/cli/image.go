@@ -41,6 +41,7 @@ type imageConvertFlags struct {
 	protectVersion                                       uint64
 	isvProdID, isvSVN, coordProdID, coordMinSVN          uint16
 	threads, workers                                     int
+	redactHistory                                        bool
 	out                                                  outputFlag
 }
 
@@ -84,6 +85,7 @@ It prints the simulated measurement, the signer and the deployment-manifest entr
 	fl.StringArrayVar(&f.volumes, "encrypted-volume", nil, "a writable directory Gramine encrypts with the protected-file key (repeatable)")
 	fl.StringVar(&f.gramineDir, "gramine-libdir", image.DefaultGramineLibDir, "where Gramine is installed in the image that runs this one on SGX")
 	fl.StringVar(&f.pkg, "package", "", "name of the package and workload in the printed manifest entries (default: from DST)")
+	fl.BoolVar(&f.redactHistory, "redact-history", false, "replace the build commands (created_by) of the image's history, where build arguments end up, with a fixed text")
 	fl.IntVar(&f.workers, "workers", 0, "layers read at once (default: the number of CPUs)")
 	f.out.register(cmd)
 	return cmd
@@ -103,12 +105,16 @@ func (a *app) runImageConvert(cmd *cobra.Command, srcRef, dstRef string, f *imag
 	if _, err := image.ParseReference(dstRef); err != nil {
 		return err
 	}
+	if err := image.CheckDestination(srcRef, dstRef); err != nil {
+		return err
+	}
 	cfg, err := a.imageConvertConfig(cmd, f)
 	if err != nil {
 		return err
 	}
 	// Layers and files are streamed; a soft limit keeps the heap well
-	// inside the converter's 256 MiB budget however large the image.
+	// inside the converter's 256 MiB budget however large the files (the
+	// file list itself is bounded by image.Limits, docs/convert.md).
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(192 << 20))
 	ctx := cmd.Context()
 	opts := []image.Option{image.WithKeychain(authn.DefaultKeychain)}
@@ -173,6 +179,7 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 		Protect: f.protect, KeyName: f.keyName, ProtectVersion: f.protectVersion, Exclude: f.exclude,
 		AllowEnv: f.allowEnv, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, EnclaveSize: f.enclaveSize,
 		Threads: f.threads, EncryptedVolumes: f.volumes, GramineLibDir: f.gramineDir, Workers: f.workers,
+		RedactHistory: f.redactHistory,
 	}
 	var errs []error
 	if f.protectVersion == 0 {

@@ -80,7 +80,7 @@ func TestPolicyCheck(t *testing.T) {
 			result: func(r *verify.Result) { r.Platform.CollateralExpired = true }},
 		{name: "CRLs required and missing", policy: verify.Policy{MREnclave: [][32]byte{mrenclave}, RequireCRLs: true},
 			result: func(r *verify.Result) { r.Platform.CRLChecked = false },
-			field: verify.FieldCollateral, message: "without both revocation lists"},
+			field:  verify.FieldCollateral, message: "without both revocation lists"},
 		{name: "CRLs required and checked", policy: verify.Policy{MREnclave: [][32]byte{mrenclave}, RequireCRLs: true},
 			result: func(r *verify.Result) { r.Platform.CRLChecked = true }},
 		{name: "several rejections", policy: verify.Policy{MREnclave: [][32]byte{other}},
