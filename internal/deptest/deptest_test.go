@@ -1,0 +1,34 @@
+package deptest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// recorder keeps the failures a check reports instead of failing the test.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, a ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, a...))
+}
+
+// TestChecksCanFail proves each check reports a dependency it does not allow.
+func TestChecksCanFail(t *testing.T) {
+	const enclave = "github.com/cloister-dev/cloister/enclave"
+	for name, check := range map[string]func(tb testing.TB){
+		"Direct":     func(tb testing.TB) { Direct(tb, enclave) },
+		"Transitive": func(tb testing.TB) { Transitive(tb, enclave) },
+		"Forbidden":  func(tb testing.TB) { Forbidden(tb, enclave, "github.com/cloister-dev/cloister/protect") },
+	} {
+		r := &recorder{TB: t}
+		check(r)
+		if len(r.errs) != 1 || !strings.Contains(r.errs[0], "github.com/cloister-dev/cloister/protect") {
+			t.Errorf("%s reported %q; want one failure naming protect", name, r.errs)
+		}
+	}
+}
