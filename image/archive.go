@@ -152,7 +152,7 @@ func archiveLookup(entries map[string]archiveEntry, p string) (archiveEntry, err
 		switch {
 		case !ok:
 			return archiveEntry{}, fmt.Errorf("the archive has no file %q", p)
-		case e.typ == tar.TypeReg || e.typ == tar.TypeRegA:
+		case e.typ == tar.TypeReg: // the tar reader turns legacy TypeRegA into TypeReg
 			return e, nil
 		case e.typ == tar.TypeSymlink:
 			name = archiveName(path.Join(path.Dir(name), e.link))

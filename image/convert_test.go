@@ -307,8 +307,7 @@ func TestCancelAndProgress(t *testing.T) {
 	if _, err := Convert(ctx, source(t, img), testConfig(t)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Convert with a canceled context: %v", err)
 	}
-	var last map[string]Progress
-	last = map[string]Progress{}
+	last := map[string]Progress{}
 	res, err := Convert(context.Background(), source(t, img), testConfig(t, "/etc/s"), WithProgress(func(p Progress) { last[p.Phase] = p }))
 	if err != nil {
 		t.Fatal(err)

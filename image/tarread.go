@@ -141,7 +141,7 @@ func checkHeader(hdr *tar.Header, lim *Limits) (entry, error) {
 	}
 	e := entry{path: name, size: hdr.Size}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // the tar reader turns legacy TypeRegA into TypeReg
 		e.kind = kindFile
 	case tar.TypeDir:
 		e.kind = kindDir

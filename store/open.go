@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloister-dev/cloister/seal"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 const (
@@ -132,7 +133,7 @@ func boltOptions(root *os.Root, opts Options, readOnly bool) *bbolt.Options {
 }
 
 func boltOpenError(err error, opts Options) error {
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("%w: %s is held by another program (waited %v)", ErrLocked, StateFile, opts.LockTimeout)
 	}
 	return fmt.Errorf("store: %s is not a usable bbolt database; it was left unchanged: %w", StateFile, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloister-dev/cloister/seal"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // newSealer returns a simulated sealer whose key file lives outside any
@@ -58,7 +59,7 @@ func checkConsistent(t testing.TB, db *DB) {
 		}
 		return errors.Join(errs...)
 	})
-	if err != nil && !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if err != nil && !errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		t.Errorf("bbolt consistency check: %v", err)
 	}
 }

@@ -211,11 +211,6 @@ func (d *deployment) conn(userName string) []string {
 	return f
 }
 
-func (d *deployment) cli(t *testing.T, userName string, args ...string) cliResult {
-	t.Helper()
-	return d.e.cli(t, append(args, d.conn(userName)...)...)
-}
-
 func (d *deployment) mustCLI(t *testing.T, userName string, args ...string) cliResult {
 	t.Helper()
 	return d.e.mustCLI(t, append(args, d.conn(userName)...)...)
