@@ -12,24 +12,25 @@ import (
 	"github.com/cloister-dev/cloister/enclave"
 )
 
-// Paths of the converter's files inside the image.
+// Paths of the converter's files inside the image (defined in package
+// enclave, which the launcher shares).
 const (
-	LauncherPath        = "/cloister/launch"
-	EnclaveManifestPath = "/cloister/enclave.json"
-	GramineManifestPath = "/cloister/gramine.manifest"
+	LauncherPath        = enclave.LauncherPath
+	EnclaveManifestPath = enclave.ManifestPath
+	GramineManifestPath = enclave.GramineManifestPath
 )
 
-// The launcher's settings (package launcher, which this package must not
-// import: it sits above it). A test keeps them equal.
+// The launcher's settings, defined once in package enclave, which the
+// launcher reads them from.
 const (
-	envCoordinator     = "CLOISTER_COORDINATOR"
-	envWorkload        = "CLOISTER_WORKLOAD"
-	envInstance        = "CLOISTER_INSTANCE"
-	envTEE             = "CLOISTER_TEE"
-	envEnclaveManifest = "CLOISTER_ENCLAVE_MANIFEST"
-	envRetryTimeout    = "CLOISTER_RETRY_TIMEOUT"
+	envCoordinator     = enclave.EnvCoordinator
+	envWorkload        = enclave.EnvWorkload
+	envInstance        = enclave.EnvInstance
+	envTEE             = enclave.EnvTEE
+	envEnclaveManifest = enclave.EnvEnclaveManifest
+	envRetryTimeout    = enclave.EnvRetryTimeout
 	// protectedDir is where the launcher keeps decrypted protected files.
-	protectedDir = "/dev/shm/cloister-protected"
+	protectedDir = enclave.ProtectedDir
 )
 
 // launcherEnv lists the launcher settings Gramine passes from the host into
@@ -75,7 +76,7 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 	w("loader.log_level = \"error\"\n")
 	w("loader.argv = [%s]\n\n", tomlString(LauncherPath))
 
-	w("loader.env.%s = \"gramine\"\n", tomlKey(envTEE))
+	w("loader.env.%s = %s\n", tomlKey(envTEE), tomlString(enclave.TEEGramine))
 	w("loader.env.%s = %s\n", tomlKey(envEnclaveManifest), tomlString(EnclaveManifestPath))
 	env := slices.Clone(launcherEnv)
 	for _, a := range in.m.AllowEnv {
@@ -83,7 +84,7 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 			w("# allow_env %s: Gramine passes only exact names; list them with --allow-env NAME\n", tomlString(a))
 			continue
 		}
-		if !slices.Contains(env, a) && !strings.HasPrefix(a, "CLOISTER_") {
+		if !slices.Contains(env, a) && !strings.HasPrefix(a, enclave.EnvPrefix) {
 			env = append(env, a)
 		}
 	}

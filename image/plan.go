@@ -43,7 +43,7 @@ type plan struct {
 type protectedLink struct{ path, dir string }
 
 // reservedDir is where the converter puts its own files.
-const reservedDir = "/cloister"
+const reservedDir = enclave.ReservedDir
 
 // planProtection resolves the requested protected paths in v and decides
 // which entries leave which layers: every entry at a protected path or

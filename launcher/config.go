@@ -8,29 +8,32 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cloister-dev/cloister/enclave"
 )
 
-// TEE kinds the launcher can attest with.
+// TEE kinds the launcher can attest with (values of EnvTEE), defined in package enclave, which
+// the converter shares.
 const (
-	TEEGramine    = "gramine"
-	TEESimulation = "simulation"
+	TEEGramine    = enclave.TEEGramine
+	TEESimulation = enclave.TEESimulation
 )
 
-// Environment variables that configure the launcher. They come from the host and are not
-// trusted: they choose where to connect, not whom to trust. Whom to trust is in the signed
-// enclave manifest.
+// Environment variables that configure the launcher (see package enclave, which defines them
+// once for the launcher and the converter). They come from the host and are not trusted: they
+// choose where to connect, not whom to trust. Whom to trust is in the signed enclave manifest.
 const (
-	EnvCoordinator     = "CLOISTER_COORDINATOR"      // host:port of the Coordinator's workload API
-	EnvWorkload        = "CLOISTER_WORKLOAD"         // workload name in the deployment manifest
-	EnvInstance        = "CLOISTER_INSTANCE"         // instance ID; default: the host name
-	EnvTEE             = "CLOISTER_TEE"              // gramine or simulation; default: detected
-	EnvSimDir          = "CLOISTER_SIM_DIR"          // simulated SGX platform directory
-	EnvEnclaveManifest = "CLOISTER_ENCLAVE_MANIFEST" // default DefaultEnclaveManifest
-	EnvRetryTimeout    = "CLOISTER_RETRY_TIMEOUT"    // how long to retry activation; default 2m
+	EnvCoordinator     = enclave.EnvCoordinator     // host:port of the Coordinator's workload API
+	EnvWorkload        = enclave.EnvWorkload        // workload name in the deployment manifest
+	EnvInstance        = enclave.EnvInstance        // instance ID; default: the host name
+	EnvTEE             = enclave.EnvTEE             // gramine or simulation; default: detected
+	EnvSimDir          = enclave.EnvSimDir          // simulated SGX platform directory
+	EnvEnclaveManifest = enclave.EnvEnclaveManifest // default DefaultEnclaveManifest
+	EnvRetryTimeout    = enclave.EnvRetryTimeout    // how long to retry activation; default 2m
 )
 
 // DefaultEnclaveManifest is where the converter puts the signed enclave manifest.
-const DefaultEnclaveManifest = "/cloister/enclave.json"
+const DefaultEnclaveManifest = enclave.ManifestPath
 
 // Config is what one launch needs.
 type Config struct {

@@ -16,7 +16,7 @@ import (
 )
 
 // ProtectedDir is where the plaintext of protected files lives: memory-backed storage only.
-const ProtectedDir = "/dev/shm/cloister-protected"
+const ProtectedDir = enclave.ProtectedDir
 
 // tmpfsMagic is the statfs type of tmpfs (linux/magic.h).
 const tmpfsMagic = 0x01021994

@@ -42,9 +42,11 @@ const (
 	maxFilePath = 4096
 	// maxTrustDomain bounds trust domains, in bytes, as the SPIFFE ID specification does.
 	maxTrustDomain = 255
-	// reservedEnvPrefix starts the launcher's own settings.
+	// reservedEnvPrefix starts the launcher's own settings: enclave.EnvPrefix, which this
+	// package may not import (see TestDependencies); enclave's TestReservedNames keeps them equal.
 	reservedEnvPrefix = "CLOISTER_"
-	// reservedDir holds the launcher and the enclave manifest inside every image.
+	// reservedDir holds the launcher and the enclave manifest inside every image:
+	// enclave.ReservedDir, kept equal the same way.
 	reservedDir = "/cloister"
 )
 
