@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/spf13/cobra"
 )
@@ -95,7 +96,9 @@ func (a *app) pin(f *connFlags, root *x509.Certificate, replace bool) (string, e
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return "", err
 	}
-	return p, writeFileAtomic(p, pki.EncodeCertPEM(root), 0o600)
+	// The pinned root is a trust anchor: a crash must leave the old one or the new one, and a
+	// planted file beside it must not receive it (atomicfile uses a fresh random name).
+	return p, atomicfile.Write(p, pki.EncodeCertPEM(root), 0o600)
 }
 
 func fingerprint(c *x509.Certificate) string {

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+
+	"github.com/cloister-dev/cloister/internal/atomicfile"
 )
 
 // readBounded reads a file of at most limit bytes.
@@ -23,11 +27,47 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileAtomic writes b to path through a temporary file and a rename.
+// writeFileAtomic replaces path with b through [atomicfile.Write]. It only forwards, for
+// coordinator.go (--addr-file); delete it once that calls atomicfile.Write itself.
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
+	return atomicfile.Write(path, b, mode)
+}
+
+// createExclusive creates path with b and permissions perm, and fails if path exists: keys
+// are never overwritten. The file and its directory are fsynced before it returns, since a key
+// lost in a crash cannot be made again; on error nothing is left at path.
+func createExclusive(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// syncDir makes a new directory entry in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }

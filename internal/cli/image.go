@@ -271,16 +271,7 @@ func (a *app) loadProtectedFileKey(path string) ([]byte, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, protect.KeySize)
 		rand.Read(key)
-		fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("--key-file: %w", err)
-		}
-		_, err = fh.Write(key)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
+		if err := createExclusive(path, key, 0o600); err != nil {
 			return nil, fmt.Errorf("--key-file: %w", err)
 		}
 		fmt.Fprintf(a.stderr, "Created a new protected-file key in %s (keep it: the Coordinator needs it).\n", path)

@@ -1,9 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/cloister-dev/cloister/enclave"
@@ -97,17 +98,10 @@ SIGSTRUCTs (gramine-sgx-sign --key FILE).`,
 			if err != nil {
 				return err
 			}
-			fh, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
+			if err := createExclusive(args[0], enclave.MarshalKey(key), 0o600); errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("keygen: %w (an existing key is never overwritten)", err)
-			}
-			_, err = fh.Write(enclave.MarshalKey(key))
-			if cerr := fh.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				os.Remove(args[0])
-				return err
+			} else if err != nil {
+				return fmt.Errorf("keygen: %w", err)
 			}
 			mrsigner := enclave.Digest(enclave.MRSigner(&key.PublicKey)).String()
 			doc := struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
@@ -247,7 +248,7 @@ func writeBundle(path, addr string, v *client.Verified) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b, 0o644)
+	return atomicfile.Write(path, b, 0o644)
 }
 
 func verifyBundle(path string, e client.Expect) (*client.Verified, error) {
