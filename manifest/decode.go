@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,16 +30,29 @@ type decoder struct {
 	present map[string]struct{} // paths of the struct members found in the document
 }
 
-// decodeStrict decodes the single JSON object in b into v, a pointer to a struct. It
-// returns the paths of the struct members the document contains, so that validation can
-// tell a key given its zero value from an absent one.
-func decodeStrict(b []byte, v any) (present map[string]struct{}, err error) {
+// DecodeStrict decodes the single JSON value in b into v, a pointer, as strictly as a manifest
+// is decoded: duplicate keys, unknown keys, null (unless a field is tagged
+// manifest:"nullable"), values of the wrong type and data after the value are errors, each a
+// [*FieldError] naming its JSON path. Byte slices are standard base64 with padding, as
+// encoding/json writes them. The Coordinator decodes every API body with it, so that no part of
+// the system reads a document differently from another. v's types may use structs, maps with
+// string keys, slices, strings, booleans, integers, byte slices and encoding.TextUnmarshaler.
+func DecodeStrict(b []byte, v any) error {
+	_, err := decodeStrict(b, v, "JSON value")
+	return err
+}
+
+// decodeStrict decodes the single JSON value in b into v, a pointer. It returns the paths of
+// the struct members the document contains, so that validation can tell a key given its zero
+// value from an absent one.
+// what names the document in messages ("manifest object").
+func decodeStrict(b []byte, v any, what string) (present map[string]struct{}, err error) {
 	d := &decoder{dec: json.NewDecoder(bytes.NewReader(b)), present: make(map[string]struct{})}
 	d.dec.UseNumber()
 	if err := d.value("$", reflect.ValueOf(v).Elem(), false); err == nil {
 		off := d.dec.InputOffset()
 		if _, err := d.dec.Token(); err != io.EOF {
-			d.probs.add("$", "expected nothing after the manifest object, found more data at byte %d", off)
+			d.probs.add("$", "expected nothing after the %s, found more data at byte %d", what, off)
 		}
 	}
 	return d.present, d.probs.err()
@@ -104,6 +118,9 @@ func (d *decoder) token(p string, tok json.Token, v reflect.Value) error {
 			return nil
 		})
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return d.bytes(p, tok, v)
+		}
 		if tok != json.Delim('[') {
 			return d.mismatch(p, t, tok)
 		}
@@ -145,6 +162,21 @@ func (d *decoder) token(p string, tok json.Token, v reflect.Value) error {
 	}
 	// The manifest types use only the kinds above; reaching here is a bug in this package.
 	panic(fmt.Sprintf("manifest: decoder does not support %v at %s", t, p))
+}
+
+// bytes decodes a base64 string into the byte slice v.
+func (d *decoder) bytes(p string, tok json.Token, v reflect.Value) error {
+	s, ok := tok.(string)
+	if !ok {
+		return d.mismatch(p, v.Type(), tok)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		d.probs.add(p, "expected standard base64, found a string that is not (%v)", err)
+		return nil
+	}
+	v.SetBytes(b)
+	return nil
 }
 
 // integer stores the JSON number n into the integer v.
@@ -274,6 +306,9 @@ func expected(t reflect.Type) string {
 	case reflect.Struct, reflect.Map:
 		return "an object"
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
 		return "an array"
 	case reflect.String:
 		return "a string"

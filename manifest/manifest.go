@@ -93,7 +93,7 @@ func Parse(b []byte) (*Manifest, error) {
 		}
 	}
 	m := new(Manifest)
-	present, err := decodeStrict(b, m)
+	present, err := decodeStrict(b, m, "manifest object")
 	if err != nil {
 		return nil, err
 	}
