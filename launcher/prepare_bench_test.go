@@ -89,7 +89,7 @@ func benchLaunchSetup(b *testing.B, dir string, n int) (mesh string, p *sim.Plat
 	manifest := fmt.Sprintf(`{"packages":{"p":{"mrsigner":%q,"isvprodid":1,"min_isvsvn":1}},
 "workloads":{"app":{"package":"p","files":{"%s/cert.pem":"{{.Workload.Chain}}","%s/key.pem":"{{.Workload.Key}}","%s/token":"{{.Secrets.t.Hex}}"},"env":{"TOKEN":"{{.Secrets.t.Hex}}"}}},
 "secrets":{"t":{"type":"symmetric-key","size":256}}}`, hex.EncodeToString(signer[:]), out, out, out)
-	if _, err := c.SetManifest(ctx, "", []byte(manifest)); err != nil {
+	if _, err := c.SetManifest(ctx, nil, []byte(manifest)); err != nil {
 		b.Fatal(err)
 	}
 	return tc.MeshAddr, p, signed, path

@@ -37,9 +37,10 @@ func validInstance(s string) bool {
 }
 
 // Activate admits a workload instance: it verifies the instance's quote against the workload's
-// package, binds it to the CSR key and to the TLS connection it arrived on (exporter), counts
-// the activation against the workload's limit, issues the workload certificate and renders its
-// configuration.
+// package, binds it to the CSR key and to the TLS connection it arrived on (exporter), issues
+// the workload certificate, renders its configuration and counts the activation against the
+// workload's limit. Only an activation that succeeds is counted. A refusal is not logged here:
+// the caller (the API) logs refusals, bounded in volume, since anyone can send them.
 func (c *Core) Activate(ctx context.Context, req *api.ActivationRequest, exporter [32]byte) (*api.ActivationResponse, error) {
 	resp, wl, err := c.activate(ctx, req, exporter)
 	result := "ok"
@@ -48,7 +49,6 @@ func (c *Core) Activate(ctx context.Context, req *api.ActivationRequest, exporte
 		if e, ok := errors.AsType[*Error](err); ok {
 			result = e.Code
 		}
-		c.log.Warn("activation refused", "workload", req.Workload, "instance", req.Instance, "reason", err.Error())
 	}
 	c.metrics.activations.WithLabelValues(wl, result).Inc()
 	return resp, err
@@ -61,11 +61,11 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	}
 	w, ok := d.m.Workloads[req.Workload]
 	if !ok {
-		return nil, "unknown", errorf(api.CodeUnknownWorkload, "unknown workload %q; the manifest defines %v", req.Workload, slices.Sorted(maps.Keys(d.m.Workloads)))
+		return nil, "unknown", errorf(api.CodeUnknownWorkload, "unknown workload %s; the manifest defines %v", quoteBounded(req.Workload), slices.Sorted(maps.Keys(d.m.Workloads)))
 	}
 	wl := req.Workload
 	if !validInstance(req.Instance) {
-		return nil, wl, errorf(api.CodeBadRequest, "instance %q: expected 1 to %d characters of A-Z a-z 0-9 . _ -", req.Instance, maxInstanceLen)
+		return nil, wl, errorf(api.CodeBadRequest, "instance %s: expected 1 to %d characters of A-Z a-z 0-9 . _ -", quoteBounded(req.Instance), maxInstanceLen)
 	}
 	// The quote proves possession of the CSR's key better than the CSR's own signature could: it
 	// binds the key's hash, and the attested enclave that made the quote made the key. So the
@@ -113,31 +113,35 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	if err != nil {
 		return nil, wl, err
 	}
-	values, count, err := c.commitActivation(ctx, d, wl, w, req.Instance)
-	if err != nil {
-		return nil, wl, err
-	}
 	placeholder, err := newPlaceholder()
 	if err != nil {
 		return nil, wl, err
 	}
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf}))
 	chainPEM := certPEM + d.interPEM
-	out, err := d.m.Render(wl, manifest.RenderInput{
-		Secrets:         values,
-		Instance:        req.Instance,
-		SPIFFEID:        spiffe,
-		CertPEM:         certPEM,
-		KeyPEM:          placeholder,
-		ChainPEM:        chainPEM,
-		RootPEM:         d.rootPEM,
-		IntermediatePEM: d.interPEM,
-	})
+	render := func(values map[string]manifest.SecretValue) (*manifest.Rendered, error) {
+		out, err := d.m.Render(wl, manifest.RenderInput{
+			Secrets:         values,
+			Instance:        req.Instance,
+			SPIFFEID:        spiffe,
+			CertPEM:         certPEM,
+			KeyPEM:          placeholder,
+			ChainPEM:        chainPEM,
+			RootPEM:         d.rootPEM,
+			IntermediatePEM: d.interPEM,
+		})
+		if err != nil {
+			// Every input was checked above, so what is left is content the templates cannot
+			// take (a NUL in an environment value, output over the size limits): the manifest or
+			// an uploaded value must change. Not NOT_READY, so launchers do not retry into the
+			// limit.
+			return nil, &Error{Code: api.CodeManifestInvalid, Message: "render configuration: " + err.Error(), Err: err}
+		}
+		return out, nil
+	}
+	out, count, err := c.commitActivation(ctx, d, wl, w, req.Instance, render)
 	if err != nil {
-		// Every input was checked above, so what is left is content the templates cannot take
-		// (a NUL in an environment value, output over the size limits): the manifest or an
-		// uploaded value must change. Not NOT_READY, so launchers do not retry into the limit.
-		return nil, wl, &Error{Code: api.CodeManifestInvalid, Message: "render configuration: " + err.Error(), Err: err}
+		return nil, wl, err
 	}
 	c.log.Info("workload activated", "workload", wl, "instance", req.Instance, "activation", count,
 		"mrenclave", hex.EncodeToString(res.Enclave.MREnclave[:]), "tcb_status", string(res.Platform.TCBStatus),
@@ -165,13 +169,16 @@ func newPlaceholder() (string, error) {
 	return "cloister-workload-key-" + hex.EncodeToString(b[:]), nil
 }
 
-// commitActivation counts the activation and returns the values of the secrets the workload
-// uses, creating the instance's per-instance secrets on its first activation. Limited counts
-// and new per-instance secrets are committed before it returns, in a store batch, so concurrent
-// activations share one commit; other activations touch no disk (see counts).
-func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string) (map[string]manifest.SecretValue, uint64, error) {
+// commitActivation renders the workload's configuration with the values of the secrets it
+// uses, creating the instance's per-instance secrets on its first activation, and only then
+// counts the activation: a refusal of any kind, a render failure included, must not use up
+// max_activations. Limited counts and new per-instance secrets are committed before it returns,
+// in a store batch, so concurrent activations share one commit; other activations touch no disk
+// (see counts).
+func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string,
+	render func(map[string]manifest.SecretValue) (*manifest.Rendered, error)) (*manifest.Rendered, uint64, error) {
 	used := d.m.SecretsUsedBy(name)
-	values := make(map[string]manifest.SecretValue, len(used))
+	shared := make(map[string]manifest.SecretValue, len(used))
 	var perInstance []string
 	for _, sn := range used {
 		s := d.m.Secrets[sn]
@@ -188,13 +195,21 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			if err != nil {
 				return nil, 0, fmt.Errorf("secret %q: %w", sn, err)
 			}
-			values[sn] = v
+			shared[sn] = v
 		}
 	}
 	if w.MaxActivations == 0 && len(perInstance) == 0 {
-		return values, c.counts.add(name), nil
+		out, err := render(shared)
+		if err != nil {
+			return nil, 0, err
+		}
+		return out, c.counts.add(name), nil
 	}
-	var count uint64
+	var (
+		out   *manifest.Rendered
+		count uint64
+	)
+	// fn may run more than once (see store.DB.Batch); each run starts from the shared values.
 	err := c.db.Batch(ctx, func(tx *store.Tx) error {
 		count = 0
 		if w.MaxActivations > 0 {
@@ -207,10 +222,8 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 				return errorf(api.CodeActivationLimit, "workload %q reached its maximum of %d activations", name, w.MaxActivations)
 			}
 			count = n + 1
-			if err := tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10))); err != nil {
-				return err
-			}
 		}
+		values := maps.Clone(shared)
 		for _, sn := range perInstance {
 			rec, err := c.instanceSecret(tx, d, name, sn, d.m.Secrets[sn], instance)
 			if err != nil {
@@ -222,6 +235,13 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			}
 			values[sn] = v
 		}
+		var err error
+		if out, err = render(values); err != nil {
+			return err // the transaction rolls back: no count, no new per-instance secret
+		}
+		if count > 0 {
+			return tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10)))
+		}
 		return nil
 	})
 	if err != nil {
@@ -232,7 +252,7 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 	} else {
 		count = c.counts.add(name)
 	}
-	return values, count, nil
+	return out, count, nil
 }
 
 func activationCount(tx *store.Tx, workload string) (uint64, error) {

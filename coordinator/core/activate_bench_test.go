@@ -21,7 +21,7 @@ import (
 func BenchmarkActivate(b *testing.B) {
 	tc := coordtest.New(b)
 	c, p, ctx := tc.Core, tc.Platform, b.Context()
-	if _, err := c.SetManifest(ctx, "", loadgen.Manifest("bench")); err != nil {
+	if _, err := c.SetManifest(ctx, nil, loadgen.Manifest("bench")); err != nil {
 		b.Fatal(err)
 	}
 	issuer := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}

@@ -250,7 +250,7 @@ func TestUserDefinedSecretNotReady(t *testing.T) {
 		_, err := f.activate(newRequest(t, "needs-upload", "u1", goodBody()))
 		wantError(t, err, api.CodeNotReady, `secret "upload" has not been set yet; a user must upload it before workload "needs-upload" can start`)
 	}
-	if err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"upload": []byte("uploaded")}); err != nil {
+	if err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"upload": []byte("uploaded")}); err != nil {
 		t.Fatal(err)
 	}
 	// max_activations is 1: the refusals did not use it up.
@@ -273,7 +273,7 @@ func TestFileKeyNotReadyDoesNotCount(t *testing.T) {
 	for i := range key {
 		key[i] = byte(i)
 	}
-	if err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"fk": key}); err != nil {
+	if err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"fk": key}); err != nil {
 		t.Fatal(err)
 	}
 	resp := f.mustActivate("needs-filekey", "k1")
@@ -312,8 +312,10 @@ func TestActivationMetrics(t *testing.T) {
 	if got := f.counter("cloister_coordinator_state", map[string]string{"state": api.StateRunning}); got != 1 {
 		t.Errorf("cloister_coordinator_state{state=running} = %v, want 1", got)
 	}
-	if !strings.Contains(f.logs.String(), `"msg":"activation refused"`) {
-		t.Errorf("refusals were not logged")
+	// Refusals are logged once, by the API at a bounded rate (see the server tests), not by the
+	// core: anyone can make them.
+	if strings.Contains(f.logs.String(), `refused`) {
+		t.Errorf("the core logged a refusal: %s", f.logs.String())
 	}
 }
 
@@ -323,10 +325,10 @@ func TestActivationLogsNoSecrets(t *testing.T) {
 	f := newFixture(t)
 	f.setManifest("", testManifest(t, nil))
 	resp := f.mustActivate("web", "i1")
-	if err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"upload": []byte("top-secret-value")}); err != nil {
+	if err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"upload": []byte("top-secret-value")}); err != nil {
 		t.Fatal(err)
 	}
-	secrets, err := f.c.Secrets(t.Context(), "reader", []string{"shared", "cert", "upload"})
+	secrets, err := f.c.Secrets(t.Context(), as(t, "reader"), []string{"shared", "cert", "upload"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,14 @@ func user(t *testing.T, name string) *testUser {
 	return users[name]
 }
 
+// as returns the client certificate of the named test user; "" is the anonymous caller (nil).
+func as(t *testing.T, name string) *x509.Certificate {
+	if name == "" {
+		return nil
+	}
+	return user(t, name).cert
+}
+
 // testManifest is the deployment manifest of most tests; edit changes it before encoding.
 func testManifest(t *testing.T, edit func(m map[string]any)) []byte {
 	t.Helper()
@@ -217,7 +225,7 @@ func testManifest(t *testing.T, edit func(m map[string]any)) []byte {
 
 func (f *fixture) setManifest(user string, raw []byte) *api.SetManifestResponse {
 	f.t.Helper()
-	r, err := f.c.SetManifest(f.t.Context(), user, raw)
+	r, err := f.c.SetManifest(f.t.Context(), as(f.t, user), raw)
 	if err != nil {
 		f.t.Fatalf("SetManifest: %v", err)
 	}

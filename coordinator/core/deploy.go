@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,14 +93,20 @@ func (c *Core) newDeployment(m *manifest.Manifest, version int, inter *pki.CA, s
 	}, nil
 }
 
-// SetManifest sets a new manifest. user is the authenticated caller, or "" for a caller
-// without a client certificate. The first manifest may be set by anyone (trust on first use);
-// later ones need a user whose role grants "update" on the manifest.
-func (c *Core) SetManifest(ctx context.Context, user string, raw []byte) (*api.SetManifestResponse, error) {
+// SetManifest sets a new manifest. cert is the caller's client certificate, or nil. The first
+// manifest may be set by anyone (trust on first use); later ones need a user of the current
+// manifest whose role grants "update" on the manifest. The caller is authenticated and
+// authorized against the manifest being replaced, under the lock that replaces it.
+func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []byte) (*api.SetManifestResponse, error) {
 	c.setMu.Lock()
 	defer c.setMu.Unlock()
 	old := c.current()
+	var user string
 	if old != nil {
+		var err error
+		if user, err = old.authenticate(cert, c.now()); err != nil {
+			return nil, err
+		}
 		if user == "" {
 			return nil, errorf(api.CodeUnauthenticated, "a manifest is already set; updating it needs a client certificate of a user with the manifest update role")
 		}

@@ -35,12 +35,12 @@ func TestSetManifestAuthorization(t *testing.T) {
 		{"anonymous", "", v2, api.CodeUnauthenticated, "a manifest is already set; updating it needs a client certificate of a user with the manifest update role"},
 		{"user without the role", "reader", v2, api.CodeForbidden, `user "reader" has no role that grants update on the manifest`},
 		{"user with no roles", "nobody", v2, api.CodeForbidden, `user "nobody" has no role that grants update on the manifest`},
-		{"not a user of the manifest", "stranger", v2, api.CodeForbidden, `user "stranger" has no role`},
+		{"not a user of the manifest", "stranger", v2, api.CodeUnauthenticated, `client certificate "stranger" (serial 4) belongs to no user of the manifest (version 1)`},
 		{"invalid manifest", "admin", []byte(`{"workloads":{"w":{"package":"nope"}}}`), api.CodeManifestInvalid, `manifest rejected: $.workloads.w.package: unknown package "nope"`},
 		{"not JSON", "admin", []byte(`{`), api.CodeManifestInvalid, "manifest rejected: $: expected more JSON, found the end of the document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.c.SetManifest(t.Context(), tc.user, tc.raw)
+			_, err := f.c.SetManifest(t.Context(), as(t, tc.user), tc.raw)
 			wantError(t, err, tc.code, tc.want)
 			raw, version, err := f.c.Manifest()
 			if err != nil || version != 1 || string(raw) != string(v1) {
@@ -86,7 +86,7 @@ func TestAuthenticate(t *testing.T) {
 // readAll reads the named secrets as the reader.
 func (f *fixture) readAll(names ...string) map[string]api.Secret {
 	f.t.Helper()
-	s, err := f.c.Secrets(f.t.Context(), "reader", names)
+	s, err := f.c.Secrets(f.t.Context(), as(f.t, "reader"), names)
 	if err != nil {
 		f.t.Fatalf("Secrets(%v): %v", names, err)
 	}
@@ -96,7 +96,7 @@ func (f *fixture) readAll(names ...string) map[string]api.Secret {
 func TestSetManifestCarriesSecrets(t *testing.T) {
 	f := newFixture(t)
 	f.setManifest("", testManifest(t, nil))
-	if err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"upload": []byte("v1-upload")}); err != nil {
+	if err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"upload": []byte("v1-upload")}); err != nil {
 		t.Fatal(err)
 	}
 	v1 := f.readAll("shared", "other", "cert", "upload")
@@ -122,11 +122,11 @@ func TestSetManifestCarriesSecrets(t *testing.T) {
 		r := m["roles"].(map[string]any)
 		r["reader"] = map[string]any{"resource": "secrets", "names": []string{"shared", "inst", "cert", "upload", "plain"}, "actions": []string{"read"}}
 	}))
-	_, err := f.c.Secrets(t.Context(), "reader", []string{"upload"})
+	_, err := f.c.Secrets(t.Context(), as(t, "reader"), []string{"upload"})
 	wantError(t, err, api.CodeNotFound, `user-defined secret "upload" has not been set yet`)
 	_, err = f.activate(newRequest(t, "needs-upload", "u1", goodBody()))
 	wantError(t, err, api.CodeNotReady, `secret "upload" has not been set yet`)
-	_, err = f.c.Secrets(t.Context(), "reader", []string{"other"})
+	_, err = f.c.Secrets(t.Context(), as(t, "reader"), []string{"other"})
 	wantError(t, err, api.CodeNotFound, `secret "other" is not defined`)
 
 	// All of it survives a restart, and the removed secret is gone from the store.
@@ -145,7 +145,7 @@ func TestSetManifestCarriesSecrets(t *testing.T) {
 
 func TestSecretsAuthorization(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.c.Secrets(t.Context(), "reader", []string{"shared"})
+	_, err := f.c.Secrets(t.Context(), as(t, "reader"), []string{"shared"})
 	wantError(t, err, api.CodeNotReady, "no manifest has been set yet")
 	f.setManifest("", testManifest(t, nil))
 	for _, tc := range []struct {
@@ -164,7 +164,7 @@ func TestSecretsAuthorization(t *testing.T) {
 		{"user-defined not set", "reader", []string{"upload"}, api.CodeNotFound, `user-defined secret "upload" has not been set yet`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := f.c.Secrets(t.Context(), tc.user, tc.names)
+			s, err := f.c.Secrets(t.Context(), as(t, tc.user), tc.names)
 			if s != nil {
 				t.Errorf("a refused read returned values")
 			}
@@ -182,7 +182,7 @@ func TestSecretsAuthorization(t *testing.T) {
 
 func TestSetSecrets(t *testing.T) {
 	f := newFixture(t)
-	err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"upload": []byte("x")})
+	err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"upload": []byte("x")})
 	wantError(t, err, api.CodeNotReady, "no manifest has been set yet")
 	f.setManifest("", testManifest(t, nil))
 	for _, tc := range []struct {
@@ -204,7 +204,7 @@ func TestSetSecrets(t *testing.T) {
 		{"one of two refused", "admin", map[string][]byte{"fk": []byte("valid"), "upload": make([]byte, 17)}, api.CodeBadRequest, `value of 17 bytes`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, f.c.SetSecrets(t.Context(), tc.user, tc.values), tc.code, tc.want)
+			wantError(t, f.c.SetSecrets(t.Context(), as(t, tc.user), tc.values), tc.code, tc.want)
 			if _, ok := f.c.current().secrets["fk"]; ok {
 				t.Errorf("a refused SetSecrets set fk")
 			}
@@ -213,7 +213,7 @@ func TestSetSecrets(t *testing.T) {
 			}
 		})
 	}
-	if err := f.c.SetSecrets(t.Context(), "admin", map[string][]byte{"upload": make([]byte, 16), "fk": []byte("k")}); err != nil {
+	if err := f.c.SetSecrets(t.Context(), as(t, "admin"), map[string][]byte{"upload": make([]byte, 16), "fk": []byte("k")}); err != nil {
 		t.Fatalf("SetSecrets at max_size: %v", err)
 	}
 	f.reopen()

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,12 +12,16 @@ import (
 	"github.com/cloister-dev/cloister/store"
 )
 
-// Secrets returns the values of the named shared secrets to user, who needs the read action on
-// each of them.
-func (c *Core) Secrets(ctx context.Context, user string, names []string) (map[string]api.Secret, error) {
+// Secrets returns the values of the named shared secrets to the user whose client certificate
+// is cert; the user needs the read action on each of them.
+func (c *Core) Secrets(ctx context.Context, cert *x509.Certificate, names []string) (map[string]api.Secret, error) {
 	d := c.current()
 	if d == nil {
 		return nil, notReady("no manifest has been set yet")
+	}
+	user, err := d.authenticate(cert, c.now())
+	if err != nil {
+		return nil, err
 	}
 	if user == "" {
 		return nil, errorf(api.CodeUnauthenticated, "reading secrets needs a client certificate of a manifest user")
@@ -28,7 +33,7 @@ func (c *Core) Secrets(ctx context.Context, user string, names []string) (map[st
 	for _, name := range names {
 		s, ok := d.m.Secrets[name]
 		if !ok {
-			return nil, errorf(api.CodeNotFound, "secret %q is not defined; defined secrets: %v", name, slices.Sorted(maps.Keys(d.m.Secrets)))
+			return nil, errorf(api.CodeNotFound, "secret %s is not defined; defined secrets: %v", quoteBounded(name), slices.Sorted(maps.Keys(d.m.Secrets)))
 		}
 		if !d.allowed(user, manifest.ResourceSecrets, manifest.Read, name) {
 			return nil, errorf(api.CodeForbidden, "user %q has no role that grants read on secret %q", user, name)
@@ -50,14 +55,20 @@ func (c *Core) Secrets(ctx context.Context, user string, names []string) (map[st
 	return out, nil
 }
 
-// SetSecrets sets values of user-defined secrets. user needs the write action on each.
-// Either every value is set or none.
-func (c *Core) SetSecrets(ctx context.Context, user string, values map[string][]byte) error {
+// SetSecrets sets values of user-defined secrets for the user whose client certificate is
+// cert; the user needs the write action on each. Either every value is set or none. The caller
+// is authenticated and authorized against the deployment the values are applied to, under the
+// lock that applies them.
+func (c *Core) SetSecrets(ctx context.Context, cert *x509.Certificate, values map[string][]byte) error {
 	c.setMu.Lock()
 	defer c.setMu.Unlock()
 	d := c.current()
 	if d == nil {
 		return notReady("no manifest has been set yet")
+	}
+	user, err := d.authenticate(cert, c.now())
+	if err != nil {
+		return err
 	}
 	if user == "" {
 		return errorf(api.CodeUnauthenticated, "setting secrets needs a client certificate of a manifest user")
@@ -70,7 +81,7 @@ func (c *Core) SetSecrets(ctx context.Context, user string, values map[string][]
 		v := values[name]
 		s, ok := d.m.Secrets[name]
 		if !ok {
-			return errorf(api.CodeNotFound, "secret %q is not defined", name)
+			return errorf(api.CodeNotFound, "secret %s is not defined", quoteBounded(name))
 		}
 		if s.Type != manifest.UserDefined {
 			return errorf(api.CodeBadRequest, "secret %q is of type %s; only user-defined secrets can be set", name, s.Type)
@@ -83,7 +94,7 @@ func (c *Core) SetSecrets(ctx context.Context, user string, values map[string][]
 		}
 		recs[name] = &secretRecord{Spec: specOf(s), Value: v}
 	}
-	err := c.db.Update(ctx, func(tx *store.Tx) error {
+	err = c.db.Update(ctx, func(tx *store.Tx) error {
 		for name, rec := range recs {
 			if err := putJSON(tx, bucketSecrets, name, rec); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/manifest"
@@ -23,21 +24,43 @@ func userIndex(m *manifest.Manifest) (map[string]string, error) {
 	return idx, nil
 }
 
-// Authenticate maps a client certificate to the manifest user it belongs to. A nil certificate,
-// or any certificate before the first manifest, is the anonymous caller "". A certificate no
-// user has is an error: callers that present one expect to be someone.
-func (c *Core) Authenticate(cert *x509.Certificate) (string, error) {
-	d := c.current()
-	if cert == nil || d == nil {
-		// Before the first manifest there are no users: a caller with a certificate is as
-		// anonymous as one without (and may set the first manifest).
+// authenticate maps a client certificate to the user of d it belongs to. A nil certificate is
+// the anonymous caller "". A certificate no user of d has, or one outside its validity period
+// at now, is an error: callers that present one expect to be someone.
+//
+// Callers that change state authenticate against the same deployment they authorize against
+// and change, under setMu, after the request body was read: a certificate replaced while a
+// request was in flight must not be honoured.
+func (d *deployment) authenticate(cert *x509.Certificate, now time.Time) (string, error) {
+	if cert == nil {
 		return "", nil
 	}
-	if name, ok := d.users[string(cert.Raw)]; ok {
-		return name, nil
+	name, ok := d.users[string(cert.Raw)]
+	if !ok {
+		return "", errorf(api.CodeUnauthenticated, "client certificate %s (serial %s) belongs to no user of the manifest (version %d)",
+			quoteBounded(cert.Subject.CommonName), boundString(cert.SerialNumber.Text(16)), d.version)
 	}
-	return "", errorf(api.CodeUnauthenticated, "client certificate %q (serial %s) belongs to no user of the manifest",
-		cert.Subject.CommonName, cert.SerialNumber.Text(16))
+	switch {
+	case now.After(cert.NotAfter):
+		return "", errorf(api.CodeUnauthenticated, "user %q: certificate expired at %s (now %s); a user with the manifest update role must replace it",
+			name, cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return "", errorf(api.CodeUnauthenticated, "user %q: certificate is not valid before %s (now %s)",
+			name, cert.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return name, nil
+}
+
+// Authenticate maps a client certificate to the current manifest's user it belongs to; see
+// [deployment.authenticate]. Before the first manifest there are no users and every caller is
+// anonymous (and may set the first manifest). It is for read-only callers and diagnostics:
+// changes authenticate inside the operation that applies them.
+func (c *Core) Authenticate(cert *x509.Certificate) (string, error) {
+	d := c.current()
+	if d == nil {
+		return "", nil
+	}
+	return d.authenticate(cert, c.now())
 }
 
 // allowed reports whether user holds a role that permits action on resource (and, for

@@ -22,10 +22,10 @@ var clientCodes = []string{
 func checkAnswer(t *testing.T, a answer, body []byte) {
 	t.Helper()
 	if a.status >= 500 {
-		t.Fatalf("status %d %s %q for client input %q", a.status, a.err.Code, a.err.Message, truncate(string(body), 200))
+		t.Fatalf("status %d %s %q for client input %q", a.status, a.err.Code, a.err.Message, bounded(string(body), 200))
 	}
 	if a.status >= 300 && !slices.Contains(clientCodes, a.err.Code) {
-		t.Fatalf("status %d with code %q for client input %q", a.status, a.err.Code, truncate(string(body), 200))
+		t.Fatalf("status %d with code %q for client input %q", a.status, a.err.Code, bounded(string(body), 200))
 	}
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,9 +9,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/manifest"
 )
 
 // handlerFunc is an HTTP handler that returns its error; [Server.handle] renders it.
@@ -31,7 +34,7 @@ func (s *Server) mux(apiName string, routes []route) *http.ServeMux {
 		mux.Handle(rt.pattern, s.handle(apiName, rt))
 	}
 	mux.Handle("/", s.handle(apiName, route{pattern: "/", h: func(w http.ResponseWriter, r *http.Request) error {
-		return &core.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)}
+		return &core.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no route %s %s", bounded(r.Method, 16), bounded(r.URL.Path, 80))}
 	}}))
 	return mux
 }
@@ -56,7 +59,7 @@ func (s *Server) handle(apiName string, rt route) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.maxBody)
 		if err := rt.h(rec, r); err != nil {
-			s.writeError(rec, r, id, err)
+			s.writeError(rec, r, apiName, id, err)
 		}
 		s.reqs.WithLabelValues(apiName, rt.pattern, strconv.Itoa(rec.code)).Inc()
 	})
@@ -82,24 +85,56 @@ var codeStatus = map[string]int{
 	api.CodeActivationLimit: http.StatusConflict,
 }
 
-// writeError renders err. Errors the caller caused say what was expected and found; anything
-// else is logged and answered with "internal error" and the request ID only.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, id string, err error) {
+// maxMessage bounds an error message in a reply or a log line. Messages bound what they
+// repeat of the input already; this is the backstop.
+const maxMessage = 2048
+
+// writeError renders err. Errors the caller caused say what was expected and found, and are
+// logged at a bounded rate (see refusalLimiter); anything else is logged and answered with
+// "internal error" and the request ID only.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id string, err error) {
 	body := api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the Coordinator log for request " + id, RequestID: id}
 	status := http.StatusInternalServerError
 	if e, ok := errors.AsType[*core.Error](err); ok {
-		body.Code, body.Message = e.Code, e.Message
+		body.Code, body.Message = e.Code, bounded(e.Message, maxMessage)
 		if st, ok := codeStatus[e.Code]; ok {
 			status = st
 		}
-		s.log.Info("request refused", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", e.Code, "reason", e.Message)
+		s.logRefusal(r, apiName, id, e.Code, body.Message)
 	} else if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		body.Code, status = api.CodePayloadTooLarge, http.StatusRequestEntityTooLarge
-		body.Message = fmt.Sprintf("request body is larger than the %d bytes allowed for %s %s", mbe.Limit, r.Method, r.URL.Path)
+		body.Message = fmt.Sprintf("request body is larger than the %d bytes allowed for %s %s", mbe.Limit, r.Method, bounded(r.URL.Path, 80))
+		s.logRefusal(r, apiName, id, body.Code, body.Message)
 	} else {
-		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "error", err.Error())
+		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", bounded(r.URL.Path, 80), "error", bounded(err.Error(), maxMessage))
 	}
 	writeJSON(w, status, api.Error{Error: body})
+}
+
+// logRefusal logs a refused request unless refusals come faster than the log may take.
+func (s *Server) logRefusal(r *http.Request, apiName, id, code, msg string) {
+	ok, skipped := s.refusals.allow(time.Now())
+	if !ok {
+		s.unlogged.WithLabelValues(apiName).Inc()
+		return
+	}
+	attrs := []any{"request_id", id, "api", apiName, "method", r.Method, "path", bounded(r.URL.Path, 80), "code", code, "reason", msg}
+	if skipped > 0 {
+		attrs = append(attrs, "refusals_not_logged_before", skipped)
+	}
+	s.log.Info("request refused", attrs...)
+}
+
+// bounded shortens s to at most n bytes (on a rune boundary), saying how long it was.
+func bounded(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
@@ -113,37 +148,35 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-// decodeJSON strictly decodes the request body into v: unknown fields and trailing data are
-// errors that name what was found.
+// decodeJSON decodes the request body into v as strictly as a manifest is decoded (see
+// [manifest.DecodeStrict]): duplicate keys, unknown keys, wrong types and trailing data are
+// errors that name the JSON path. The message keeps the first few problems, each bounded.
 func decodeJSON(r *http.Request, v any) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &core.Error{Code: api.CodeBadRequest, Message: "request body: " + jsonError(err)}
-	}
-	if dec.More() {
-		return &core.Error{Code: api.CodeBadRequest, Message: "request body: unexpected data after the JSON object"}
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); err != io.EOF {
-		return &core.Error{Code: api.CodeBadRequest, Message: "request body: unexpected data after the JSON object"}
+	if err := manifest.DecodeStrict(b, v); err != nil {
+		return &core.Error{Code: api.CodeBadRequest, Message: "request body: " + firstProblems(err), Err: err}
 	}
 	return nil
 }
 
-func jsonError(err error) string {
-	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		return fmt.Sprintf("field %q: expected %s, found JSON %s", e.Field, e.Type, e.Value)
+// maxProblemsShown bounds how many decoding problems an error answer lists.
+const maxProblemsShown = 5
+
+func firstProblems(err error) string {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return fmt.Sprintf("invalid JSON at byte %d: %v", e.Offset, e)
+	var msgs []string
+	for i, e := range errs {
+		if i == maxProblemsShown {
+			msgs = append(msgs, fmt.Sprintf("and %d more problems", len(errs)-i))
+			break
+		}
+		msgs = append(msgs, e.Error())
 	}
-	if errors.Is(err, io.EOF) {
-		return "empty; expected a JSON object"
-	}
-	return err.Error()
+	return strings.Join(msgs, "; ")
 }

@@ -47,7 +47,7 @@ func TestWriteErrorMapping(t *testing.T) {
 	} {
 		t.Run(tc.code+"/"+tc.msg, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			f.s.writeError(rec, httptest.NewRequest("POST", "/x", nil), "req-1", tc.err)
+			f.s.writeError(rec, httptest.NewRequest("POST", "/x", nil), "client", "req-1", tc.err)
 			var e api.Error
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
 				t.Fatalf("body %q: %v", rec.Body, err)
@@ -163,7 +163,8 @@ func TestWorkloadAPI(t *testing.T) {
 		{"client API has no activation", call{method: "POST", path: api.PathActivate, body: f.activation("web", "i1", goodBody())}, 404, api.CodeNotFound, "no route POST /api/v1/activate"},
 		{"mesh API has no manifest", call{method: "GET", path: api.PathManifest, mesh: true}, 404, api.CodeNotFound, "no route GET /api/v1/manifest"},
 		{"unknown workload", call{method: "POST", path: api.PathActivate, body: f.activation("ghost", "i1", goodBody()), mesh: true}, 404, api.CodeUnknownWorkload, `unknown workload "ghost"`},
-		{"no CSR", call{method: "POST", path: api.PathActivate, body: []byte(`{"workload":"web","instance":"i1","quote":"AAAA","csr":null}`), mesh: true}, 400, api.CodeBadRequest, "csr: pki: CSR is empty, expected DER"},
+		{"no CSR", call{method: "POST", path: api.PathActivate, body: []byte(`{"workload":"web","instance":"i1","quote":"AAAA","csr":""}`), mesh: true}, 400, api.CodeBadRequest, "csr: pki: CSR is empty, expected DER"},
+		{"null CSR", call{method: "POST", path: api.PathActivate, body: []byte(`{"workload":"web","instance":"i1","quote":"AAAA","csr":null}`), mesh: true}, 400, api.CodeBadRequest, "$.csr: expected a base64 string, found null"},
 		{"attestation", call{method: "POST", path: api.PathActivate, body: withQuote(t, f.activation("web", "i1", goodBody()), []byte("junk")), mesh: true}, 401, api.CodeAttestation, "quote not verified: "},
 		{"policy", call{method: "POST", path: api.PathActivate, body: f.activation("web", "i1", old), mesh: true}, 403, api.CodePolicy, "isvsvn 1 not accepted; expected at least 3"},
 		{"ok", call{method: "POST", path: api.PathActivate, body: f.activation("limited", "i1", goodBody()), mesh: true}, 200, "", `"certificate_chain":"-----BEGIN CERTIFICATE-----`},
@@ -176,7 +177,7 @@ func TestWorkloadAPI(t *testing.T) {
 				text = string(a.body)
 			}
 			if a.status != tc.status || a.err.Code != tc.code || !strings.Contains(text, tc.want) {
-				t.Errorf("POST activate: %d %s %q; want %d %s with %q", a.status, a.err.Code, truncate(text, 200), tc.status, tc.code, tc.want)
+				t.Errorf("POST activate: %d %s %q; want %d %s with %q", a.status, a.err.Code, bounded(text, 200), tc.status, tc.code, tc.want)
 			}
 		})
 	}
@@ -206,22 +207,30 @@ func TestStrictDecoding(t *testing.T) {
 			code   string
 			want   string
 		}{
-			{"empty", nil, 400, api.CodeBadRequest, "request body: empty; expected a JSON object"},
-			{"malformed", []byte(`{"workload":`), 400, api.CodeBadRequest, "request body: unexpected EOF"},
-			{"syntax error", []byte(`{"workload" "x"}`), 400, api.CodeBadRequest, `request body: invalid JSON at byte 13: invalid character '"' after object key`},
-			{"unknown field", []byte(`{"workloadx":"web"}`), 400, api.CodeBadRequest, `request body: json: unknown field "workloadx"`},
-			{"wrong type", []byte(`[]`), 400, api.CodeBadRequest, "request body: field \"\": expected api."},
-			{"second object", []byte(`{} {}`), 400, api.CodeBadRequest, "request body: unexpected data after the JSON object"},
-			{"trailing garbage", []byte(`{}x`), 400, api.CodeBadRequest, "request body: unexpected data after the JSON object"},
-			{"trailing bracket", []byte(`{}]`), 400, api.CodeBadRequest, "request body: unexpected data after the JSON object"},
+			{"empty", nil, 400, api.CodeBadRequest, "request body: $: expected more JSON, found the end of the document"},
+			{"malformed", []byte(`{"workload":`), 400, api.CodeBadRequest, "expected more JSON, found the end of the document"},
+			{"syntax error", []byte(`{"workload" "x"}`), 400, api.CodeBadRequest, `invalid JSON at byte 12: invalid character '"' after object key`},
+			{"unknown field", []byte(`{"workloadx":"web"}`), 400, api.CodeBadRequest, `request body: $.workloadx: unknown key "workloadx"; expected one of: `},
+			{"wrong type", []byte(`[]`), 400, api.CodeBadRequest, "request body: $: expected an object, found an array"},
+			{"second object", []byte(`{} {}`), 400, api.CodeBadRequest, "request body: $: expected nothing after the JSON value, found more data at byte 2"},
+			{"trailing garbage", []byte(`{}x`), 400, api.CodeBadRequest, "request body: $: expected nothing after the JSON value"},
+			{"trailing bracket", []byte(`{}]`), 400, api.CodeBadRequest, "request body: $: expected nothing after the JSON value"},
+			// Duplicate keys: encoding/json keeps the last one, so a proxy or auditor reading the
+			// first would see another request than the Coordinator acts on.
+			{"duplicate key", []byte(`{"workload":"a","workload":"b"}`), 400, api.CodeBadRequest, `$.workload: expected each key once, found "workload" again`},
+			{"duplicate nested key", []byte(`{"secrets":{"upload":"AA==","upload":"AQ=="}}`), 400, api.CodeBadRequest, map[bool]string{
+				false: `$.secrets.upload: expected each key once, found "upload" again`,
+				true:  `$.secrets: unknown key "secrets"`, // the activation body has no nested objects
+			}[rt.mesh]},
+			{"many problems", []byte(`{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1}`), 400, api.CodeBadRequest, "and 3 more problems"},
 			{"one byte over the limit", bigBody(rt.limit + 1), 413, api.CodePayloadTooLarge, fmt.Sprintf("request body is larger than the %d bytes allowed for POST %s", rt.limit, rt.path)},
 			// At the limit the body is read and decoded: the unknown field is reported.
-			{"at the limit", bigBody(rt.limit), 400, api.CodeBadRequest, `unknown field "x"`},
+			{"at the limit", bigBody(rt.limit), 400, api.CodeBadRequest, `$.x: unknown key "x"`},
 		} {
 			t.Run(rt.name+"/"+tc.name, func(t *testing.T) {
 				a := f.do(call{method: "POST", path: rt.path, body: tc.body, mesh: rt.mesh, user: userFor(rt.mesh)})
 				if a.status != tc.status || a.err.Code != tc.code || !strings.Contains(a.err.Message, tc.want) {
-					t.Errorf("POST %s: %d %s %q; want %d %s with %q", rt.path, a.status, a.err.Code, truncate(a.err.Message, 200), tc.status, tc.code, tc.want)
+					t.Errorf("POST %s: %d %s %q; want %d %s with %q", rt.path, a.status, a.err.Code, bounded(a.err.Message, 200), tc.status, tc.code, tc.want)
 				}
 				if strings.Contains(a.err.Message, "aaaaaaaaaa") {
 					t.Errorf("the error echoes the body")

@@ -58,7 +58,7 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query().Get("nonce")
 	var nonce [32]byte
 	if n, err := hex.Decode(nonce[:], []byte(q)); err != nil || n != 32 || len(q) != 64 {
-		return &core.Error{Code: api.CodeBadRequest, Message: fmt.Sprintf("nonce: expected 64 hex digits (32 bytes), found %q", truncate(q, 80))}
+		return &core.Error{Code: api.CodeBadRequest, Message: fmt.Sprintf("nonce: expected 64 hex digits (32 bytes), found %q", bounded(q, 80))}
 	}
 	resp, err := s.core.Quote(r.Context(), nonce)
 	if err != nil {
@@ -67,13 +67,13 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-// user authenticates the caller's TLS client certificate, if any.
-func (s *Server) user(r *http.Request) (string, error) {
-	var cert *x509.Certificate
+// clientCert returns the caller's TLS client certificate, or nil. The certificate only says
+// who the caller claims to be: the core authenticates it against the manifest it acts on.
+func clientCert(r *http.Request) *x509.Certificate {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		cert = r.TLS.PeerCertificates[0]
+		return r.TLS.PeerCertificates[0]
 	}
-	return s.core.Authenticate(cert)
+	return nil
 }
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
@@ -88,15 +88,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) setManifest(w http.ResponseWriter, r *http.Request) error {
-	user, err := s.user(r)
-	if err != nil {
-		return err
-	}
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
-	resp, err := s.core.SetManifest(r.Context(), user, raw)
+	resp, err := s.core.SetManifest(r.Context(), clientCert(r), raw)
 	if err != nil {
 		return err
 	}
@@ -104,15 +100,11 @@ func (s *Server) setManifest(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getSecrets(w http.ResponseWriter, r *http.Request) error {
-	user, err := s.user(r)
-	if err != nil {
-		return err
-	}
 	names := r.URL.Query()["name"]
 	if len(names) > maxSecretNames {
 		return &core.Error{Code: api.CodeBadRequest, Message: fmt.Sprintf("%d secret names; at most %d per request", len(names), maxSecretNames)}
 	}
-	secrets, err := s.core.Secrets(r.Context(), user, names)
+	secrets, err := s.core.Secrets(r.Context(), clientCert(r), names)
 	if err != nil {
 		return err
 	}
@@ -120,18 +112,15 @@ func (s *Server) getSecrets(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) setSecrets(w http.ResponseWriter, r *http.Request) error {
-	user, err := s.user(r)
-	if err != nil {
-		return err
-	}
-	if user == "" { // say so before looking at the body
+	cert := clientCert(r)
+	if cert == nil { // say so before reading the body; who the caller is is decided after it
 		return &core.Error{Code: api.CodeUnauthenticated, Message: "setting secrets needs a client certificate of a manifest user"}
 	}
 	var req api.SetSecretsRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := s.core.SetSecrets(r.Context(), user, req.Secrets); err != nil {
+	if err := s.core.SetSecrets(r.Context(), cert, req.Secrets); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -178,13 +167,6 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, resp)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // Routes lists the method and path patterns each API serves ("client" and "mesh"), for

@@ -20,9 +20,11 @@ import (
 
 // Server serves a Coordinator's APIs. It is safe for concurrent use.
 type Server struct {
-	core *core.Core
-	log  *slog.Logger
-	reqs *prometheus.CounterVec
+	core     *core.Core
+	log      *slog.Logger
+	reqs     *prometheus.CounterVec
+	unlogged *prometheus.CounterVec
+	refusals refusalLimiter
 }
 
 // Option configures a Server.
@@ -33,7 +35,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithRegisterer registers the API request metrics. Default: not registered.
 func WithRegisterer(r prometheus.Registerer) Option {
-	return func(s *Server) { r.MustRegister(s.reqs) }
+	return func(s *Server) { r.MustRegister(s.reqs, s.unlogged) }
 }
 
 // New returns a Server for c.
@@ -45,6 +47,10 @@ func New(c *core.Core, opts ...Option) *Server {
 			Name: "cloister_api_requests_total",
 			Help: "API requests by API (client, mesh), route and HTTP status code.",
 		}, []string{"api", "route", "code"}),
+		unlogged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloister_api_refusals_unlogged_total",
+			Help: "Refused requests left out of the log because refusals came faster than it takes; each is still counted in cloister_api_requests_total.",
+		}, []string{"api"}),
 	}
 	for _, o := range opts {
 		o(s)

@@ -129,10 +129,11 @@ func handshake(t testing.TB, cfg *tls.Config, clientCert *tls.Certificate) tls.C
 	return srv.ConnectionState()
 }
 
-// user is a manifest user's certificate.
+// user is a manifest user's certificate and key.
 type user struct {
 	cert    *x509.Certificate
 	certPEM string
+	tls     tls.Certificate
 }
 
 var (
@@ -144,24 +145,35 @@ func testUser(name string) *user {
 	usersOnce.Do(func() {
 		users = map[string]*user{}
 		for i, n := range []string{"admin", "reader", "stranger"} {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				panic(err)
-			}
-			tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: n},
-				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				panic(err)
-			}
-			c, _ := x509.ParseCertificate(der)
-			users[n] = &user{cert: c, certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+			users[n] = newUser(n, int64(i+1), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 		}
 	})
 	return users[name]
 }
 
+// newUser makes a self-signed user certificate valid from notBefore to notAfter.
+func newUser(name string, serial int64, notBefore, notAfter time.Time) *user {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: notBefore, NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &user{cert: c, certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}}
+}
+
 func testManifest(t testing.TB) []byte {
+	t.Helper()
+	return manifestWith(t, nil)
+}
+
+// manifestWith is testManifest with edit applied before encoding.
+func manifestWith(t testing.TB, edit func(m map[string]any)) []byte {
 	t.Helper()
 	m := map[string]any{
 		"packages": map[string]any{"signed": map[string]any{"mrsigner": hex.EncodeToString(testSigner[:]), "isvprodid": 7, "min_isvsvn": 3}},
@@ -182,6 +194,9 @@ func testManifest(t testing.TB) []byte {
 			"reader": map[string]any{"resource": "secrets", "names": []string{"key", "upload"}, "actions": []string{"read"}},
 			"writer": map[string]any{"resource": "secrets", "names": []string{"upload"}, "actions": []string{"write"}},
 		},
+	}
+	if edit != nil {
+		edit(m)
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
