@@ -89,7 +89,7 @@ func (tc *testCoordinator) setManifest(t *testing.T, m map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tc.c.SetManifest(t.Context(), "", b); err != nil {
+	if _, err := tc.c.SetManifest(t.Context(), nil, b); err != nil {
 		t.Fatal(err)
 	}
 }

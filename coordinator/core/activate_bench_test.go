@@ -19,7 +19,7 @@ import (
 // the rendering of a realistic workload's templates. Requests are made beforehand, so the
 // launcher's work (key, CSR, quote) is not counted.
 func BenchmarkActivate(b *testing.B) {
-	tc := coordtest.New(b)
+	tc := coordtest.Start(b)
 	c, p, ctx := tc.Core, tc.Platform, b.Context()
 	if _, err := c.SetManifest(ctx, nil, loadgen.Manifest("bench")); err != nil {
 		b.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 func TestRun(t *testing.T) {
 	c := coordtest.Start(t)
-	if _, err := c.Core.SetManifest(t.Context(), "", loadgen.Manifest("bench")); err != nil {
+	if _, err := c.Core.SetManifest(t.Context(), nil, loadgen.Manifest("bench")); err != nil {
 		t.Fatal(err)
 	}
 	expect := client.Expect{SGXRoot: c.Platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}

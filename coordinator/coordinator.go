@@ -1,0 +1,247 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/coordinator/server"
+	"github.com/cloister-dev/cloister/sgx/pcs"
+	"github.com/cloister-dev/cloister/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config is what a Coordinator daemon is made of. DataDir, ClientAddr and MeshAddr are
+// required; the rest is optional.
+type Config struct {
+	// DataDir holds the sealed state (and, in simulation, the simulated seal key). It is
+	// created 0700 if missing.
+	DataDir string
+	// ClientAddr and MeshAddr are the TCP addresses of the client API (operators, auditors)
+	// and the workload API (launchers). Port 0 picks a free port; see [Coordinator.Addrs].
+	ClientAddr, MeshAddr string
+	// MetricsAddr, if set, serves Prometheus metrics over plain HTTP.
+	MetricsAddr string
+	// PprofAddr, if set, serves Go's profiles over plain HTTP on their own mux. For
+	// diagnosis only: never expose it.
+	PprofAddr string
+	// Simulation is the directory of a simulated SGX platform to run on instead of SGX. Not
+	// secure: it is said in every status answer, log line and certificate.
+	Simulation string
+	// PCCSURL is the Intel PCS or PCCS certification API for collateral (SGX only).
+	// Default: pcs.IntelPCSURL.
+	PCCSURL string
+	// PCSAPIKey is the Intel PCS subscription key, if the service needs one (SGX only).
+	PCSAPIKey string
+	// DNSNames and IPAddresses are added to the Coordinator's TLS certificate.
+	DNSNames    []string
+	IPAddresses []net.IP
+}
+
+func (cfg *Config) validate() error {
+	var errs []error
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("data directory: required"))
+	}
+	if cfg.ClientAddr == "" {
+		errs = append(errs, errors.New("client API address: required"))
+	}
+	if cfg.MeshAddr == "" {
+		errs = append(errs, errors.New("workload API address: required"))
+	}
+	if cfg.PCCSURL == "" {
+		cfg.PCCSURL = pcs.IntelPCSURL
+	}
+	return errors.Join(errs...)
+}
+
+// Option configures optional collaborators.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	reg *prometheus.Registry
+}
+
+// WithLogger sets the logger. Default: discard. In simulation every line carries
+// simulation=true.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegistry sets the Prometheus registry the metrics endpoint serves and every part
+// registers in. Default: a new registry with the Go and process collectors.
+func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.reg = r } }
+
+// Addrs are the addresses a Coordinator listens on; Metrics and Pprof are empty when off.
+type Addrs struct {
+	Client  string `json:"client"`
+	Mesh    string `json:"mesh"`
+	Metrics string `json:"metrics,omitempty"`
+	Pprof   string `json:"pprof,omitempty"`
+}
+
+// Coordinator is an assembled Coordinator daemon.
+type Coordinator struct {
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	db   *store.DB
+	core *core.Core
+	srv  *server.Server
+
+	client, mesh, metrics, pprof net.Listener
+
+	closeOnce sync.Once
+}
+
+// New assembles a Coordinator: it sets up the TEE, opens the state in cfg.DataDir and binds
+// the listeners. It does not serve yet; call Run, or Close to release everything.
+func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("coordinator config: %w", err)
+	}
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.reg == nil {
+		o.reg = prometheus.NewRegistry()
+		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	log := o.log
+	if cfg.Simulation != "" {
+		log = log.With("simulation", true)
+	}
+	c := &Coordinator{log: log, reg: o.reg}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	t, err := newTEE(&cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if c.db, err = store.Open(cfg.DataDir, t.sealer, store.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("open state in %s: %w", cfg.DataDir, err)
+	}
+	c.core, err = core.New(ctx, core.Config{
+		Store: c.db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
+		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
+	}, core.WithLogger(log), core.WithRegisterer(c.reg))
+	if err != nil {
+		return nil, err
+	}
+	c.srv = server.New(c.core, server.WithLogger(log), server.WithRegisterer(c.reg))
+	for _, l := range []struct {
+		ln         *net.Listener
+		addr, what string
+	}{
+		{&c.client, cfg.ClientAddr, "client API"},
+		{&c.mesh, cfg.MeshAddr, "workload API"},
+		{&c.metrics, cfg.MetricsAddr, "metrics"},
+		{&c.pprof, cfg.PprofAddr, "pprof"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
+			return nil, fmt.Errorf("%s address: %w", l.what, err)
+		}
+	}
+	return c, nil
+}
+
+// Core returns the Coordinator's core, for tests and in-process tools.
+func (c *Coordinator) Core() *core.Core { return c.core }
+
+// Addrs returns the bound addresses.
+func (c *Coordinator) Addrs() Addrs {
+	addr := func(ln net.Listener) string {
+		if ln == nil {
+			return ""
+		}
+		return ln.Addr().String()
+	}
+	return Addrs{Client: addr(c.client), Mesh: addr(c.mesh), Metrics: addr(c.metrics), Pprof: addr(c.pprof)}
+}
+
+// Run serves both APIs, metrics and pprof until ctx ends or a server fails, then shuts the
+// APIs down (at most 5 s for requests in flight), flushes the activation counts, and closes the
+// listeners and the store. It returns nil after a clean stop.
+func (c *Coordinator) Run(ctx context.Context) error {
+	defer c.Close()
+	addrs := c.Addrs()
+	st := c.core.Status()
+	c.log.Info("coordinator listening", "client_addr", addrs.Client, "mesh_addr", addrs.Mesh, "metrics_addr", addrs.Metrics,
+		"state", st.State, "manifest_version", st.ManifestVersion)
+	if c.pprof != nil {
+		stop := servePprof(c.pprof)
+		defer stop()
+		c.log.Warn("serving pprof profiles", "addr", addrs.Pprof)
+	}
+	var metrics http.Handler
+	if c.metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{}))
+		metrics = mux
+	}
+	var wg sync.WaitGroup
+	var runErr error
+	// The core's background work stops after the APIs: the last activation counts they
+	// made are flushed.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { runErr = c.core.Run(coreCtx) })
+	err := c.srv.Serve(ctx, c.client, c.mesh, metrics, c.metrics)
+	c.client, c.mesh, c.metrics = nil, nil, nil // Serve closed them
+	stopCore()
+	wg.Wait()
+	c.log.Info("coordinator stopped")
+	return errors.Join(err, runErr)
+}
+
+// Close releases what New acquired. Run calls it; call it only for a Coordinator that is
+// never run. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		for _, ln := range []net.Listener{c.client, c.mesh, c.metrics, c.pprof} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		if c.db != nil {
+			err = c.db.Close()
+		}
+	})
+	return err
+}
+
+// servePprof serves Go's profiles on their own mux, never on an API's.
+func servePprof(ln net.Listener) (stop func()) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	return func() {
+		srv.Close()
+		<-done
+	}
+}
