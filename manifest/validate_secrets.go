@@ -85,40 +85,6 @@ func (m *Manifest) checkCertificateSecret(ps *problems, p string, s Secret) {
 	}
 }
 
-// checkSecretNames rejects certificate secrets that carry a workload's DNS name or IP address:
-// whoever reads such a secret could pass for that workload to a peer that checks names.
-func (m *Manifest) checkSecretNames(ps *problems) {
-	owner := map[string]string{}
-	for _, w := range sortedKeys(m.Workloads) {
-		for _, n := range m.Workloads[w].TLS.DNS {
-			owner[n] = w
-		}
-		for _, ip := range m.Workloads[w].TLS.IP {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				owner[a.String()] = w
-			}
-		}
-	}
-	for _, name := range sortedKeys(m.Secrets) {
-		s, p := m.Secrets[name], keyPath("$.secrets", name)
-		if s.Type != Certificate || s.SelfSigned {
-			continue
-		}
-		for i, n := range s.DNS {
-			if w, ok := owner[n]; ok {
-				ps.add(indexPath(p+".dns", i), "expected a name no workload has, found %s, a name of workload %s: the secret's readers could pass for it", quote(n), quote(w))
-			}
-		}
-		for i, ip := range s.IP {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				if w, ok := owner[a.String()]; ok {
-					ps.add(indexPath(p+".ip", i), "expected an address no workload has, found %s, an address of workload %s: the secret's readers could pass for it", a, quote(w))
-				}
-			}
-		}
-	}
-}
-
 // checkIPs checks a list of IP addresses and rejects duplicates. For each valid address it
 // calls found, if not nil, with its path.
 func checkIPs(ps *problems, p string, ips []string, found func(p string, a netip.Addr)) {

@@ -72,7 +72,7 @@ func TestValidateRules(t *testing.T) {
 		{"certificate secret with a workload's name", func(d obj) {
 			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"server.local"}, "ip": arr{"10.0.0.7"}}
 			at(d, "secrets")["impostor"] = obj{"type": "certificate", "dns": arr{"server.local"}, "ip": arr{"10.0.0.7"}}
-		}, "$.secrets.impostor.dns[0]", `found "server.local", a name of workload "server"`, 2},
+		}, "$.secrets.impostor.dns[0]", `"server.local" matches the DNS name "server.local" of workload "server"; a certificate secret must not carry a workload's identity`, 2},
 		{"file key twice", setWorkload("file_keys", arr{"token", "token"}), "$.workloads.server.file_keys[1]", `expected each secret name once, found "token" again`, 0},
 		{"tls dns of two workloads", func(d obj) {
 			at(d, "workloads", "server")["tls"] = obj{"dns": arr{"api.example"}}
