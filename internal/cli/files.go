@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/cloister-dev/cloister/internal/atomicfile"
 )
 
 // readBounded reads a file of at most limit bytes.
@@ -25,12 +23,6 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than the %d bytes allowed", path, limit)
 	}
 	return b, nil
-}
-
-// writeFileAtomic replaces path with b through [atomicfile.Write]. It only forwards, for
-// coordinator.go (--addr-file); delete it once that calls atomicfile.Write itself.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	return atomicfile.Write(path, b, mode)
 }
 
 // createExclusive creates path with b and permissions perm, and fails if path exists: keys
