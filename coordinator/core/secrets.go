@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,9 +63,33 @@ func (r *secretRecord) decode() (manifest.SecretValue, error) {
 	return manifest.SecretValue{Bytes: block.Bytes, CertPEM: []byte(r.Cert), KeyPEM: []byte(r.Key), PublicPEM: pub}, nil
 }
 
-// generateSecret makes a new value for a secret definition. Plain and user-defined secrets
-// are never generated.
+// newSecret makes a new value for the secret name of m. Plain and user-defined secrets are
+// never generated. A certificate secret the deployment CA issues is checked against every
+// workload identity of m twice: its names before it is signed (the manifest check, which
+// Validate has already applied, run again on what is about to be signed), and the signed
+// certificate after, with crypto/x509's own host name verification. Either refusal wraps
+// manifest.ErrWorkloadIdentity and nothing is stored: every workload trusts that CA, so a
+// certificate a user may read must never verify as a workload.
+func newSecret(m *manifest.Manifest, name string, root, inter *pki.CA, now time.Time) (*secretRecord, error) {
+	s, ok := m.Secrets[name]
+	if !ok {
+		return nil, fmt.Errorf("secret %q: not in the manifest", name)
+	}
+	return makeSecret(m, name, s, root, inter, now)
+}
+
+// generateSecret is newSecret without the workload-identity check at issue time, for the
+// callers that do not pass the manifest yet (carrySecrets in deploy.go, instanceSecret in
+// activate.go). Manifest validation still refuses such names.
+//
+// Deprecated: call newSecret; remove this once both callers do.
 func generateSecret(name string, s manifest.Secret, root, inter *pki.CA, now time.Time) (*secretRecord, error) {
+	return makeSecret(nil, name, s, root, inter, now)
+}
+
+// makeSecret makes a new value for secret s called name; certificate names are checked
+// against the workload identities of m unless m is nil.
+func makeSecret(m *manifest.Manifest, name string, s manifest.Secret, root, inter *pki.CA, now time.Time) (*secretRecord, error) {
 	rec := &secretRecord{Spec: specOf(s)}
 	switch s.Type {
 	case manifest.SymmetricKey:
@@ -71,7 +98,7 @@ func generateSecret(name string, s manifest.Secret, root, inter *pki.CA, now tim
 			return nil, err
 		}
 	case manifest.Certificate:
-		if err := generateCertSecret(rec, name, s, root, inter, now); err != nil {
+		if err := generateCertSecret(rec, m, name, s, root, inter, now); err != nil {
 			return nil, fmt.Errorf("secret %q: %w", name, err)
 		}
 	default:
@@ -80,7 +107,7 @@ func generateSecret(name string, s manifest.Secret, root, inter *pki.CA, now tim
 	return rec, nil
 }
 
-func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root, inter *pki.CA, now time.Time) error {
+func generateCertSecret(rec *secretRecord, m *manifest.Manifest, name string, s manifest.Secret, root, inter *pki.CA, now time.Time) error {
 	key, err := pki.GenerateKey(string(s.Algorithm))
 	if err != nil {
 		return err
@@ -96,6 +123,9 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 	var chain []*x509.Certificate
 	switch {
 	case s.SelfSigned:
+		// Not checked, as manifest validation does not check it: no workload trusts a
+		// self-signed certificate unless its templates install it, and then it trusts
+		// exactly the names it carries.
 		c, err := selfSigned(key, cn, s.DNS, ips, s.IsCA, pki.IsSimulation(root.Cert), now, s.Validity.D())
 		if err != nil {
 			return err
@@ -107,11 +137,22 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 		return fmt.Errorf("a CA certificate secret must be self-signed")
 	default:
 		issuer := inter
-		c, err := issuer.IssueLeaf(key.Public(), pki.LeafConfig{
+		cfg := pki.LeafConfig{
 			CommonName: cn, DNSNames: s.DNS, IPAddresses: ips, Validity: s.Validity.D(), NotBefore: now,
-		})
+		}
+		if m != nil {
+			if err := m.CheckCertificateNames(leafNames(cfg)); err != nil {
+				return fmt.Errorf("refusing to issue the certificate: %w", err)
+			}
+		}
+		c, err := issuer.IssueLeaf(key.Public(), cfg)
 		if err != nil {
 			return err
+		}
+		if m != nil {
+			if err := checkIssuedSecret(m, c); err != nil {
+				return fmt.Errorf("refusing the certificate just issued: %w", err)
+			}
 		}
 		chain = []*x509.Certificate{c, issuer.Cert}
 	}
@@ -121,6 +162,69 @@ func generateCertSecret(rec *secretRecord, name string, s manifest.Secret, root,
 	}
 	rec.Cert = string(pki.EncodeCertPEM(chain...))
 	rec.Key = string(keyPEM)
+	return nil
+}
+
+// leafNames returns the names a certificate made from cfg carries.
+func leafNames(cfg pki.LeafConfig) manifest.CertificateNames {
+	n := manifest.CertificateNames{CommonName: cfg.CommonName, DNS: cfg.DNSNames}
+	for _, ip := range cfg.IPAddresses {
+		n.IP = append(n.IP, ip.String())
+	}
+	for _, u := range cfg.URIs {
+		n.URI = append(n.URI, u.String())
+	}
+	return n
+}
+
+// checkIssuedSecret refuses a certificate issued for a secret if the names it carries
+// overlap an identity of a workload of m, or if crypto/x509 takes it for a workload (see
+// verifiesAsWorkload).
+func checkIssuedSecret(m *manifest.Manifest, c *x509.Certificate) error {
+	names := manifest.CertificateNames{CommonName: c.Subject.CommonName, DNS: c.DNSNames}
+	for _, ip := range c.IPAddresses {
+		names.IP = append(names.IP, ip.String())
+	}
+	for _, u := range c.URIs {
+		names.URI = append(names.URI, u.String())
+	}
+	if err := m.CheckCertificateNames(names); err != nil {
+		return err
+	}
+	return verifiesAsWorkload(m, c)
+}
+
+// wildcardProbe stands for a label that a workload's wildcard DNS name covers.
+const wildcardProbe = "cloister-wildcard-probe"
+
+// verifiesAsWorkload asks crypto/x509, independently of the manifest's own matching, whether
+// c could pass for a workload of m: whether c verifies for any of the workload's name, DNS
+// names (a wildcard's with a label in place of "*") and addresses, and whether a certificate
+// with the workload's names would verify for any DNS name of c (a name under a workload's
+// wildcard). It reports the first as an error wrapping manifest.ErrWorkloadIdentity.
+// crypto/x509 ignores common names; CheckCertificateNames covers them.
+func verifiesAsWorkload(m *manifest.Manifest, c *x509.Certificate) error {
+	for _, w := range slices.Sorted(maps.Keys(m.Workloads)) {
+		wl := m.Workloads[w]
+		own := &x509.Certificate{DNSNames: append([]string{w}, wl.TLS.DNS...)}
+		hosts := append([]string{w}, wl.TLS.IP...)
+		for _, ip := range wl.TLS.IP {
+			own.IPAddresses = append(own.IPAddresses, net.ParseIP(ip))
+		}
+		for _, d := range wl.TLS.DNS {
+			hosts = append(hosts, strings.Replace(d, "*", wildcardProbe, 1))
+		}
+		for _, h := range hosts {
+			if c.VerifyHostname(h) == nil {
+				return fmt.Errorf("the certificate verifies for %q, a name of workload %q; %w", h, w, manifest.ErrWorkloadIdentity)
+			}
+		}
+		for _, d := range c.DNSNames {
+			if own.VerifyHostname(d) == nil {
+				return fmt.Errorf("the certificate's DNS name %q is one the certificate of workload %q is valid for; %w", d, w, manifest.ErrWorkloadIdentity)
+			}
+		}
+	}
 	return nil
 }
 
