@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/cloister-dev/cloister/pki"
@@ -70,14 +71,15 @@ func (a *app) pinnedRoot(f *connFlags) (*x509.Certificate, error) {
 	}
 	b, err := readBounded(p, 64<<10)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("coordinator %s has not been verified yet: run `cloister verify --coordinator %s` first", f.addr, f.addr)
+		return nil, withCode(jsonoutput.CodeNotVerified,
+			fmt.Errorf("coordinator %s has not been verified yet: run `cloister verify --coordinator %s` first", f.addr, f.addr))
 	}
 	if err != nil {
 		return nil, err
 	}
 	certs, err := pki.ParseCertsPEM(b)
 	if err != nil || len(certs) != 1 {
-		return nil, fmt.Errorf("pinned root %s is damaged (%v); verify the Coordinator again", p, err)
+		return nil, withCode(jsonoutput.CodeNotVerified, fmt.Errorf("pinned root %s is damaged (%v); verify the Coordinator again", p, err))
 	}
 	return certs[0], nil
 }
@@ -90,8 +92,8 @@ func (a *app) pin(f *connFlags, root *x509.Certificate, replace bool) (string, e
 		return "", err
 	}
 	if old, err := a.pinnedRoot(f); err == nil && !bytes.Equal(old.Raw, root.Raw) && !replace {
-		return "", fmt.Errorf("the deployment root of %s changed: pinned %s, now %s; if this is a new deployment you trust, verify again with --replace-pin",
-			f.addr, fingerprint(old), fingerprint(root))
+		return "", withCode(jsonoutput.CodePinChanged, fmt.Errorf("the deployment root of %s changed: pinned %s, now %s; if this is a new deployment you trust, verify again with --replace-pin",
+			f.addr, fingerprint(old), fingerprint(root)))
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return "", err
@@ -116,7 +118,7 @@ func (a *app) client(f *connFlags) (*client.Client, error) {
 	var opts []client.Option
 	if f.certFile != "" || f.keyFile != "" {
 		if f.certFile == "" || f.keyFile == "" {
-			return nil, errors.New("--cert and --key go together")
+			return nil, usageError(errors.New("--cert and --key go together"))
 		}
 		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/image"
 	"github.com/cloister-dev/cloister/protect"
@@ -91,17 +92,7 @@ It prints the simulated measurement, the signer and the deployment-manifest entr
 	return cmd
 }
 
-// imageConvertOutput is the --output json document of `image convert`.
-type imageConvertOutput struct {
-	image.Report
-	ManifestEntry image.Snippet `json:"manifest_entry"`
-	KeyFile       string        `json:"key_file,omitempty"`
-}
-
 func (a *app) runImageConvert(cmd *cobra.Command, srcRef, dstRef string, f *imageConvertFlags) error {
-	if err := f.out.validate(); err != nil {
-		return err
-	}
 	if _, err := image.ParseReference(dstRef); err != nil {
 		return err
 	}
@@ -141,12 +132,58 @@ func (a *app) runImageConvert(cmd *cobra.Command, srcRef, dstRef string, f *imag
 	if name == "" {
 		name = image.PackageName(dstRef)
 	}
-	doc := imageConvertOutput{Report: res.Report, ManifestEntry: res.Report.Snippet(name), KeyFile: f.keyFile}
+	doc := jsonoutput.ImageConvert{ImageReport: imageReportJSON(&res.Report), ManifestEntry: manifestEntryJSON(res.Report.Snippet(name)), KeyFile: f.keyFile}
 	return f.out.print(cmd.OutOrStdout(), doc, func(w io.Writer) { printImageConvert(w, srcRef, &doc) })
 }
 
-func printImageConvert(w io.Writer, src string, d *imageConvertOutput) {
-	r := &d.Report
+// imageReportJSON is the --output json form of r.
+func imageReportJSON(r *image.Report) jsonoutput.ImageReport {
+	out := jsonoutput.ImageReport{
+		Version: r.Version, Image: r.Image, Digest: r.Digest, MREnclaveSimulation: r.MREnclaveSimulation,
+		MRSigner: r.MRSigner, ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN, Argv: r.Argv, Files: r.Files, Bytes: r.Bytes,
+		Exclude: r.Exclude, LauncherSHA256: r.LauncherSHA256,
+		Layers: jsonoutput.LayerCounts{Copied: r.Layers.Copied, Rewritten: r.Layers.Rewritten, Added: r.Layers.Added},
+	}
+	if r.ProtectedFiles != nil {
+		out.ProtectedFiles = []jsonoutput.ProtectedFile{}
+	}
+	for _, p := range r.ProtectedFiles {
+		out.ProtectedFiles = append(out.ProtectedFiles, jsonoutput.ProtectedFile{
+			Path: p.Path, Key: p.Key, Size: p.Size, SHA256: p.SHA256.String(), Version: p.Version,
+		})
+	}
+	if c := r.Coordinator; c != nil {
+		out.Coordinator = &jsonoutput.CoordinatorIdentity{ISVProdID: c.ISVProdID, MinISVSVN: c.MinISVSVN}
+		for _, d := range c.MRENCLAVE {
+			out.Coordinator.MREnclave = append(out.Coordinator.MREnclave, d.String())
+		}
+		if c.MRSIGNER != (enclave.Digest{}) {
+			out.Coordinator.MRSigner = c.MRSIGNER.String()
+		}
+	}
+	return out
+}
+
+// manifestEntryJSON is the --output json form of s.
+func manifestEntryJSON(s image.Snippet) jsonoutput.ManifestEntry {
+	out := jsonoutput.ManifestEntry{Packages: map[string]jsonoutput.ManifestPackage{}, Workloads: map[string]jsonoutput.ManifestWorkload{}}
+	for name, p := range s.Packages {
+		out.Packages[name] = jsonoutput.ManifestPackage{MRSigner: p.MRSigner, ISVProdID: p.ISVProdID, MinISVSVN: p.MinISVSVN}
+	}
+	for name, w := range s.Workloads {
+		out.Workloads[name] = jsonoutput.ManifestWorkload{Package: w.Package, FileKeys: w.FileKeys}
+	}
+	if s.Secrets != nil {
+		out.Secrets = map[string]jsonoutput.ManifestSecret{}
+	}
+	for name, sec := range s.Secrets {
+		out.Secrets[name] = jsonoutput.ManifestSecret{Type: sec.Type}
+	}
+	return out
+}
+
+func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
+	r := &d.ImageReport
 	fmt.Fprintf(w, "Converted %s to %s (%s).\n", src, r.Image, r.Digest)
 	fmt.Fprintf(w, "  layers            %d copied, %d rewritten without protected plaintext, %d added\n",
 		r.Layers.Copied, r.Layers.Rewritten, r.Layers.Added)

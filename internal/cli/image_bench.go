@@ -13,24 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/image"
 	"github.com/spf13/cobra"
 )
-
-// imageBenchOutput is the --output json document of `image bench`.
-type imageBenchOutput struct {
-	Files           int     `json:"files"`
-	Bytes           int64   `json:"bytes"`
-	Layers          int     `json:"layers"`
-	FloorSeconds    float64 `json:"floor_seconds"`
-	ConvertSeconds  float64 `json:"convert_seconds"`
-	Ratio           float64 `json:"ratio"`
-	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
-	TargetRatio     float64 `json:"target_ratio"`
-	TargetPeakBytes int64   `json:"target_peak_rss_bytes"`
-	TargetsMet      bool    `json:"targets_met"`
-}
 
 func (a *app) newImageBenchCmd() *cobra.Command {
 	var (
@@ -49,12 +36,9 @@ every byte, and a conversion (run as a child process, protecting one directory) 
 resident memory. Targets: conversion at most 1.5 times the floor, peak memory at most 256 MiB.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			n, err := parseByteSize(size)
 			if err != nil {
-				return fmt.Errorf("--size: %w", err)
+				return usageError(fmt.Errorf("--size: %w", err))
 			}
 			l, err := findLauncherBinary(launcher)
 			if err != nil {
@@ -88,7 +72,7 @@ resident memory. Targets: conversion at most 1.5 times the floor, peak memory at
 
 // bench generates the image, measures the floor in this process and the
 // conversion in a child process (for its peak memory alone).
-func (a *app) bench(ctx context.Context, size int64, dir, launcher string, keep bool) (*imageBenchOutput, error) {
+func (a *app) bench(ctx context.Context, size int64, dir, launcher string, keep bool) (*jsonoutput.ImageBench, error) {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "cloister-bench-")
 		if err != nil {
@@ -141,7 +125,7 @@ func (a *app) bench(ctx context.Context, size int64, dir, launcher string, keep 
 	if ru, ok := child.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss << 10 // KiB on Linux
 	}
-	res := &imageBenchOutput{Files: bi.Files, Bytes: bi.Bytes, Layers: bi.Layers, FloorSeconds: floor.Duration.Seconds(),
+	res := &jsonoutput.ImageBench{Files: bi.Files, Bytes: bi.Bytes, Layers: bi.Layers, FloorSeconds: floor.Duration.Seconds(),
 		ConvertSeconds: took.Seconds(), Ratio: took.Seconds() / floor.Duration.Seconds(), PeakRSSBytes: rss,
 		TargetRatio: 1.5, TargetPeakBytes: 256 << 20}
 	res.TargetsMet = res.Ratio <= res.TargetRatio && res.PeakRSSBytes <= res.TargetPeakBytes

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/image"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -27,9 +28,6 @@ runtime does and compare every trusted and protected file with the manifest; any
 changed, missing or unmeasured file) is an error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			opts := []image.Option{image.WithKeychain(authn.DefaultKeychain)}
 			src, err := image.Open(ctx, args[0], opts...)
@@ -48,11 +46,11 @@ changed, missing or unmeasured file) is an error.`,
 			if r == nil {
 				return err
 			}
-			doc := struct {
-				*image.Report
-				Verified      bool          `json:"verified"`
-				ManifestEntry image.Snippet `json:"manifest_entry"`
-			}{r, verify && err == nil, r.Snippet(image.PackageName(args[0]))}
+			doc := jsonoutput.ImageInspect{
+				ImageReport:   imageReportJSON(r),
+				Verified:      verify && err == nil,
+				ManifestEntry: manifestEntryJSON(r.Snippet(image.PackageName(args[0]))),
+			}
 			if perr := out.print(cmd.OutOrStdout(), doc, func(w io.Writer) { printImageInspect(w, args[0], r, verify && err == nil) }); perr != nil {
 				return perr
 			}
@@ -91,9 +89,6 @@ and print its MRSIGNER. The same key signs enclave manifests (cloister image con
 SIGSTRUCTs (gramine-sgx-sign --key FILE).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			key, err := enclave.GenerateKey()
 			if err != nil {
 				return err
@@ -104,10 +99,7 @@ SIGSTRUCTs (gramine-sgx-sign --key FILE).`,
 				return fmt.Errorf("keygen: %w", err)
 			}
 			mrsigner := enclave.Digest(enclave.MRSigner(&key.PublicKey)).String()
-			doc := struct {
-				File     string `json:"file"`
-				MRSigner string `json:"mrsigner"`
-			}{args[0], mrsigner}
+			doc := jsonoutput.ImageKeygen{File: args[0], MRSigner: mrsigner}
 			return out.print(cmd.OutOrStdout(), doc, func(w io.Writer) {
 				fmt.Fprintf(w, "Created signing key %s.\nMRSIGNER %s\n", args[0], mrsigner)
 			})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/manifest"
 	"github.com/spf13/cobra"
 )
@@ -27,31 +29,20 @@ func (a *app) newManifestCheckCmd() *cobra.Command {
 		Short: "Check a manifest locally and report every problem with its JSON path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			raw, err := readManifestFile(args[0])
 			if err != nil {
 				return err
 			}
-			type problem struct {
-				Path    string `json:"path"`
-				Message string `json:"message"`
-			}
-			res := struct {
-				Valid    bool      `json:"valid"`
-				Digest   string    `json:"digest,omitempty"`
-				Problems []problem `json:"problems"`
-			}{Problems: []problem{}}
+			res := jsonoutput.ManifestCheck{Problems: []jsonoutput.Problem{}}
 			m, perr := manifest.Parse(raw)
 			if perr == nil {
 				res.Valid, res.Digest = true, fmt.Sprintf("%x", m.Digest())
 			}
 			for _, e := range flatten(perr) {
 				if fe, ok := errors.AsType[*manifest.FieldError](e); ok {
-					res.Problems = append(res.Problems, problem{Path: fe.Path, Message: fe.Msg})
+					res.Problems = append(res.Problems, jsonoutput.Problem{Path: fe.Path, Message: fe.Msg})
 				} else {
-					res.Problems = append(res.Problems, problem{Path: "$", Message: e.Error()})
+					res.Problems = append(res.Problems, jsonoutput.Problem{Path: "$", Message: e.Error()})
 				}
 			}
 			err = out.print(cmd.OutOrStdout(), res, func(w io.Writer) {
@@ -72,6 +63,21 @@ func (a *app) newManifestCheckCmd() *cobra.Command {
 	}
 	out.register(cmd)
 	return cmd
+}
+
+// manifestSetJSON is the --output json document of r.
+func manifestSetJSON(r *api.SetManifestResponse) jsonoutput.ManifestSet {
+	return jsonoutput.ManifestSet{Version: r.Version, Digest: r.Digest}
+}
+
+// diffJSON is the --output json document of a manifest diff: an array, empty when nothing
+// changed.
+func diffJSON(changes []manifest.Change) jsonoutput.ManifestDiff {
+	out := jsonoutput.ManifestDiff{}
+	for _, c := range changes {
+		out = append(out, jsonoutput.ManifestChange{Path: c.Path, Kind: string(c.Kind)})
+	}
+	return out
 }
 
 // flatten lists the errors joined in err.
@@ -110,9 +116,6 @@ later updates need --cert/--key of a user whose role grants update on the manife
 "manifest update" is "manifest set" that refuses to set a first manifest.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			raw, err := readManifestFile(args[0])
 			if err != nil {
 				return err
@@ -130,10 +133,11 @@ later updates need --cert/--key of a user whose role grants update on the manife
 					return fmt.Errorf("coordinator %s has no manifest yet; set the first one with `cloister manifest set`", conn.addr)
 				}
 			}
-			r, err := c.SetManifest(cmd.Context(), raw)
+			res, err := c.SetManifest(cmd.Context(), raw)
 			if err != nil {
 				return err
 			}
+			r := manifestSetJSON(res)
 			return out.print(cmd.OutOrStdout(), r, func(w io.Writer) {
 				fmt.Fprintf(w, "Manifest version %d set (SHA-256 %s).\n", r.Version, r.Digest)
 			})
@@ -177,9 +181,6 @@ func (a *app) newManifestDiffCmd() *cobra.Command {
 		Short: "Show what a manifest changes, against the Coordinator's current one or another file",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			var oldRaw []byte
 			newPath := args[len(args)-1]
 			if len(args) == 2 {
@@ -209,7 +210,7 @@ func (a *app) newManifestDiffCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", newPath, err)
 			}
-			changes := manifest.Diff(oldM, newM)
+			changes := diffJSON(manifest.Diff(oldM, newM))
 			return out.print(cmd.OutOrStdout(), changes, func(w io.Writer) {
 				if len(changes) == 0 {
 					fmt.Fprintln(w, "No changes.")

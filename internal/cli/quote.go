@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/spf13/cobra"
 )
@@ -25,23 +26,8 @@ const maxQuoteFile = 1 << 20
 
 func readQuoteFile(path string) ([]byte, error) { return readBounded(path, maxQuoteFile) }
 
-// reportJSON is the JSON form of a report body in `quote inspect`.
-type reportJSON struct {
-	MREnclave  string `json:"mrenclave"`
-	MRSigner   string `json:"mrsigner"`
-	ISVProdID  uint16 `json:"isvprodid"`
-	ISVSVN     uint16 `json:"isvsvn"`
-	ConfigSVN  uint16 `json:"configsvn"`
-	Attributes string `json:"attributes"`
-	XFRM       string `json:"xfrm"`
-	Debug      bool   `json:"debug"`
-	MiscSelect string `json:"miscselect"`
-	CPUSVN     string `json:"cpusvn"`
-	ReportData string `json:"report_data"`
-}
-
-func newReportJSON(r *sgx.ReportBody) reportJSON {
-	return reportJSON{
+func newReportJSON(r *sgx.ReportBody) jsonoutput.QuoteReport {
+	return jsonoutput.QuoteReport{
 		MREnclave:  hex.EncodeToString(r.MREnclave[:]),
 		MRSigner:   hex.EncodeToString(r.MRSigner[:]),
 		ISVProdID:  r.ISVProdID,
@@ -56,40 +42,8 @@ func newReportJSON(r *sgx.ReportBody) reportJSON {
 	}
 }
 
-// pckJSON is the JSON form of the PCK certificate's SGX extension.
-type pckJSON struct {
-	Issuer      string   `json:"issuer"`
-	FMSPC       string   `json:"fmspc"`
-	PCEID       string   `json:"pceid"`
-	SGXType     string   `json:"sgx_type"`
-	PCESVN      uint16   `json:"pce_svn"`
-	CompSVNs    []int    `json:"tcb_comp_svns"`
-	CPUSVN      string   `json:"cpusvn"`
-	PPID        string   `json:"ppid"`
-	Chain       []string `json:"chain"`
-	NotAfter    string   `json:"not_after"`
-	ParseErrors string   `json:"parse_error,omitempty"`
-}
-
-// inspectJSON is the output of `cloister quote inspect --output json`.
-type inspectJSON struct {
-	Version        uint16     `json:"version"`
-	AttKeyType     uint16     `json:"att_key_type"`
-	QESVN          uint16     `json:"qe_svn"`
-	PCESVN         uint16     `json:"pce_svn"`
-	QEVendorID     string     `json:"qe_vendor_id"`
-	UserData       string     `json:"user_data"`
-	Enclave        reportJSON `json:"enclave"`
-	QEReport       reportJSON `json:"qe_report"`
-	QEAuthDataLen  int        `json:"qe_auth_data_len"`
-	CertDataType   uint16     `json:"cert_data_type"`
-	PCK            pckJSON    `json:"pck"`
-	TrailingBytes  int        `json:"trailing_bytes"`
-	AttestationKey string     `json:"attestation_key"`
-}
-
-func newInspectJSON(q *sgx.Quote) inspectJSON {
-	out := inspectJSON{
+func newInspectJSON(q *sgx.Quote) jsonoutput.QuoteInspect {
+	out := jsonoutput.QuoteInspect{
 		Version:        q.Header.Version,
 		AttKeyType:     q.Header.AttKeyType,
 		QESVN:          q.Header.QESVN,
@@ -135,9 +89,6 @@ func (a *app) newQuoteInspectCmd() *cobra.Command {
 the PCK certificate's platform identity. Nothing is verified; use "cloister quote verify" for that.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			b, err := readQuoteFile(args[0])
 			if err != nil {
 				return err
@@ -154,7 +105,7 @@ the PCK certificate's platform identity. Nothing is verified; use "cloister quot
 	return cmd
 }
 
-func printInspect(w io.Writer, v *inspectJSON) {
+func printInspect(w io.Writer, v *jsonoutput.QuoteInspect) {
 	fmt.Fprintf(w, "SGX quote v%d (attestation key type %d), QE SVN %d, PCE SVN %d\n", v.Version, v.AttKeyType, v.QESVN, v.PCESVN)
 	fmt.Fprintf(w, "Enclave\n")
 	printReport(w, &v.Enclave)
@@ -174,7 +125,7 @@ func printInspect(w io.Writer, v *inspectJSON) {
 	}
 }
 
-func printReport(w io.Writer, r *reportJSON) {
+func printReport(w io.Writer, r *jsonoutput.QuoteReport) {
 	fmt.Fprintf(w, "  MRENCLAVE     %s\n  MRSIGNER      %s\n", r.MREnclave, r.MRSigner)
 	fmt.Fprintf(w, "  ISVPRODID     %d\n  ISVSVN        %d\n", r.ISVProdID, r.ISVSVN)
 	debug := ""

@@ -3,12 +3,15 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/internal/dcaptest"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -22,26 +25,46 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-// verifyKeys are exactly the keys `quote verify --output json` prints.
+// verifyKeys are exactly the keys `quote verify --output json` prints: every key, null when
+// unknown.
 var verifyKeys = []string{"version", "att_key_type", "qe_svn", "pce_svn", "mrenclave", "mrsigner", "isvprodid", "isvsvn",
 	"debug", "report_data", "fmspc", "pceid", "tcb_status", "advisory_ids", "crl_checked", "collateral_expired", "verified", "error"}
 
-func decodeVerify(t *testing.T, stdout string) map[string]any {
+// decodeStrict decodes stdout as exactly one JSON document of type T, with no unknown key.
+func decodeStrict[T any](t *testing.T, stdout string) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("output is not a %T document: %v\n%s", v, err, stdout)
+	}
+	if dec.More() {
+		t.Fatalf("output has more than one JSON document:\n%s", stdout)
+	}
+	return v
+}
+
+func decodeVerify(t *testing.T, stdout string) jsonoutput.QuoteVerify {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
 		t.Fatalf("quote verify output is not JSON: %v\n%s", err, stdout)
 	}
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	want := slices.Sorted(slices.Values(verifyKeys))
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %v, want exactly %v", keys, want)
 	}
-	return m
+	return decodeStrict[jsonoutput.QuoteVerify](t, stdout)
+}
+
+// str returns *p, or "<null>".
+func str[T any](p *T) string {
+	if p == nil {
+		return "<null>"
+	}
+	return fmt.Sprint(*p)
 }
 
 func TestQuoteVerifyVectors(t *testing.T) {
@@ -50,46 +73,42 @@ func TestQuoteVerifyVectors(t *testing.T) {
 			at := v.VerificationTime.Format("2006-01-02T15:04:05Z")
 			code, stdout, stderr := run(t, "quote", "verify", filepath.Join(v.Dir, "quote.bin"), "--collateral", v.Dir, "--at", at, "--output", "json")
 			m := decodeVerify(t, stdout)
-			if m["mrenclave"] != v.Enclave.MREnclave || m["mrsigner"] != v.Enclave.MRSigner || m["report_data"] != v.Enclave.ReportData {
-				t.Errorf("identity = %v %v %v, want %s %s %s", m["mrenclave"], m["mrsigner"], m["report_data"], v.Enclave.MREnclave, v.Enclave.MRSigner, v.Enclave.ReportData)
+			if str(m.MREnclave) != v.Enclave.MREnclave || str(m.MRSigner) != v.Enclave.MRSigner || str(m.ReportData) != v.Enclave.ReportData {
+				t.Errorf("identity = %s %s %s, want %s %s %s", str(m.MREnclave), str(m.MRSigner), str(m.ReportData), v.Enclave.MREnclave, v.Enclave.MRSigner, v.Enclave.ReportData)
 			}
-			if m["fmspc"] != strings.ToLower(v.PCK.FMSPC) || m["pceid"] != v.PCK.PCEID {
-				t.Errorf("fmspc, pceid = %v %v, want %s %s (lowercase hex)", m["fmspc"], m["pceid"], strings.ToLower(v.PCK.FMSPC), v.PCK.PCEID)
+			if str(m.FMSPC) != strings.ToLower(v.PCK.FMSPC) || str(m.PCEID) != v.PCK.PCEID {
+				t.Errorf("fmspc, pceid = %s %s, want %s %s (lowercase hex)", str(m.FMSPC), str(m.PCEID), strings.ToLower(v.PCK.FMSPC), v.PCK.PCEID)
 			}
-			if m["debug"] != v.Expected.DebugEnclave || m["version"] != 3.0 || m["qe_svn"] != float64(v.Quote.QESVN) {
-				t.Errorf("debug, version, qe_svn = %v %v %v", m["debug"], m["version"], m["qe_svn"])
+			if m.Debug == nil || *m.Debug != v.Expected.DebugEnclave || str(m.Version) != "3" || str(m.QESVN) != fmt.Sprint(v.Quote.QESVN) {
+				t.Errorf("debug, version, qe_svn = %s %s %s", str(m.Debug), str(m.Version), str(m.QESVN))
 			}
 			if v.Expected.TCBStatus == nil {
 				// No TCB Info or QE Identity upstream: not verified, status unknown, reason given.
-				if code == 0 || m["verified"] != false || m["tcb_status"] != nil || m["error"] == nil || !strings.Contains(stderr, "collateral missing") {
-					t.Fatalf("exit %d, verified %v, tcb_status %v, error %v, stderr %q; want a failure naming the missing collateral", code, m["verified"], m["tcb_status"], m["error"], stderr)
+				if code == 0 || m.Verified || m.TCBStatus != nil || m.Error == nil || !strings.Contains(stderr, "collateral missing") {
+					t.Fatalf("exit %d, verified %v, tcb_status %s, error %s, stderr %q; want a failure naming the missing collateral", code, m.Verified, str(m.TCBStatus), str(m.Error), stderr)
 				}
 				return
 			}
-			if code != 0 || m["verified"] != true || m["error"] != nil {
-				t.Fatalf("exit %d, verified %v, error %v; want verified\n%s", code, m["verified"], m["error"], stderr)
+			if code != 0 || !m.Verified || m.Error != nil {
+				t.Fatalf("exit %d, verified %v, error %s; want verified\n%s", code, m.Verified, str(m.Error), stderr)
 			}
-			if m["tcb_status"] != *v.Expected.TCBStatus {
-				t.Errorf("tcb_status = %v, want %s", m["tcb_status"], *v.Expected.TCBStatus)
+			if str(m.TCBStatus) != *v.Expected.TCBStatus {
+				t.Errorf("tcb_status = %s, want %s", str(m.TCBStatus), *v.Expected.TCBStatus)
 			}
-			var adv []string
-			for _, a := range m["advisory_ids"].([]any) {
-				adv = append(adv, a.(string))
-			}
-			if !slices.Equal(adv, v.Expected.AdvisoryIDs) && !(len(adv) == 0 && len(v.Expected.AdvisoryIDs) == 0) {
-				t.Errorf("advisory_ids = %v, want %v", adv, v.Expected.AdvisoryIDs)
+			if m.AdvisoryIDs == nil || !slices.Equal(m.AdvisoryIDs, v.Expected.AdvisoryIDs) && !(len(m.AdvisoryIDs) == 0 && len(v.Expected.AdvisoryIDs) == 0) {
+				t.Errorf("advisory_ids = %#v, want %v (an array, empty when none)", m.AdvisoryIDs, v.Expected.AdvisoryIDs)
 			}
 			_, hasCRL := v.Files["pck_crl"]
-			if m["crl_checked"] != (hasCRL && v.Files["pck_crl"] != nil) || m["collateral_expired"] != false {
-				t.Errorf("crl_checked, collateral_expired = %v %v", m["crl_checked"], m["collateral_expired"])
+			if m.CRLChecked != (hasCRL && v.Files["pck_crl"] != nil) || m.CollateralExpired {
+				t.Errorf("crl_checked, collateral_expired = %v %v", m.CRLChecked, m.CollateralExpired)
 			}
 
 			// After the collateral's window: still verified (exit 0), flagged expired.
 			late := v.ValidWindow.To.Add(2e9).Format("2006-01-02T15:04:05Z")
 			code, stdout, _ = run(t, "quote", "verify", filepath.Join(v.Dir, "quote.bin"), "--collateral", v.Dir, "--at", late, "--output", "json")
 			m = decodeVerify(t, stdout)
-			if code != 0 || m["collateral_expired"] != true {
-				t.Errorf("at %s: exit %d, collateral_expired %v; want 0 and true", late, code, m["collateral_expired"])
+			if code != 0 || !m.CollateralExpired {
+				t.Errorf("at %s: exit %d, collateral_expired %v; want 0 and true", late, code, m.CollateralExpired)
 			}
 		})
 	}
@@ -110,20 +129,20 @@ func TestQuoteVerifySimulated(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := run(t, "quote", "verify", qf, "--collateral", p.Dir(), "--root", filepath.Join(p.Dir(), "root_ca.pem"), "--output", "json")
-	if m := decodeVerify(t, stdout); code != 0 || m["verified"] != true || m["tcb_status"] != "UpToDate" || m["crl_checked"] != true {
-		t.Fatalf("simulated quote with the simulated root pinned: exit %d, %v\n%s", code, m, stderr)
+	if m := decodeVerify(t, stdout); code != 0 || !m.Verified || str(m.TCBStatus) != "UpToDate" || !m.CRLChecked {
+		t.Fatalf("simulated quote with the simulated root pinned: exit %d, %+v\n%s", code, m, stderr)
 	}
 	// Against Intel's root (the default) the simulated quote must fail, with the JSON still printed.
 	code, stdout, stderr = run(t, "quote", "verify", qf, "--collateral", p.Dir(), "--output", "json")
-	if m := decodeVerify(t, stdout); code == 0 || m["verified"] != false || m["mrenclave"] == nil || !strings.Contains(stderr, "pinned root") {
-		t.Fatalf("simulated quote against Intel's root: exit %d, %v, stderr %q", code, m, stderr)
+	if m := decodeVerify(t, stdout); code == 0 || m.Verified || m.MREnclave == nil || !strings.Contains(stderr, "pinned root") {
+		t.Fatalf("simulated quote against Intel's root: exit %d, %+v, stderr %q", code, m, stderr)
 	}
 	// A quote that does not parse: every field null, the reason in error.
 	bad := filepath.Join(dir, "bad.bin")
 	os.WriteFile(bad, q[:100], 0o644)
 	code, stdout, _ = run(t, "quote", "verify", bad, "--collateral", p.Dir(), "--output", "json")
-	if m := decodeVerify(t, stdout); code == 0 || m["mrenclave"] != nil || m["error"] == nil {
-		t.Fatalf("truncated quote: exit %d, %v", code, m)
+	if m := decodeVerify(t, stdout); code == 0 || m.MREnclave != nil || m.Error == nil {
+		t.Fatalf("truncated quote: exit %d, %+v", code, m)
 	}
 	if code, _, stderr := run(t, "quote", "verify", qf, "--collateral", p.Dir(), "--at", "yesterday"); code == 0 || !strings.Contains(stderr, "RFC 3339") {
 		t.Fatalf("bad --at: exit %d, %q", code, stderr)
@@ -136,19 +155,7 @@ func TestQuoteInspect(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var m struct {
-		Version int `json:"version"`
-		Enclave struct {
-			MREnclave string `json:"mrenclave"`
-		} `json:"enclave"`
-		PCK struct {
-			FMSPC string   `json:"fmspc"`
-			Chain []string `json:"chain"`
-		} `json:"pck"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
-		t.Fatal(err)
-	}
+	m := decodeStrict[jsonoutput.QuoteInspect](t, stdout)
 	if m.Version != 3 || m.Enclave.MREnclave != v.Enclave.MREnclave || m.PCK.FMSPC != strings.ToLower(v.PCK.FMSPC) || len(m.PCK.Chain) != 3 {
 		t.Fatalf("inspect = %+v", m)
 	}

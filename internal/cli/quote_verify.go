@@ -2,43 +2,21 @@ package cli
 
 import (
 	"encoding/hex"
-
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/verify"
 	"github.com/spf13/cobra"
 )
 
-// verifyJSON is the output of `cloister quote verify --output json`. Its keys are a published
-// contract: fields that could not be determined are null.
-type verifyJSON struct {
-	Version           *uint16  `json:"version"`
-	AttKeyType        *uint16  `json:"att_key_type"`
-	QESVN             *uint16  `json:"qe_svn"`
-	PCESVN            *uint16  `json:"pce_svn"`
-	MREnclave         *string  `json:"mrenclave"`
-	MRSigner          *string  `json:"mrsigner"`
-	ISVProdID         *uint16  `json:"isvprodid"`
-	ISVSVN            *uint16  `json:"isvsvn"`
-	Debug             *bool    `json:"debug"`
-	ReportData        *string  `json:"report_data"`
-	FMSPC             *string  `json:"fmspc"`
-	PCEID             *string  `json:"pceid"`
-	TCBStatus         *string  `json:"tcb_status"`
-	AdvisoryIDs       []string `json:"advisory_ids"`
-	CRLChecked        bool     `json:"crl_checked"`
-	CollateralExpired bool     `json:"collateral_expired"`
-	Verified          bool     `json:"verified"`
-	Error             *string  `json:"error"`
-}
-
-func newVerifyJSON(r *verify.Result, err error) verifyJSON {
-	var out verifyJSON
+// newVerifyJSON is the --output json document of a verification's result r and error err.
+func newVerifyJSON(r *verify.Result, err error) jsonoutput.QuoteVerify {
+	var out jsonoutput.QuoteVerify
 	if err != nil {
 		msg := err.Error()
 		out.Error = &msg
@@ -90,14 +68,11 @@ By default the chain must end at Intel's SGX Root CA key; --root pins another ro
 root_ca.pem of a simulated platform.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			when := time.Now()
 			if at != "" {
 				t, err := time.Parse(time.RFC3339, at)
 				if err != nil {
-					return fmt.Errorf("--at %q: expected an RFC 3339 time such as 2025-07-01T00:00:00Z", at)
+					return usageError(fmt.Errorf("--at %q: expected an RFC 3339 time such as 2025-07-01T00:00:00Z", at))
 				}
 				when = t
 			}
@@ -148,7 +123,7 @@ root_ca.pem of a simulated platform.`,
 	return cmd
 }
 
-func printVerify(w io.Writer, v *verifyJSON, at time.Time) {
+func printVerify(w io.Writer, v *jsonoutput.QuoteVerify, at time.Time) {
 	if v.Verified {
 		fmt.Fprintf(w, "Quote verified at %s\n", at.UTC().Format(time.RFC3339))
 	} else {

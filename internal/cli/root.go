@@ -23,24 +23,49 @@ type app struct {
 }
 
 // Main runs the cloister command line with args and returns the process exit code.
+//
+// A failure is printed to stderr as "cloister: message". In JSON mode (--output json) a command
+// that fails before printing its result also prints the failure as a jsonoutput.Error on stdout,
+// so that stdout always holds one JSON document.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	out := &countingWriter{w: stdout}
+	a := &app{stdin: stdin, stdout: out, stderr: stderr, getenv: os.Getenv}
 	root := a.newRootCmd()
+	ran := false
+	onRun(root, func() { ran = true })
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
-	if e, ok := errors.AsType[*exitError](err); ok {
-		if e.msg != "" {
-			fmt.Fprintln(stderr, "cloister:", e.msg)
-		}
-		return e.code
+	if !ran {
+		err = usageError(err)
 	}
-	fmt.Fprintln(stderr, "cloister:", err)
-	return 1
+	code := 1
+	if e, ok := errors.AsType[*exitError](err); ok {
+		code = e.code
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "cloister:", msg)
+		if out.n == 0 && jsonRequested(cmd, args) {
+			writeJSON(stdout, errorDocument(err))
+		}
+	}
+	return code
+}
+
+// countingWriter counts what a command wrote, so that Main knows whether it printed a result.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // exitError ends a command with a specific exit code; msg may be empty when the command has
@@ -80,4 +105,19 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newBenchCmd(),
 	)
 	return root
+}
+
+// onRun makes cmd and its children call f just before their RunE, so that Main can tell errors
+// of a command from those cobra found before running it (an unknown command or flag, a wrong
+// number of arguments, a missing required flag): the latter are usage errors.
+func onRun(cmd *cobra.Command, f func()) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			f()
+			return run(c, args)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		onRun(sub, f)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/spf13/cobra"
 )
 
@@ -34,17 +36,15 @@ values print as they are when they are text, and as hex otherwise. --output json
 base64.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			c, err := a.client(&conn)
 			if err != nil {
 				return err
 			}
-			secrets, err := c.Secrets(cmd.Context(), args...)
+			got, err := c.Secrets(cmd.Context(), args...)
 			if err != nil {
 				return err
 			}
+			secrets := secretsJSON(got)
 			return out.print(cmd.OutOrStdout(), secrets, func(w io.Writer) {
 				for _, name := range slices.Sorted(maps.Keys(secrets)) {
 					s := secrets[name]
@@ -63,6 +63,15 @@ base64.`,
 	a.registerConnFlags(cmd, &conn)
 	out.register(cmd)
 	return cmd
+}
+
+// secretsJSON is the --output json document of the secrets s.
+func secretsJSON(s map[string]api.Secret) jsonoutput.Secrets {
+	out := jsonoutput.Secrets{}
+	for name, v := range s {
+		out[name] = jsonoutput.Secret{Value: v.Value, Certificate: v.Certificate, PrivateKey: v.PrivateKey}
+	}
+	return out
 }
 
 func printable(b []byte) bool {
@@ -94,7 +103,7 @@ func (a *app) newSecretSetCmd() *cobra.Command {
 				}
 			}
 			if n != 1 {
-				return errors.New("give exactly one of --value, --hex and --file")
+				return usageError(errors.New("give exactly one of --value, --hex and --file"))
 			}
 			switch {
 			case value != "":
@@ -102,7 +111,7 @@ func (a *app) newSecretSetCmd() *cobra.Command {
 			case hexV != "":
 				b, err := hex.DecodeString(hexV)
 				if err != nil {
-					return fmt.Errorf("--hex: %w", err)
+					return usageError(fmt.Errorf("--hex: %w", err))
 				}
 				v = b
 			default:

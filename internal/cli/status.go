@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/pki"
 
 	"github.com/spf13/cobra"
@@ -20,17 +22,15 @@ func (a *app) newStatusCmd() *cobra.Command {
 		Short: "Show the Coordinator's state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			c, err := a.client(&conn)
 			if err != nil {
 				return err
 			}
-			s, err := c.Status(cmd.Context())
+			st, err := c.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
+			s := statusJSON(st)
 			return out.print(cmd.OutOrStdout(), s, func(w io.Writer) {
 				fmt.Fprintf(w, "state             %s\n", s.State)
 				fmt.Fprintf(w, "manifest version  %d\n", s.ManifestVersion)
@@ -48,6 +48,14 @@ func (a *app) newStatusCmd() *cobra.Command {
 	a.registerConnFlags(cmd, &conn)
 	out.register(cmd)
 	return cmd
+}
+
+// statusJSON is the --output json document of s.
+func statusJSON(s *api.Status) jsonoutput.Status {
+	return jsonoutput.Status{
+		State: s.State, Simulation: s.Simulation, TEE: s.TEE, Version: s.Version,
+		ManifestVersion: s.ManifestVersion, ManifestDigest: s.ManifestDigest, Message: s.Message,
+	}
 }
 
 func (a *app) newCertificateCmd() *cobra.Command {
@@ -70,9 +78,6 @@ func (a *app) newCertificateCmd() *cobra.Command {
 			Long:  "Print " + which.short + ", as PEM; --output json adds the fields people check.",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := out.validate(); err != nil {
-					return err
-				}
 				c, err := a.client(&conn)
 				if err != nil {
 					return err
@@ -85,24 +90,15 @@ func (a *app) newCertificateCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("coordinator sent a certificate that does not parse: %w", err)
 				}
-				type certJSON struct {
-					Subject    string `json:"subject"`
-					Issuer     string `json:"issuer"`
-					NotBefore  string `json:"not_before"`
-					NotAfter   string `json:"not_after"`
-					SHA256     string `json:"sha256"`
-					Simulation bool   `json:"simulation"`
-					PEM        string `json:"pem"`
-				}
-				var list []certJSON
+				list := jsonoutput.Certificates{Certificates: []jsonoutput.Certificate{}}
 				for _, ct := range certs {
-					list = append(list, certJSON{
+					list.Certificates = append(list.Certificates, jsonoutput.Certificate{
 						Subject: ct.Subject.String(), Issuer: ct.Issuer.String(),
 						NotBefore: ct.NotBefore.UTC().Format(time.RFC3339), NotAfter: ct.NotAfter.UTC().Format(time.RFC3339),
 						SHA256: fingerprint(ct), Simulation: pki.IsSimulation(ct), PEM: string(pki.EncodeCertPEM(ct)),
 					})
 				}
-				return out.print(cmd.OutOrStdout(), map[string]any{"certificates": list}, func(w io.Writer) { io.WriteString(w, pemText) })
+				return out.print(cmd.OutOrStdout(), list, func(w io.Writer) { io.WriteString(w, pemText) })
 			},
 		}
 		a.registerConnFlags(sub, &conn)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"crypto/x509"
-
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/cloister-dev/cloister/pki"
@@ -50,23 +50,6 @@ type bundle struct {
 }
 
 const bundleFormat = "cloister-verification-bundle-v1"
-
-// verifyJSONOut is the output of `cloister verify --output json`.
-type verifyJSONOut struct {
-	Coordinator      string   `json:"coordinator"`
-	Verified         bool     `json:"verified"`
-	Simulation       bool     `json:"simulation"`
-	IdentityChecked  bool     `json:"identity_checked"`
-	MREnclave        string   `json:"mrenclave"`
-	MRSigner         string   `json:"mrsigner"`
-	ISVProdID        uint16   `json:"isvprodid"`
-	ISVSVN           uint16   `json:"isvsvn"`
-	TCBStatus        string   `json:"tcb_status"`
-	AdvisoryIDs      []string `json:"advisory_ids"`
-	CollateralExpiry string   `json:"collateral_expiry"`
-	RootFingerprint  string   `json:"root_sha256"`
-	PinnedAt         string   `json:"pinned_at,omitempty"`
-}
 
 func (a *app) newVerifyCmd() *cobra.Command {
 	var f verifyFlags
@@ -172,9 +155,6 @@ func parseDigest(h string) ([32]byte, error) {
 }
 
 func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
-	if err := f.out.validate(); err != nil {
-		return err
-	}
 	e, err := f.expect()
 	if err != nil {
 		return err
@@ -182,7 +162,7 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	if len(e.MREnclave) == 0 && e.MRSigner == nil && !f.acceptAny {
 		// Anyone can run some genuine enclave; only the expected identity makes it the
 		// Coordinator. Pinning without one would trust whoever answered.
-		return errors.New("no expected Coordinator identity: give --mrenclave, or --mrsigner with --isvprodid and --min-isvsvn; or --insecure-accept-any-enclave to accept and pin whatever genuine enclave answers")
+		return usageError(errors.New("no expected Coordinator identity: give --mrenclave, or --mrsigner with --isvprodid and --min-isvsvn; or --insecure-accept-any-enclave to accept and pin whatever genuine enclave answers"))
 	}
 	var v *client.Verified
 	if f.fromBundle != "" {
@@ -191,9 +171,9 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 		v, err = client.Verify(cmd.Context(), f.conn.addr, e)
 	}
 	if err != nil {
-		return fmt.Errorf("coordinator NOT verified: %w", err)
+		return withCode(jsonoutput.CodeNotVerified, fmt.Errorf("coordinator NOT verified: %w", err))
 	}
-	out := verifyJSONOut{
+	out := jsonoutput.Verify{
 		Coordinator:      f.conn.addr,
 		Verified:         true,
 		Simulation:       v.Response.Simulation,
@@ -220,7 +200,7 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	return f.out.print(cmd.OutOrStdout(), out, func(w io.Writer) { printVerified(w, &out) })
 }
 
-func printVerified(w io.Writer, o *verifyJSONOut) {
+func printVerified(w io.Writer, o *jsonoutput.Verify) {
 	fmt.Fprintf(w, "Coordinator %s verified.\n", o.Coordinator)
 	if o.Simulation {
 		fmt.Fprintln(w, "  WARNING: it runs in SIMULATION mode: its evidence proves nothing about confidentiality.")
