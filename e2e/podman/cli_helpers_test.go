@@ -20,12 +20,13 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/image"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
 // cloister runs the CLI and returns its standard output and error.
 func cloister(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	return run(t, bins.cloister, args...)
+	return run(t, e2etest.Bins(t).Cloister, args...)
 }
 
 // run runs a program for at most 3 minutes and returns its standard output
@@ -61,7 +62,7 @@ type convertOutput struct {
 // built launcher.
 func convert(t *testing.T, src, dst string, args ...string) *convertOutput {
 	t.Helper()
-	out := mustCloister(t, append([]string{"image", "convert", src, dst, "--launcher", bins.launcher, "--output", "json"}, args...)...)
+	out := mustCloister(t, append([]string{"image", "convert", src, dst, "--launcher", e2etest.Bins(t).Launcher, "--output", "json"}, args...)...)
 	var r convertOutput
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("convert output: %v\n%s", err, out)

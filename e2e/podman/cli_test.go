@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -32,7 +33,7 @@ func smallImage(t *testing.T, dir string) string {
 }
 
 func TestKeygen(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	f := filepath.Join(t.TempDir(), "k.pem")
 	mrsigner := keygen(t, f)
 	fi, err := os.Stat(f)
@@ -53,7 +54,7 @@ func TestKeygen(t *testing.T) {
 }
 
 func TestConvertCLI(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	dir := t.TempDir()
 	src := smallImage(t, filepath.Join(dir, "in"))
 	signer, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "app.key")
@@ -82,7 +83,7 @@ func TestConvertCLI(t *testing.T) {
 	}
 
 	// The text output says what to paste and how to upload the key.
-	text := mustCloister(t, "image", "convert", src, "oci:"+filepath.Join(dir, "out")+":c", "--launcher", bins.launcher,
+	text := mustCloister(t, "image", "convert", src, "oci:"+filepath.Join(dir, "out")+":c", "--launcher", e2etest.Bins(t).Launcher,
 		"--sign-key", signer, "--protect", "/etc/app/secret.conf", "--key-file", keyFile)
 	if !contains(text, "MRSIGNER", `"mrsigner"`, "cloister secret set protected_files_key --file "+keyFile) {
 		t.Errorf("text output:\n%s", text)
@@ -99,7 +100,7 @@ func TestConvertCLI(t *testing.T) {
 	}
 
 	// Bad input is reported, every problem at once.
-	_, errOut, err := cloister(t, "image", "convert", src, "oci:"+dir+"/x", "--launcher", bins.launcher, "--protect", "/x",
+	_, errOut, err := cloister(t, "image", "convert", src, "oci:"+dir+"/x", "--launcher", e2etest.Bins(t).Launcher, "--protect", "/x",
 		"--coordinator-mrsigner", "nothex", "--entrypoint", "[oops")
 	if err == nil || !contains(errOut, "--sign-key is required", "--key-file", "--coordinator-mrsigner", "--entrypoint") {
 		t.Errorf("convert with bad flags: %v\n%s", err, errOut)
@@ -110,7 +111,7 @@ func TestConvertCLI(t *testing.T) {
 // it reads from, and on an image whose history holds a protected file's
 // content as a build argument, until --redact-history clears it.
 func TestConvertRefusals(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	dir := t.TempDir()
 	const secret = "password=correct-horse-battery-staple"
 	a := newLayer(t, t.TempDir())
@@ -120,7 +121,7 @@ func TestConvertRefusals(t *testing.T) {
 		createdBy: []string{"RUN |1 SECRET=" + secret + " /bin/sh -c echo \"$SECRET\" > /etc/app/secret.conf # buildkit"}}, a.done())
 	signer, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "app.key")
 	keygen(t, signer)
-	args := []string{"--launcher", bins.launcher, "--sign-key", signer, "--protect", "/etc/app", "--key-file", keyFile}
+	args := []string{"--launcher", e2etest.Bins(t).Launcher, "--sign-key", signer, "--protect", "/etc/app", "--key-file", keyFile}
 
 	index := readFile(t, filepath.Join(dir, "in", "index.json"))
 	_, errOut, err := cloister(t, append([]string{"image", "convert", src, "oci:" + filepath.Join(dir, "in") + ":confidential"}, args...)...)
@@ -145,13 +146,13 @@ func TestConvertRefusals(t *testing.T) {
 // TestLauncherLookup runs convert with no launcher next to the binary or
 // in PATH: the error says how to build one.
 func TestLauncherLookup(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	dir := t.TempDir()
 	lone := filepath.Join(dir, "bin", "cloister")
 	if err := os.MkdirAll(filepath.Dir(lone), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(lone, readFile(t, bins.cloister), 0o755); err != nil {
+	if err := os.WriteFile(lone, readFile(t, e2etest.Bins(t).Cloister), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	signer := filepath.Join(dir, "signer.pem")
@@ -164,7 +165,7 @@ func TestLauncherLookup(t *testing.T) {
 }
 
 func TestRegistryCLI(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -194,7 +195,7 @@ func TestRegistryCLI(t *testing.T) {
 // conversion's peak memory stays within budget and does not grow with the
 // image (layers and files are streamed, never held).
 func TestBenchCommand(t *testing.T) {
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	rss := map[string]float64{}
 	for _, size := range []string{"48MiB", "192MiB"} {
 		var r struct {
@@ -202,7 +203,7 @@ func TestBenchCommand(t *testing.T) {
 			Ratio        float64 `json:"ratio"`
 			PeakRSSBytes float64 `json:"peak_rss_bytes"`
 		}
-		out := mustCloister(t, "image", "bench", "--size", size, "--dir", t.TempDir(), "--launcher", bins.launcher, "--output", "json")
+		out := mustCloister(t, "image", "bench", "--size", size, "--dir", t.TempDir(), "--launcher", e2etest.Bins(t).Launcher, "--output", "json")
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("bench output: %v\n%s", err, out)
 		}

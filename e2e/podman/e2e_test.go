@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -36,6 +37,7 @@ func secretHex() string {
 type world struct {
 	dir       string
 	e         *engine
+	env       *e2etest.Env // the Coordinator's processes and users
 	coord     *coordinator
 	mrsigner  [32]byte
 	signKey   string
@@ -59,18 +61,17 @@ type world struct {
 // admit. Every blob of every converted image is scanned for the protected
 // plaintext.
 func TestConfidentialContainers(t *testing.T) {
-	for _, f := range []string{redisBin, pythonBin, pythonLib} {
-		if _, err := os.Stat(f); err != nil {
-			needBinaries(t)
-			t.Skipf("%s is missing (apt-get install redis-server python3.11): %v", f, err)
-		}
-	}
+	eng := newEngine(t,
+		e2etest.File(redisBin, "apt-get install redis-server"),
+		e2etest.File(pythonBin, "apt-get install python3.11"),
+		e2etest.File(pythonLib, "apt-get install python3.11"),
+		e2etest.Program("ldd", "apt-get install libc-bin"))
 	began := time.Now()
-	w := &world{e: newEngine(t), dir: t.TempDir(), refs: map[string]string{}, archives: map[string]string{}}
+	w := &world{e: eng, env: e2etest.New(t), dir: t.TempDir(), refs: map[string]string{}, archives: map[string]string{}}
 	if err := os.Chmod(w.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w.coord = startCoordinator(t)
+	w.coord = startCoordinator(t, w.env)
 	steps := []struct {
 		name string
 		fn   func(*testing.T, *world)
@@ -90,6 +91,7 @@ func TestConfidentialContainers(t *testing.T) {
 		}
 		t.Logf("%s took %s", s.name, time.Since(stepStart).Round(time.Millisecond))
 	}
+	w.coord.Stop(t)
 	t.Logf("the scenario took %s", time.Since(began).Round(time.Millisecond))
 }
 
@@ -288,7 +290,7 @@ dir /tmp
 // launchEnv is the environment of a confidential container.
 func (w *world) launchEnv(workload string) map[string]string {
 	return map[string]string{
-		"CLOISTER_COORDINATOR":   w.coord.Mesh,
+		"CLOISTER_COORDINATOR":   w.coord.Addrs.Mesh,
 		"CLOISTER_WORKLOAD":      workload,
 		"CLOISTER_INSTANCE":      workload + "-" + w.e.run,
 		"CLOISTER_RETRY_TIMEOUT": "90s",

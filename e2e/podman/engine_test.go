@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
 // engine runs podman with the test's containers.conf.
@@ -20,31 +22,20 @@ type engine struct {
 	run  string // unique suffix of this run's image and container names
 }
 
-// newEngine returns podman, or skips the test when podman is missing or
-// does not work here, unless CLOISTER_REQUIRE_PODMAN=1, which fails it.
-func newEngine(t *testing.T) *engine {
+// newEngine returns podman with testdata/containers.conf. It skips the test with -short, and
+// when podman does not work here or another of prereqs is missing, unless
+// CLOISTER_REQUIRE_PODMAN=1, which fails it (see e2etest.Require).
+func newEngine(t *testing.T, prereqs ...e2etest.Prereq) *engine {
 	t.Helper()
-	needBinaries(t)
+	e2etest.SkipShort(t)
 	conf, err := filepath.Abs("testdata/containers.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e2etest.Require(t, append([]e2etest.Prereq{e2etest.Podman(conf)}, prereqs...)...)
 	b := make([]byte, 4)
 	rand.Read(b)
-	e := &engine{t: t, conf: conf, run: hex.EncodeToString(b)}
-	missing := func(why string) {
-		if os.Getenv("CLOISTER_REQUIRE_PODMAN") == "1" {
-			t.Fatalf("podman is required (CLOISTER_REQUIRE_PODMAN=1): %s", why)
-		}
-		t.Skipf("podman is not usable here (%s); set CLOISTER_REQUIRE_PODMAN=1 to fail instead", why)
-	}
-	if _, err := exec.LookPath("podman"); err != nil {
-		missing(err.Error())
-	}
-	if out, err := e.podman(30*time.Second, "info", "--format", "{{.Host.OCIRuntime.Name}}"); err != nil {
-		missing(fmt.Sprintf("podman info: %v: %s", err, out))
-	}
-	return e
+	return &engine{t: t, conf: conf, run: hex.EncodeToString(b)}
 }
 
 // podman runs podman with args and returns its combined output.

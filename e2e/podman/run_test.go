@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/pki"
 )
 
@@ -32,27 +33,28 @@ import (
 func runRedis(t *testing.T, w *world) {
 	w.redisPort, w.pyPort = freePort(t), freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", w.redisPort)
-	c := w.e.start("redis", w.refs["redis"], w.coord.platform.Dir(), w.launchEnv("redis"))
+	c := w.e.start("redis", w.refs["redis"], w.coord.Platform.Dir(), w.launchEnv("redis"))
 
 	// Without a manifest the Coordinator activates nothing; the launcher retries.
-	waitFor(t, 30*time.Second, "the launcher to ask the Coordinator", func() bool {
-		return strings.Contains(c.logs(), "coordinator not available yet")
+	e2etest.WaitFor(t, 30*time.Second, "the launcher to ask the Coordinator", func() (bool, string) {
+		logs := c.logs()
+		return strings.Contains(logs, "coordinator not available yet"), tail(logs, 1000)
 	})
 	if listening(addr) || !c.running() {
 		t.Fatalf("before activation: listening %v, running %v; want a waiting launcher and no Redis\n%s", listening(addr), c.running(), c.logs())
 	}
 
-	var opPEM string
-	w.operator, opPEM = userCert(t, "operator")
-	if _, err := client.New(w.coord.Client, w.coord.root).SetManifest(t.Context(), w.manifest(t, opPEM)); err != nil {
+	operator := w.env.NewUser(t, "operator")
+	w.operator = operator.TLS
+	if _, err := client.New(w.coord.Addrs.Client, w.coord.root).SetManifest(t.Context(), w.manifest(t, operator.CertPEM)); err != nil {
 		t.Fatalf("set manifest: %v", err)
 	}
-	waitFor(t, 60*time.Second, "Redis to listen on "+addr, func() bool { return listening(addr) })
+	e2etest.WaitFor(t, 60*time.Second, "Redis to listen on "+addr, func() (bool, string) { return listening(addr), tail(c.logs(), 1000) })
 	if !strings.Contains(c.logs(), "activated; starting the application") {
 		t.Fatalf("Redis listens, but the launcher log does not show an activation:\n%s", c.logs())
 	}
 
-	op := client.New(w.coord.Client, w.coord.root, client.WithCertificate(w.operator))
+	op := client.New(w.coord.Addrs.Client, w.coord.root, client.WithCertificate(w.operator))
 	secrets, err := op.Secrets(t.Context(), "redis_password")
 	if err != nil {
 		t.Fatalf("read the Redis password as the operator: %v", err)
@@ -80,10 +82,8 @@ func runRedis(t *testing.T, w *world) {
 	}
 
 	// A client trusting anything but the deployment root refuses Redis.
-	other, _ := userCert(t, "not-the-root")
-	otherRoot, _ := x509.ParseCertificate(other.Certificate[0])
 	pool := x509.NewCertPool()
-	pool.AddCert(otherRoot)
+	pool.AddCert(w.env.NewUser(t, "not-the-root").Cert)
 	if c2, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "redis.e2e"}); err == nil {
 		c2.Close()
 		t.Fatal("a client trusting another root accepted Redis' certificate")
@@ -135,19 +135,20 @@ func (r *resp) do(args ...string) string {
 // platform) reads the protected data over mutual TLS.
 func runPython(t *testing.T, w *world) {
 	addr := fmt.Sprintf("127.0.0.1:%d", w.pyPort)
-	c := w.e.start("python", w.refs["python"], w.coord.platform.Dir(), w.launchEnv("pysvc"))
-	waitFor(t, 30*time.Second, "the launcher to wait for the file key", func() bool {
-		return contains(c.logs(), "coordinator not available yet", "pysvc_files_key")
+	c := w.e.start("python", w.refs["python"], w.coord.Platform.Dir(), w.launchEnv("pysvc"))
+	e2etest.WaitFor(t, 30*time.Second, "the launcher to wait for the file key", func() (bool, string) {
+		logs := c.logs()
+		return contains(logs, "coordinator not available yet", "pysvc_files_key"), tail(logs, 1000)
 	})
 	if listening(addr) {
 		t.Fatal("the Python service listens before its file key was uploaded")
 	}
 	fileKey := readFile(t, filepath.Join(w.dir, "pysvc.key")) // written by convert --key-file
-	op := client.New(w.coord.Client, w.coord.root, client.WithCertificate(w.operator))
+	op := client.New(w.coord.Addrs.Client, w.coord.root, client.WithCertificate(w.operator))
 	if err := op.SetSecrets(t.Context(), map[string][]byte{"pysvc_files_key": fileKey}); err != nil {
 		t.Fatalf("upload the protected-file key: %v", err)
 	}
-	waitFor(t, 60*time.Second, "the Python service to listen on "+addr, func() bool { return listening(addr) })
+	e2etest.WaitFor(t, 60*time.Second, "the Python service to listen on "+addr, func() (bool, string) { return listening(addr), tail(c.logs(), 1000) })
 
 	cert := activateTestClient(t, w)
 	roots := x509.NewCertPool()
@@ -191,14 +192,14 @@ func activateTestClient(t *testing.T, w *world) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := client.DialMesh(t.Context(), w.coord.Mesh, w.coord.expect())
+	s, err := client.DialMesh(t.Context(), w.coord.Addrs.Mesh, w.coord.Expect())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	var mrenclave [32]byte
 	rand.Read(mrenclave[:])
-	issuer := &attest.SimIssuer{Platform: w.coord.platform, Body: attest.SimEnclaveBody(mrenclave, w.mrsigner, 99, 1)}
+	issuer := &attest.SimIssuer{Platform: w.coord.Platform, Body: attest.SimEnclaveBody(mrenclave, w.mrsigner, 99, 1)}
 	resp, err := s.Activate(t.Context(), "testclient", "test-1", csr, spki, issuer)
 	if err != nil {
 		t.Fatalf("activate the test client: %v", err)
@@ -213,7 +214,7 @@ func activateTestClient(t *testing.T, w *world) tls.Certificate {
 // runTampered runs the image changed after conversion: the launcher
 // refuses it before contacting the Coordinator, and the app never runs.
 func runTampered(t *testing.T, w *world) {
-	c := w.e.start("python-tampered", w.refs["python-tampered"], w.coord.platform.Dir(), w.launchEnv("pysvc"))
+	c := w.e.start("python-tampered", w.refs["python-tampered"], w.coord.Platform.Dir(), w.launchEnv("pysvc"))
 	code := c.wait(60 * time.Second)
 	logs := c.logs()
 	if code == 0 || !contains(logs, "refusing to start", "/srv/app/app.py: expected") || strings.Contains(logs, "TAMPERED APP RAN") {
@@ -225,7 +226,7 @@ func runTampered(t *testing.T, w *world) {
 // admit: the Coordinator refuses it, so it gets no secrets and Redis never
 // starts.
 func runWrongSigner(t *testing.T, w *world) {
-	c := w.e.start("redis-wrong-signer", w.refs["redis-wrong-signer"], w.coord.platform.Dir(), w.launchEnv("redis"))
+	c := w.e.start("redis-wrong-signer", w.refs["redis-wrong-signer"], w.coord.Platform.Dir(), w.launchEnv("redis"))
 	code := c.wait(60 * time.Second)
 	logs := c.logs()
 	if code == 0 || !contains(logs, "activation failed", "coordinator refused") || strings.Contains(logs, "Ready to accept connections") {
