@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
 // appScript is the unmodified application of every test workload. It knows nothing about
@@ -54,12 +55,12 @@ type app struct {
 // signed.
 func (e *env) newApp(t *testing.T, name string, key *rsa.PrivateKey, edit func(*app, *enclave.Manifest)) *app {
 	t.Helper()
-	a := &app{name: name, dir: e.path("apps", name)}
+	a := &app{name: name, dir: e.Path("apps", name)}
 	a.script = filepath.Join(a.dir, "app.sh")
 	a.filesDir = filepath.Join(a.dir, "files")
 	a.outDir = filepath.Join(a.dir, "out")
 	a.path = filepath.Join(a.dir, "enclave.json")
-	writeFile(t, a.script, []byte(appScript), 0o755)
+	e2etest.WriteFile(t, a.script, []byte(appScript), 0o755)
 	m := &enclave.Manifest{
 		Version:   enclave.FormatVersion,
 		ISVProdID: 7,
@@ -83,7 +84,7 @@ func (e *env) newApp(t *testing.T, name string, key *rsa.PrivateKey, edit func(*
 	if err != nil {
 		t.Fatalf("sign enclave manifest of %s: %v", name, err)
 	}
-	writeFile(t, a.path, b, 0o644)
+	e2etest.WriteFile(t, a.path, b, 0o644)
 	if a.signed, err = enclave.Parse(b); err != nil {
 		t.Fatalf("parse the enclave manifest just signed: %v", err)
 	}
@@ -115,7 +116,7 @@ type launchOpts struct {
 	retry    string // CLOISTER_RETRY_TIMEOUT; default 5s
 }
 
-func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *proc {
+func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *e2etest.Proc {
 	t.Helper()
 	if o.workload == "" {
 		o.workload = a.name
@@ -123,7 +124,7 @@ func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *proc {
 	if o.retry == "" {
 		o.retry = "5s"
 	}
-	environ := append(e.baseEnv(), hostEnv...)
+	environ := append(e.BaseEnv(), hostEnv...)
 	environ = append(environ,
 		"CLOISTER_COORDINATOR="+o.mesh,
 		"CLOISTER_WORKLOAD="+o.workload,
@@ -132,11 +133,10 @@ func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *proc {
 		"CLOISTER_ENCLAVE_MANIFEST="+a.path,
 		"CLOISTER_RETRY_TIMEOUT="+o.retry,
 	)
-	name := "cloister-launch " + a.name + "/" + o.instance
 	if o.viaCLI {
-		return e.start("cloister launch "+a.name+"/"+o.instance, environ, cloisterBin, "launch")
+		return e.Start(t, "cloister launch "+a.name+"/"+o.instance, environ, e.Bins.Cloister, "launch")
 	}
-	return e.start(name, environ, launchBin)
+	return e.Start(t, "cloister-launch "+a.name+"/"+o.instance, environ, e.Bins.Launcher)
 }
 
 // mustLaunch launches an app, requires that the application ran to its end, and returns what
@@ -144,11 +144,11 @@ func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *proc {
 func (e *env) mustLaunch(t *testing.T, a *app, o launchOpts) *seen {
 	t.Helper()
 	p := e.startLaunch(t, a, o)
-	if code := p.wait(t, runTimeout); code != 0 {
-		t.Fatalf("%s exited with code %d, want 0 (the application ran):\n%s", p.name, code, p.output())
+	if code := p.Wait(t, e2etest.RunTimeout); code != 0 {
+		t.Fatalf("%s exited with code %d, want 0 (the application ran):\n%s", p.Name, code, p.Output())
 	}
-	if !strings.Contains(p.output(), "SIMULATION MODE") {
-		t.Errorf("%s did not warn that it runs in simulation mode:\n%s", p.name, p.output())
+	if !strings.Contains(p.Output(), "SIMULATION MODE") {
+		t.Errorf("%s did not warn that it runs in simulation mode:\n%s", p.Name, p.Output())
 	}
 	return a.result(t, o.instance)
 }
@@ -158,21 +158,21 @@ func (e *env) mustLaunch(t *testing.T, a *app, o launchOpts) *seen {
 func (e *env) launchFails(t *testing.T, a *app, o launchOpts, want ...string) string {
 	t.Helper()
 	p := e.startLaunch(t, a, o)
-	code := p.wait(t, runTimeout)
-	out := p.output()
+	code := p.Wait(t, e2etest.RunTimeout)
+	out := p.Output()
 	if code != 1 {
-		t.Errorf("%s exited with code %d, want 1 (refused)", p.name, code)
+		t.Errorf("%s exited with code %d, want 1 (refused)", p.Name, code)
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {
-			t.Errorf("%s: output does not say %q:\n%s", p.name, w, out)
+			t.Errorf("%s: output does not say %q:\n%s", p.Name, w, out)
 		}
 	}
 	if !strings.Contains(out, "not starting the application") {
-		t.Errorf("%s: output does not say that the application was not started:\n%s", p.name, out)
+		t.Errorf("%s: output does not say that the application was not started:\n%s", p.Name, out)
 	}
 	if a.ran(o.instance) {
-		t.Errorf("%s: the application ran although the launcher refused", p.name)
+		t.Errorf("%s: the application ran although the launcher refused", p.Name)
 	}
 	return out
 }

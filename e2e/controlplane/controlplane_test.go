@@ -21,6 +21,7 @@ import (
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/google/go-cmp/cmp"
@@ -33,9 +34,9 @@ const trustDomain = "e2e.cloister.test"
 type deployment struct {
 	e     *env
 	p     *sim.Platform
-	co    *coordinator
+	co    *e2etest.Coordinator
 	apps  map[string]*app
-	users map[string]*user
+	users map[string]*e2etest.User
 
 	v1, v2         []byte // manifest versions, as set
 	v1Path, v2Path string
@@ -68,14 +69,14 @@ func TestControlPlane(t *testing.T) {
 	e := newEnv(t)
 	d := &deployment{
 		e:            e,
-		p:            e.newPlatform("platform"),
+		p:            e.NewPlatform(t, "platform"),
 		apps:         map[string]*app{},
-		users:        map[string]*user{},
+		users:        map[string]*e2etest.User{},
 		activations:  map[[2]string]float64{},
 		secrets:      map[string]string{},
 		instanceKeys: map[string]string{},
 	}
-	d.co = e.startCoordinator("coordinator", d.p.Dir(), e.path("data"), nil)
+	d.co = e.StartCoordinator(t, "coordinator", d.p, e.Path("data"), nil)
 	d.prepare(t)
 
 	for _, step := range []struct {
@@ -111,7 +112,7 @@ func (d *deployment) prepare(t *testing.T) {
 		var edit func(*app, *enclave.Manifest)
 		if name == "app" {
 			// The app names the Coordinator it accepts: the measurement of this cloister build.
-			mr := coordinatorMeasurement(t)
+			mr := e.coordinatorMeasurement(t)
 			edit = func(_ *app, m *enclave.Manifest) {
 				m.Coordinator = &enclave.Coordinator{MRENCLAVE: []enclave.Digest{mr}}
 			}
@@ -120,11 +121,11 @@ func (d *deployment) prepare(t *testing.T) {
 	}
 	d.apps["foreign"] = e.newApp(t, "foreign", otherSigner, nil)
 	for _, name := range []string{"admin", "reader", "stranger"} {
-		d.users[name] = e.newUser(t, name)
+		d.users[name] = e.NewUser(t, name)
 	}
-	d.v1Path, d.v2Path = e.path("manifest-v1.json"), e.path("manifest-v2.json")
-	d.v1 = writeJSON(t, d.v1Path, d.manifest(t, "1"))
-	d.v2 = writeJSON(t, d.v2Path, d.manifest(t, "2"))
+	d.v1Path, d.v2Path = e.Path("manifest-v1.json"), e.Path("manifest-v2.json")
+	d.v1 = e2etest.WriteJSON(t, d.v1Path, d.manifest(t, "1"))
+	d.v2 = e2etest.WriteJSON(t, d.v2Path, d.manifest(t, "2"))
 }
 
 // manifest is the deployment manifest; release differs between versions 1 and 2.
@@ -133,7 +134,7 @@ func (d *deployment) manifest(t *testing.T, release string) map[string]any {
 	mrsigner := hex.EncodeToString(signerID[:])
 	a := d.apps["app"]
 	f := func(name string) string { return filepath.Join(a.filesDir, name) }
-	exactMR := d.apps["exact"].mrenclave(t, launchBin)
+	exactMR := d.apps["exact"].mrenclave(t, d.e.Bins.Launcher)
 	instanceEnv := map[string]string{"INSTANCE": "{{.Workload.Instance}}"}
 	return map[string]any{
 		"$schema":  "https://cloister.dev/schema/manifest-v1.json",
@@ -189,8 +190,8 @@ func (d *deployment) manifest(t *testing.T, release string) map[string]any {
 			"greeting": map[string]any{"type": "plain", "value": "hello-plain"},
 		},
 		"users": map[string]any{
-			"admin":  map[string]any{"certificate": d.users["admin"].certPEM, "roles": []string{"manifest-admin", "secret-writer"}},
-			"reader": map[string]any{"certificate": d.users["reader"].certPEM, "roles": []string{"secret-reader"}},
+			"admin":  map[string]any{"certificate": d.users["admin"].CertPEM, "roles": []string{"manifest-admin", "secret-writer"}},
+			"reader": map[string]any{"certificate": d.users["reader"].CertPEM, "roles": []string{"secret-reader"}},
 		},
 		"roles": map[string]any{
 			"manifest-admin": map[string]any{"resource": "manifest", "actions": []string{"update"}},
@@ -200,31 +201,31 @@ func (d *deployment) manifest(t *testing.T, release string) map[string]any {
 	}
 }
 
-func (d *deployment) client() string { return d.co.addrs.Client }
+func (d *deployment) client() string { return d.co.Addrs.Client }
 
 // conn are the CLI's flags to reach the Coordinator, optionally as a user.
 func (d *deployment) conn(userName string) []string {
 	f := []string{"--coordinator", d.client()}
 	if userName != "" {
-		f = append(f, d.users[userName].flags()...)
+		f = append(f, d.users[userName].Flags()...)
 	}
 	return f
 }
 
-func (d *deployment) mustCLI(t *testing.T, userName string, args ...string) cliResult {
+func (d *deployment) mustCLI(t *testing.T, userName string, args ...string) e2etest.CLIResult {
 	t.Helper()
-	return d.e.mustCLI(t, append(args, d.conn(userName)...)...)
+	return d.e.MustCLI(t, append(args, d.conn(userName)...)...)
 }
 
-func (d *deployment) cliFails(t *testing.T, userName string, want []string, args ...string) cliResult {
+func (d *deployment) cliFails(t *testing.T, userName string, want []string, args ...string) e2etest.CLIResult {
 	t.Helper()
-	return d.e.cliFails(t, want, append(args, d.conn(userName)...)...)
+	return d.e.CLIFails(t, want, append(args, d.conn(userName)...)...)
 }
 
-func decodeOutput[T any](t *testing.T, r cliResult) T {
+func decodeOutput[T any](t *testing.T, r e2etest.CLIResult) T {
 	t.Helper()
 	var v T
-	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		t.Fatalf("%v\ndecode JSON output: %v", r, err)
@@ -243,7 +244,7 @@ func parseCert(t *testing.T, what string, pemText string) *x509.Certificate {
 
 func (d *deployment) pinFile() string {
 	name := strings.NewReplacer(":", "_").Replace(d.client())
-	return filepath.Join(d.e.cfgDir, "coordinators", name, "root.pem")
+	return filepath.Join(d.e.ConfigDir, "coordinators", name, "root.pem")
 }
 
 func fingerprint(c *x509.Certificate) string {
@@ -277,7 +278,7 @@ func (d *deployment) verifyAndPin(t *testing.T) {
 	d.cliFails(t, "", []string{"coordinator NOT verified", "chain does not end in the pinned root key"}, "verify", "--insecure-accept-any-enclave")
 	// A wrong expected measurement is named with the one found.
 	wrong := sha256.Sum256([]byte("some other coordinator"))
-	mr := coordinatorMeasurement(t)
+	mr := d.e.coordinatorMeasurement(t)
 	d.cliFails(t, "", []string{fmt.Sprintf("mrenclave %x not accepted; expected one of [%x]", mr, wrong)},
 		"verify", "--simulation", d.p.Dir(), "--mrenclave", hex.EncodeToString(wrong[:]))
 	if _, err := os.Stat(d.pinFile()); err == nil {
@@ -310,8 +311,8 @@ func (d *deployment) verifyAndPin(t *testing.T) {
 	// Verifying again with the same root keeps the pin and says it is simulated.
 	r := d.mustCLI(t, "", "verify", "--simulation", d.p.Dir())
 	for _, w := range []string{"Coordinator " + d.client() + " verified.", "WARNING: it runs in SIMULATION mode", "root SHA-256 " + out.RootFingerprint} {
-		if !strings.Contains(r.stdout, w) {
-			t.Errorf("verify output does not say %q:\n%s", w, r.stdout)
+		if !strings.Contains(r.Stdout, w) {
+			t.Errorf("verify output does not say %q:\n%s", w, r.Stdout)
 		}
 	}
 }
@@ -323,8 +324,8 @@ func (d *deployment) manifestCheck(t *testing.T) {
 	wl["dial"].(map[string]any)["env"] = map[string]string{"TOKEN": "{{.Secrets.tokn.Hex}}"}
 	bad["secrets"].(map[string]any)["shared"] = map[string]any{"type": "symmetric-key", "size": 250}
 	bad["roles"].(map[string]any)["secret-writer"] = map[string]any{"resource": "secrets", "names": []string{"user", "shared"}, "actions": []string{"read", "write"}}
-	badPath := d.e.path("manifest-bad.json")
-	writeJSON(t, badPath, bad)
+	badPath := d.e.Path("manifest-bad.json")
+	e2etest.WriteJSON(t, badPath, bad)
 	wantProblems := map[string]string{
 		"$.workloads.exact.package":             `unknown package "nope"; defined packages: debuggable, exact, signed, svn5`,
 		"$.workloads.dial.env.TOKEN":            `template references undefined secret "tokn"`,
@@ -332,13 +333,13 @@ func (d *deployment) manifestCheck(t *testing.T) {
 		"$.roles[\"secret-writer\"].actions[1]": `expected only user-defined secrets with action "write", found shared (symmetric-key)`,
 	}
 
-	r := d.e.cli(t, "manifest", "check", badPath)
-	if r.code != 1 {
+	r := d.e.CLI(t, "manifest", "check", badPath)
+	if r.Code != 1 {
 		t.Errorf("%v\nwant exit code 1 for an invalid manifest", r)
 	}
 	for p, msg := range wantProblems {
-		if !strings.Contains(r.stdout, "  "+p+": ") || !strings.Contains(r.stdout, msg) {
-			t.Errorf("manifest check does not report %s: %s:\n%s", p, msg, r.stdout)
+		if !strings.Contains(r.Stdout, "  "+p+": ") || !strings.Contains(r.Stdout, msg) {
+			t.Errorf("manifest check does not report %s: %s:\n%s", p, msg, r.Stdout)
 		}
 	}
 	type problem struct{ Path, Message string }
@@ -347,8 +348,8 @@ func (d *deployment) manifestCheck(t *testing.T) {
 		Digest   string    `json:"digest"`
 		Problems []problem `json:"problems"`
 	}
-	r = d.e.cli(t, "manifest", "check", badPath, "--output", "json")
-	if r.code != 1 {
+	r = d.e.CLI(t, "manifest", "check", badPath, "--output", "json")
+	if r.Code != 1 {
 		t.Errorf("%v\nwant exit code 1 for an invalid manifest", r)
 	}
 	out := decodeOutput[checkOut](t, r)
@@ -368,9 +369,9 @@ func (d *deployment) manifestCheck(t *testing.T) {
 		t.Errorf("manifest check found %d problems, want %d: %+v", len(out.Problems), len(wantProblems), out.Problems)
 	}
 
-	r = d.e.mustCLI(t, "manifest", "check", d.v1Path)
-	if want := fmt.Sprintf("%s is valid (SHA-256 %x).", d.v1Path, sha256.Sum256(d.v1)); !strings.Contains(r.stdout, want) {
-		t.Errorf("manifest check of a valid manifest says %q, want %q", r.stdout, want)
+	r = d.e.MustCLI(t, "manifest", "check", d.v1Path)
+	if want := fmt.Sprintf("%s is valid (SHA-256 %x).", d.v1Path, sha256.Sum256(d.v1)); !strings.Contains(r.Stdout, want) {
+		t.Errorf("manifest check of a valid manifest says %q, want %q", r.Stdout, want)
 	}
 }
 
@@ -401,11 +402,11 @@ func (d *deployment) firstManifest(t *testing.T) {
 	}
 	r := d.mustCLI(t, "", "status")
 	for _, w := range []string{"state             running", "manifest version  1", "manifest SHA-256  " + digest, "TEE               sgx-simulation", "SIMULATION MODE"} {
-		if !strings.Contains(r.stdout, w) {
-			t.Errorf("status output does not say %q:\n%s", w, r.stdout)
+		if !strings.Contains(r.Stdout, w) {
+			t.Errorf("status output does not say %q:\n%s", w, r.Stdout)
 		}
 	}
-	if got := d.mustCLI(t, "", "manifest", "get").stdout; got != string(d.v1) {
+	if got := d.mustCLI(t, "", "manifest", "get").Stdout; got != string(d.v1) {
 		t.Errorf("manifest get printed %d bytes that differ from the %d bytes set", len(got), len(d.v1))
 	}
 	d.inter1 = d.checkCertificates(t)
@@ -415,16 +416,16 @@ func (d *deployment) firstManifest(t *testing.T) {
 // current intermediate.
 func (d *deployment) checkCertificates(t *testing.T) *x509.Certificate {
 	t.Helper()
-	rootPEM := d.mustCLI(t, "", "certificate", "root").stdout
+	rootPEM := d.mustCLI(t, "", "certificate", "root").Stdout
 	if root := parseCert(t, "certificate root", rootPEM); !root.Equal(d.root) {
 		t.Errorf("certificate root prints %s, not the pinned root %s", fingerprint(root), fingerprint(d.root))
 	}
-	interPEM := d.mustCLI(t, "", "certificate", "intermediate").stdout
+	interPEM := d.mustCLI(t, "", "certificate", "intermediate").Stdout
 	inter := parseCert(t, "certificate intermediate", interPEM)
 	if err := inter.CheckSignatureFrom(d.root); err != nil || !inter.IsCA {
 		t.Errorf("the intermediate is not a CA issued by the root: is CA %v, %v", inter.IsCA, err)
 	}
-	if chain := d.mustCLI(t, "", "certificate", "chain").stdout; chain != interPEM+rootPEM {
+	if chain := d.mustCLI(t, "", "certificate", "chain").Stdout; chain != interPEM+rootPEM {
 		t.Errorf("certificate chain is not the intermediate then the root:\n%s", chain)
 	}
 	return inter
@@ -544,7 +545,7 @@ func (d *deployment) checkApp(t *testing.T, s *seen, instance, release string, i
 }
 
 func (d *deployment) launch(instance string) launchOpts {
-	return launchOpts{instance: instance, mesh: d.co.addrs.Mesh, simDir: d.p.Dir()}
+	return launchOpts{instance: instance, mesh: d.co.Addrs.Mesh, simDir: d.p.Dir()}
 }
 
 func (d *deployment) happyPath(t *testing.T) {
@@ -605,7 +606,7 @@ func (d *deployment) refusedThroughLauncher(t *testing.T) {
 	}{{
 		name: "wrong MRENCLAVE", app: "pinned",
 		want: []string{"coordinator refused (POLICY_REJECTED)", `workload "pinned" (package "exact")`,
-			fmt.Sprintf("mrenclave %x not accepted; expected one of [%x]", d.apps["pinned"].mrenclave(t, launchBin), d.apps["exact"].mrenclave(t, launchBin))},
+			fmt.Sprintf("mrenclave %x not accepted; expected one of [%x]", d.apps["pinned"].mrenclave(t, d.e.Bins.Launcher), d.apps["exact"].mrenclave(t, d.e.Bins.Launcher))},
 	}, {
 		name: "wrong signer", app: "foreign",
 		want: []string{"coordinator refused (POLICY_REJECTED)", fmt.Sprintf("mrsigner %x not accepted; expected %x", otherID, signerID)},
@@ -659,10 +660,10 @@ func (d *deployment) badBodies(t *testing.T) {
 	strict := [3]string{"request body: unexpected EOF", `request body: json: unknown field "bogus"`, "request body: unexpected data after the JSON object"}
 	for _, ep := range []struct {
 		name, addr, path string
-		user             *user
+		user             *e2etest.User
 		cases            []tc
 	}{{
-		name: "activate", addr: d.co.addrs.Mesh, path: api.PathActivate,
+		name: "activate", addr: d.co.Addrs.Mesh, path: api.PathActivate,
 		cases: append(bodyCases(256<<10, strict, 400, api.CodeBadRequest),
 			tc{"wrong type", []byte(`{"workload":5}`), 400, api.CodeBadRequest, `request body: field "workload": expected string, found JSON number`},
 			tc{"empty", nil, 400, api.CodeBadRequest, "request body: empty; expected a JSON object"}),
@@ -703,10 +704,10 @@ func (d *deployment) notReadyUntilUploaded(t *testing.T) {
 	o := d.launch("n1")
 	o.retry = "60s"
 	p := d.e.startLaunch(t, a, o)
-	waitFor(t, runTimeout, "the launcher to be told NOT_READY and retry", func() (bool, string) {
-		out := p.output()
-		if p.exited() {
-			t.Fatalf("the launcher exited (%v) instead of retrying:\n%s", p.err, out)
+	e2etest.WaitFor(t, e2etest.RunTimeout, "the launcher to be told NOT_READY and retry", func() (bool, string) {
+		out := p.Output()
+		if p.Exited() {
+			t.Fatalf("the launcher exited (%v) instead of retrying:\n%s", p.Err(), out)
 		}
 		return strings.Contains(out, "retrying") && strings.Contains(out, "NOT_READY") &&
 			strings.Contains(out, `secret \"user\" has not been set yet`), out
@@ -715,14 +716,14 @@ func (d *deployment) notReadyUntilUploaded(t *testing.T) {
 		t.Fatalf("the application ran before its secret was uploaded")
 	}
 	d.userValue = "user-defined-value-" + rand.Text()[:16]
-	valueFile := d.e.path("user-value.txt")
-	writeFile(t, valueFile, []byte(d.userValue), 0o600)
+	valueFile := d.e.Path("user-value.txt")
+	e2etest.WriteFile(t, valueFile, []byte(d.userValue), 0o600)
 	r := d.mustCLI(t, "admin", "secret", "set", "user", "--file", valueFile)
-	if want := fmt.Sprintf("Secret user set (%d bytes).", len(d.userValue)); !strings.Contains(r.stdout, want) {
-		t.Errorf("secret set says %q, want %q", r.stdout, want)
+	if want := fmt.Sprintf("Secret user set (%d bytes).", len(d.userValue)); !strings.Contains(r.Stdout, want) {
+		t.Errorf("secret set says %q, want %q", r.Stdout, want)
 	}
-	if code := p.wait(t, runTimeout); code != 0 {
-		t.Fatalf("the launcher exited with %d after the secret was uploaded, want 0:\n%s", code, p.output())
+	if code := p.Wait(t, e2etest.RunTimeout); code != 0 {
+		t.Fatalf("the launcher exited with %d after the secret was uploaded, want 0:\n%s", code, p.Output())
 	}
 	// The workload may activate once (max_activations 1): the refusals while the secret was
 	// missing did not use that activation up.
@@ -745,8 +746,8 @@ func (d *deployment) manifestUpdateRoles(t *testing.T) {
 		t.Fatalf("refused updates changed the manifest version to %d", st.ManifestVersion)
 	}
 	r := d.mustCLI(t, "admin", "manifest", "set", d.v2Path)
-	if want := fmt.Sprintf("Manifest version 2 set (SHA-256 %x).", sha256.Sum256(d.v2)); !strings.Contains(r.stdout, want) {
-		t.Errorf("manifest set says %q, want %q", r.stdout, want)
+	if want := fmt.Sprintf("Manifest version 2 set (SHA-256 %x).", sha256.Sum256(d.v2)); !strings.Contains(r.Stdout, want) {
+		t.Errorf("manifest set says %q, want %q", r.Stdout, want)
 	}
 	d.inter2 = d.checkCertificates(t)
 	if d.inter2.Equal(d.inter1) {
@@ -766,8 +767,8 @@ func (d *deployment) manifestUpdateRoles(t *testing.T) {
 type secretsOutput map[string]api.Secret
 
 func (d *deployment) secretRoles(t *testing.T) {
-	r := d.e.cliSecrets(t, append([]string{"secret", "get", "shared", "tlscert", "user", "greeting", "--output", "json"}, d.conn("reader")...)...)
-	if r.code != 0 {
+	r := d.e.CLISecrets(t, append([]string{"secret", "get", "shared", "tlscert", "user", "greeting", "--output", "json"}, d.conn("reader")...)...)
+	if r.Code != 0 {
 		t.Fatalf("%v\nwant exit code 0", r)
 	}
 	got := decodeOutput[secretsOutput](t, r)
@@ -780,13 +781,13 @@ func (d *deployment) secretRoles(t *testing.T) {
 	if tc := got["tlscert"]; !strings.Contains(d.secrets["tlscert private key"], strings.TrimSpace(tc.PrivateKey)) || tc.Certificate == "" {
 		t.Errorf("secret get tlscert does not give the certificate and key the workloads received")
 	}
-	r = d.e.cliSecrets(t, append([]string{"secret", "get", "user"}, d.conn("reader")...)...)
-	if want := "user: " + d.userValue + "\n"; r.code != 0 || r.stdout != want {
-		t.Errorf("secret get user (text) = %q (exit %d), want %q", r.stdout, r.code, want)
+	r = d.e.CLISecrets(t, append([]string{"secret", "get", "user"}, d.conn("reader")...)...)
+	if want := "user: " + d.userValue + "\n"; r.Code != 0 || r.Stdout != want {
+		t.Errorf("secret get user (text) = %q (exit %d), want %q", r.Stdout, r.Code, want)
 	}
 
-	valueFile := d.e.path("too-long.txt")
-	writeFile(t, valueFile, bytes.Repeat([]byte("x"), 65), 0o600)
+	valueFile := d.e.Path("too-long.txt")
+	e2etest.WriteFile(t, valueFile, bytes.Repeat([]byte("x"), 65), 0o600)
 	for _, tc := range []struct {
 		name string
 		user string
@@ -807,16 +808,16 @@ func (d *deployment) secretRoles(t *testing.T) {
 			d.cliFails(t, tc.user, []string{tc.want}, append([]string{"secret"}, tc.args...)...)
 		})
 	}
-	r = d.e.cliSecrets(t, append([]string{"secret", "get", "user", "--output", "json"}, d.conn("reader")...)...)
+	r = d.e.CLISecrets(t, append([]string{"secret", "get", "user", "--output", "json"}, d.conn("reader")...)...)
 	if v := decodeOutput[secretsOutput](t, r)["user"].Value; string(v) != d.userValue {
 		t.Errorf("refused writes changed the user-defined secret to %q", v)
 	}
 }
 
 func (d *deployment) checkMetrics(t *testing.T) {
-	m := d.co.metrics(t)
+	m := d.co.Metrics(t)
 	for k, want := range d.activations {
-		s := series("cloister_activations_total", "result", k[1], "workload", k[0])
+		s := e2etest.Series("cloister_activations_total", "result", k[1], "workload", k[0])
 		got, ok := m[s]
 		switch {
 		case !ok:
@@ -834,52 +835,52 @@ func (d *deployment) checkMetrics(t *testing.T) {
 		}
 		known := false
 		for k := range d.activations {
-			known = known || s == series("cloister_activations_total", "result", k[1], "workload", k[0])
+			known = known || s == e2etest.Series("cloister_activations_total", "result", k[1], "workload", k[0])
 		}
 		if !known {
 			t.Errorf("unexpected activation series %s = %v", s, m[s])
 		}
 	}
 	for s, want := range map[string]float64{
-		series("cloister_api_requests_total", "api", "mesh", "code", "413", "route", "POST "+api.PathActivate):   1,
-		series("cloister_api_requests_total", "api", "mesh", "code", "400", "route", "POST "+api.PathActivate):   5,
-		series("cloister_api_requests_total", "api", "client", "code", "401", "route", "POST "+api.PathManifest): 2,
-		series("cloister_api_requests_total", "api", "client", "code", "403", "route", "POST "+api.PathManifest): 1,
-		series("cloister_api_requests_total", "api", "client", "code", "413", "route", "POST "+api.PathManifest): 1,
-		series("cloister_api_requests_total", "api", "client", "code", "200", "route", "POST "+api.PathManifest): 2,
-		series("cloister_manifest_version"):                             2,
-		series("cloister_coordinator_state", "state", api.StateRunning): 1,
+		e2etest.Series("cloister_api_requests_total", "api", "mesh", "code", "413", "route", "POST "+api.PathActivate):   1,
+		e2etest.Series("cloister_api_requests_total", "api", "mesh", "code", "400", "route", "POST "+api.PathActivate):   5,
+		e2etest.Series("cloister_api_requests_total", "api", "client", "code", "401", "route", "POST "+api.PathManifest): 2,
+		e2etest.Series("cloister_api_requests_total", "api", "client", "code", "403", "route", "POST "+api.PathManifest): 1,
+		e2etest.Series("cloister_api_requests_total", "api", "client", "code", "413", "route", "POST "+api.PathManifest): 1,
+		e2etest.Series("cloister_api_requests_total", "api", "client", "code", "200", "route", "POST "+api.PathManifest): 2,
+		e2etest.Series("cloister_manifest_version"):                             2,
+		e2etest.Series("cloister_coordinator_state", "state", api.StateRunning): 1,
 	} {
 		if got, ok := m[strings.TrimSuffix(s, "{}")]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", s, got, ok, want)
 		}
 	}
-	if m[series("cloister_api_requests_total", "api", "mesh", "code", "200", "route", "GET "+api.PathQuote)] < 1 {
+	if m[e2etest.Series("cloister_api_requests_total", "api", "mesh", "code", "200", "route", "GET "+api.PathQuote)] < 1 {
 		t.Errorf("metrics count no quote requests on the workload API")
 	}
 }
 
 func (d *deployment) restartKeepsState(t *testing.T) {
 	before := d.status(t)
-	manifestBefore := d.mustCLI(t, "", "manifest", "get").stdout
+	manifestBefore := d.mustCLI(t, "", "manifest", "get").Stdout
 	secretArgs := append([]string{"secret", "get", "shared", "tlscert", "user", "--output", "json"}, d.conn("reader")...)
-	secretsBefore := d.e.cliSecrets(t, secretArgs...).stdout
+	secretsBefore := d.e.CLISecrets(t, secretArgs...).Stdout
 
-	d.co.restart(t)
-	if rec := logRecordWith(d.co.p.output(), "loaded deployment"); rec == nil || rec["manifest_version"] != 2.0 {
-		t.Errorf("the restarted Coordinator did not log that it loaded manifest version 2 (%v):\n%s", rec, d.co.p.output())
+	d.co.Restart(t)
+	if rec := logRecordWith(d.co.Proc.Output(), "loaded deployment"); rec == nil || rec["manifest_version"] != 2.0 {
+		t.Errorf("the restarted Coordinator did not log that it loaded manifest version 2 (%v):\n%s", rec, d.co.Proc.Output())
 	}
 	// The pinned CLI still works: same root CA.
 	if after := d.status(t); after != before {
 		t.Errorf("status after restart = %+v, want %+v", after, before)
 	}
-	if got := d.mustCLI(t, "", "manifest", "get").stdout; got != manifestBefore {
+	if got := d.mustCLI(t, "", "manifest", "get").Stdout; got != manifestBefore {
 		t.Errorf("the manifest changed across the restart")
 	}
 	if inter := d.checkCertificates(t); !inter.Equal(d.inter2) {
 		t.Errorf("the intermediate changed across the restart")
 	}
-	if got := d.e.cliSecrets(t, secretArgs...).stdout; got != secretsBefore {
+	if got := d.e.CLISecrets(t, secretArgs...).Stdout; got != secretsBefore {
 		t.Errorf("secret values changed across the restart")
 	}
 	// Activation counts survived: the limits still hold.
@@ -902,10 +903,10 @@ func (d *deployment) rootChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.co.stop(t)
+	d.co.Stop(t)
 	// A new deployment (fresh data directory) answers on the same address.
-	at := d.co.addrs
-	fresh := d.e.startCoordinator("coordinator-fresh", d.p.Dir(), d.e.path("data-fresh"), &at)
+	at := d.co.Addrs
+	fresh := d.e.StartCoordinator(t, "coordinator-fresh", d.p, d.e.Path("data-fresh"), &at)
 	d.cliFails(t, "", []string{"coordinator certificate was not issued by the deployment root"}, "status")
 	d.cliFails(t, "admin", []string{"coordinator certificate was not issued by the deployment root"}, "manifest", "set", d.v1Path)
 	d.cliFails(t, "", []string{"the deployment root of " + d.client() + " changed: pinned " + fingerprint(d.root) + ", now ", "--replace-pin"},
@@ -917,7 +918,7 @@ func (d *deployment) rootChange(t *testing.T) {
 	if st := d.status(t); st.State != api.StateWaitingForManifest {
 		t.Errorf("the fresh Coordinator is %s, want %s", st.State, api.StateWaitingForManifest)
 	}
-	fresh.stop(t)
+	fresh.Stop(t)
 }
 
 // logRecordWith returns the first JSON log record with message msg, or nil.
@@ -935,22 +936,20 @@ func (d *deployment) noSecretsInLogs(t *testing.T) {
 	lines := d.e.assertNoSecretsInLogs(t, d.secrets)
 	t.Logf("scanned %d log lines for %d secret values", lines, len(d.secrets))
 	// Every Coordinator log line is JSON and says it runs in simulation.
-	d.e.mu.Lock()
-	logs := slices.Clone(d.e.logs)
-	d.e.mu.Unlock()
+	logs := d.e.Logs()
 	var refusals, activations int
 	for _, l := range logs {
-		if !strings.Contains(l.name, " coordinator") {
+		if !strings.Contains(l.Name, " coordinator") {
 			continue
 		}
-		for line := range strings.Lines(l.out.String()) {
+		for line := range strings.Lines(l.Out.String()) {
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(line), &rec); err != nil {
-				t.Errorf("%s: log line is not JSON: %q", l.name, line)
+				t.Errorf("%s: log line is not JSON: %q", l.Name, line)
 				continue
 			}
 			if rec["simulation"] != true {
-				t.Errorf("%s: log line without simulation=true: %q", l.name, line)
+				t.Errorf("%s: log line without simulation=true: %q", l.Name, line)
 			}
 			switch rec["msg"] {
 			case "activation refused":

@@ -17,8 +17,8 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/sgx"
-	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
 // csr is a workload key and its certificate request.
@@ -84,7 +84,7 @@ func wantRefusal(t *testing.T, err error, status int, code string, want ...strin
 }
 
 func (d *deployment) refusedHandMadeEvidence(t *testing.T) {
-	mesh, expect := d.co.addrs.Mesh, coordinatorExpect(d.p)
+	mesh, expect := d.co.Addrs.Mesh, e2etest.Expect(d.p)
 	signerID := enclave.MRSigner(&signer.PublicKey)
 	body := attest.SimEnclaveBody(sha256.Sum256([]byte("a hand-made enclave")), signerID, 7, 3)
 	debugBody := body
@@ -160,11 +160,8 @@ func (d *deployment) refusedHandMadeEvidence(t *testing.T) {
 	d.expectActivation("dial", "ATTESTATION_FAILED", 1)
 
 	t.Run("quote from another simulated platform", func(t *testing.T) {
-		other, err := sim.Create(d.e.path("platform-elsewhere"), sim.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = activateWith(t, mesh, expect, "dial", "h7", newCSR(t, "dial"), &attest.SimIssuer{Platform: other, Body: body})
+		other := d.e.NewPlatform(t, "platform-elsewhere")
+		_, err := activateWith(t, mesh, expect, "dial", "h7", newCSR(t, "dial"), &attest.SimIssuer{Platform: other, Body: body})
 		wantRefusal(t, err, http.StatusUnauthorized, api.CodeAttestation, "quote not verified", "chain does not end in the pinned root key")
 	})
 	d.expectActivation("dial", "ATTESTATION_FAILED", 1)

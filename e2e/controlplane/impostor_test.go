@@ -26,6 +26,7 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
@@ -41,7 +42,7 @@ type relay struct {
 func newRelay(t *testing.T, realMesh string) *relay {
 	t.Helper()
 	r := &relay{}
-	upstream := &http.Client{Timeout: runTimeout, Transport: &http.Transport{
+	upstream := &http.Client{Timeout: e2etest.RunTimeout, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true},
 	}}
 	t.Cleanup(upstream.CloseIdleConnections)
@@ -100,10 +101,10 @@ func impostorCert(t *testing.T) tls.Certificate {
 }
 
 // meshRequests counts the requests a Coordinator's workload API answered, by route.
-func meshRequests(t *testing.T, c *coordinator) map[string]float64 {
+func meshRequests(t *testing.T, c *e2etest.Coordinator) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for s, v := range c.metrics(t) {
+	for s, v := range c.Metrics(t) {
 		if rest, ok := strings.CutPrefix(s, `cloister_api_requests_total{api="mesh",`); ok {
 			i := strings.Index(rest, `route="`)
 			out[strings.TrimSuffix(rest[i+len(`route="`):], `"}`)] += v
@@ -118,9 +119,9 @@ func meshRequests(t *testing.T, c *coordinator) map[string]float64 {
 func TestImpostors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPlatform("platform")
-	real := e.startCoordinator("coordinator", p.Dir(), e.path("data"), nil)
-	v, err := client.Verify(t.Context(), real.addrs.Client, coordinatorExpect(p))
+	p := e.NewPlatform(t, "platform")
+	real := e.StartCoordinator(t, "coordinator", p, e.Path("data"), nil)
+	v, err := client.Verify(t.Context(), real.Addrs.Client, e2etest.Expect(p))
 	if err != nil {
 		t.Fatalf("verify the real Coordinator: %v", err)
 	}
@@ -129,7 +130,7 @@ func TestImpostors(t *testing.T) {
 		"packages":  map[string]any{"signed": map[string]any{"mrsigner": fmt.Sprintf("%x", signerID), "isvprodid": 7, "min_isvsvn": 3}},
 		"workloads": map[string]any{"app": map[string]any{"package": "signed", "env": map[string]string{"INSTANCE": "{{.Workload.Instance}}"}}},
 	}
-	if _, err := client.New(real.addrs.Client, v.Root).SetManifest(t.Context(), writeJSON(t, e.path("manifest.json"), m)); err != nil {
+	if _, err := client.New(real.Addrs.Client, v.Root).SetManifest(t.Context(), e2etest.WriteJSON(t, e.Path("manifest.json"), m)); err != nil {
 		t.Fatalf("set manifest: %v", err)
 	}
 	a := e.newApp(t, "app", signer, nil)
@@ -137,10 +138,10 @@ func TestImpostors(t *testing.T) {
 		return launchOpts{workload: "app", instance: instance, mesh: mesh, simDir: p.Dir()}
 	}
 	// Control: against the real Coordinator the same launch succeeds.
-	e.mustLaunch(t, a, opts("control", real.addrs.Mesh))
+	e.mustLaunch(t, a, opts("control", real.Addrs.Mesh))
 
 	t.Run("relays the real quote with its own TLS key", func(t *testing.T) {
-		r := newRelay(t, real.addrs.Mesh)
+		r := newRelay(t, real.Addrs.Mesh)
 		e.launchFails(t, a, opts("relayed", r.addr()),
 			"coordinator at "+r.addr()+" failed verification",
 			"the quote is about another certificate than the one this connection presented (a relayed quote?)")
@@ -150,18 +151,18 @@ func TestImpostors(t *testing.T) {
 	})
 
 	t.Run("a Coordinator on another simulated platform", func(t *testing.T) {
-		elsewhere := e.newPlatform("platform-elsewhere")
-		other := e.startCoordinator("coordinator-elsewhere", elsewhere.Dir(), e.path("data-elsewhere"), nil)
-		e.launchFails(t, a, opts("elsewhere", other.addrs.Mesh),
-			"coordinator at "+other.addrs.Mesh+" failed verification", "chain does not end in the pinned root key")
+		elsewhere := e.NewPlatform(t, "platform-elsewhere")
+		other := e.StartCoordinator(t, "coordinator-elsewhere", elsewhere, e.Path("data-elsewhere"), nil)
+		e.launchFails(t, a, opts("elsewhere", other.Addrs.Mesh),
+			"coordinator at "+other.Addrs.Mesh+" failed verification", "chain does not end in the pinned root key")
 		if got, want := meshRequests(t, other), map[string]float64{"GET " + api.PathQuote: 1}; !maps.Equal(got, want) {
 			t.Errorf("the other Coordinator answered %v on its workload API, want only %v", got, want)
 		}
-		other.stop(t)
+		other.Stop(t)
 	})
 
 	t.Run("a Coordinator the enclave manifest does not name", func(t *testing.T) {
-		mr := coordinatorMeasurement(t)
+		mr := e.coordinatorMeasurement(t)
 		wrongMR := sha256.Sum256([]byte("another Coordinator build"))
 		wrongSigner := enclave.MRSigner(&otherSigner.PublicKey)
 		for _, tc := range []struct {
@@ -184,7 +185,7 @@ func TestImpostors(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				b := e.newApp(t, "expects-"+tc.name, signer, func(_ *app, m *enclave.Manifest) { m.Coordinator = &tc.coord })
 				before := meshRequests(t, real)
-				e.launchFails(t, b, opts("wrong-"+tc.name, real.addrs.Mesh), "coordinator at "+real.addrs.Mesh+" failed verification", tc.want)
+				e.launchFails(t, b, opts("wrong-"+tc.name, real.Addrs.Mesh), "coordinator at "+real.Addrs.Mesh+" failed verification", tc.want)
 				after := meshRequests(t, real)
 				if after["GET "+api.PathQuote] != before["GET "+api.PathQuote]+1 || after["POST "+api.PathActivate] != before["POST "+api.PathActivate] {
 					t.Errorf("workload API requests went from %v to %v; want one more quote request and nothing else", before, after)
@@ -192,7 +193,7 @@ func TestImpostors(t *testing.T) {
 			})
 		}
 	})
-	real.stop(t)
+	real.Stop(t)
 }
 
 // TestTCBStatusNotAccepted runs a Coordinator on a platform whose collateral says OutOfDate.
@@ -201,19 +202,19 @@ func TestImpostors(t *testing.T) {
 func TestTCBStatusNotAccepted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPlatform("platform")
+	p := e.NewPlatform(t, "platform")
 	if err := p.WriteCollateral(p.Dir(), sim.CollateralOptions{TCBStatus: verify.OutOfDate}); err != nil {
 		t.Fatal(err)
 	}
-	co := e.startCoordinator("coordinator", p.Dir(), e.path("data"), nil)
+	co := e.StartCoordinator(t, "coordinator", p, e.Path("data"), nil)
 
-	_, err := client.Verify(t.Context(), co.addrs.Client, coordinatorExpect(p))
+	_, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
 	if err == nil || !strings.Contains(err.Error(), "TCB status OutOfDate not accepted; expected one of [UpToDate, SWHardeningNeeded]") {
 		t.Fatalf("a client with the default TCB statuses verified an OutOfDate Coordinator: %v", err)
 	}
-	expect := coordinatorExpect(p)
+	expect := e2etest.Expect(p)
 	expect.TCBStatuses = []verify.TCBStatus{verify.OutOfDate}
-	v, err := client.Verify(t.Context(), co.addrs.Client, expect)
+	v, err := client.Verify(t.Context(), co.Addrs.Client, expect)
 	if err != nil {
 		t.Fatalf("verify the Coordinator accepting OutOfDate: %v", err)
 	}
@@ -232,30 +233,28 @@ func TestTCBStatusNotAccepted(t *testing.T) {
 		"packages":  map[string]any{"strict": pkg(), "lenient": pkg("UpToDate", "OutOfDate")},
 		"workloads": map[string]any{"strict": map[string]any{"package": "strict"}, "lenient": map[string]any{"package": "lenient"}},
 	}
-	if _, err := client.New(co.addrs.Client, v.Root).SetManifest(t.Context(), writeJSON(t, e.path("manifest.json"), m)); err != nil {
+	if _, err := client.New(co.Addrs.Client, v.Root).SetManifest(t.Context(), e2etest.WriteJSON(t, e.Path("manifest.json"), m)); err != nil {
 		t.Fatalf("set manifest: %v", err)
 	}
 	iss := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(sha256.Sum256([]byte("a workload")), signerID, 7, 3)}
-	_, err = activateWith(t, co.addrs.Mesh, expect, "strict", "s1", newCSR(t, "strict"), iss)
+	_, err = activateWith(t, co.Addrs.Mesh, expect, "strict", "s1", newCSR(t, "strict"), iss)
 	wantRefusal(t, err, http.StatusForbidden, api.CodePolicy, `workload "strict" (package "strict")`,
 		"TCB status OutOfDate not accepted; expected one of [UpToDate, SWHardeningNeeded]")
-	if _, err := activateWith(t, co.addrs.Mesh, expect, "lenient", "l1", newCSR(t, "lenient"), iss); err != nil {
+	if _, err := activateWith(t, co.Addrs.Mesh, expect, "lenient", "l1", newCSR(t, "lenient"), iss); err != nil {
 		t.Errorf("a package that accepts OutOfDate refused the workload: %v", err)
 	}
 	// The launcher expects an up-to-date Coordinator and refuses this one.
 	a := e.newApp(t, "app", signer, nil)
-	e.launchFails(t, a, launchOpts{workload: "lenient", instance: "l2", mesh: co.addrs.Mesh, simDir: p.Dir()},
+	e.launchFails(t, a, launchOpts{workload: "lenient", instance: "l2", mesh: co.Addrs.Mesh, simDir: p.Dir()},
 		"failed verification", "TCB status OutOfDate not accepted")
-	co.stop(t)
+	co.Stop(t)
 }
 
 // TestLauncherIsStatic checks that cloister-launch, built with CGO_ENABLED=0, needs no dynamic
 // loader or shared library: it runs in any image.
 func TestLauncherIsStatic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the binaries built by TestMain")
-	}
-	f, err := elf.Open(launchBin)
+	e2etest.SkipShort(t)
+	f, err := elf.Open(e2etest.Bins(t).Launcher)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
 // snapshot returns every regular file below dir by relative path.
@@ -39,7 +40,7 @@ func copyDir(t *testing.T, src, dst string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dst, rel), b, fi.Mode().Perm())
+		e2etest.WriteFile(t, filepath.Join(dst, rel), b, fi.Mode().Perm())
 	}
 }
 
@@ -64,7 +65,7 @@ func flipAfter(t *testing.T, path, key string) {
 	if n == 0 {
 		t.Fatalf("%s does not contain %q", path, key)
 	}
-	writeFile(t, path, b, 0o600)
+	e2etest.WriteFile(t, path, b, 0o600)
 }
 
 // TestCorruptStateRefused damages a stopped Coordinator's state in several ways. Each time
@@ -73,21 +74,21 @@ func flipAfter(t *testing.T, path, key string) {
 func TestCorruptStateRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPlatform("platform")
-	data := e.path("data")
-	co := e.startCoordinator("coordinator", p.Dir(), data, nil)
-	v, err := client.Verify(t.Context(), co.addrs.Client, coordinatorExpect(p))
+	p := e.NewPlatform(t, "platform")
+	data := e.Path("data")
+	co := e.StartCoordinator(t, "coordinator", p, data, nil)
+	v, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := map[string]any{"secrets": map[string]any{"key": map[string]any{"type": "symmetric-key", "size": 256}}}
-	if _, err := client.New(co.addrs.Client, v.Root).SetManifest(t.Context(), writeJSON(t, e.path("manifest.json"), m)); err != nil {
+	if _, err := client.New(co.Addrs.Client, v.Root).SetManifest(t.Context(), e2etest.WriteJSON(t, e.Path("manifest.json"), m)); err != nil {
 		t.Fatalf("set manifest: %v", err)
 	}
-	co.stop(t)
+	co.Stop(t)
 	// Another deployment's files, to swap in.
-	other := e.startCoordinator("coordinator-other", p.Dir(), e.path("data-other"), nil)
-	other.stop(t)
+	other := e.StartCoordinator(t, "coordinator-other", p, e.Path("data-other"), nil)
+	other.Stop(t)
 
 	for _, tc := range []struct {
 		name    string
@@ -108,7 +109,7 @@ func TestCorruptStateRefused(t *testing.T) {
 			pageSize := int(binary.LittleEndian.Uint32(b[16+8:])) // page header, magic, version
 			b[16] ^= 0xff
 			b[pageSize+16] ^= 0xff
-			writeFile(t, path, b, 0o600)
+			e2etest.WriteFile(t, path, b, 0o600)
 		},
 		want: []string{"state.db is not a usable bbolt database; it was left unchanged"},
 	}, {
@@ -122,29 +123,29 @@ func TestCorruptStateRefused(t *testing.T) {
 	}, {
 		name: "data-key.json of another store",
 		corrupt: func(t *testing.T, dir string) {
-			copyFile(t, e.path("data-other", "data-key.json"), filepath.Join(dir, "data-key.json"))
+			copyFile(t, e.Path("data-other", "data-key.json"), filepath.Join(dir, "data-key.json"))
 		},
 		want: []string{`data-key.json cannot be unsealed by this "simulation" sealer`},
 	}, {
 		name: "data-key.json and seal key of another store",
 		corrupt: func(t *testing.T, dir string) {
-			copyFile(t, e.path("data-other", "data-key.json"), filepath.Join(dir, "data-key.json"))
-			copyFile(t, e.path("data-other", "simulation-seal.key"), filepath.Join(dir, "simulation-seal.key"))
+			copyFile(t, e.Path("data-other", "data-key.json"), filepath.Join(dir, "data-key.json"))
+			copyFile(t, e.Path("data-other", "simulation-seal.key"), filepath.Join(dir, "simulation-seal.key"))
 		},
 		want: []string{"the data key in data-key.json does not decrypt state.db's check record: the two files belong to different stores; both were left unchanged"},
 	}, {
 		name: "data-key.json not JSON",
 		corrupt: func(t *testing.T, dir string) {
-			writeFile(t, filepath.Join(dir, "data-key.json"), []byte("{garbage"), 0o600)
+			e2etest.WriteFile(t, filepath.Join(dir, "data-key.json"), []byte("{garbage"), 0o600)
 		},
 		want: []string{"data-key.json is not valid"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := e.path("damaged", strings.ReplaceAll(tc.name, " ", "-"))
+			dir := e.Path("damaged", strings.ReplaceAll(tc.name, " ", "-"))
 			copyDir(t, data, dir)
 			tc.corrupt(t, dir)
 			before := snapshot(t, dir)
-			code, out := e.runFailingCoordinator(t, "coordinator on "+tc.name, p.Dir(), dir)
+			code, out := e.RunFailingCoordinator(t, "coordinator on "+tc.name, p, dir)
 			if code != 1 {
 				t.Errorf("the Coordinator exited with code %d on damaged state, want 1", code)
 			}
@@ -171,19 +172,19 @@ func TestCorruptStateRefused(t *testing.T) {
 	}
 
 	t.Run("control: the undamaged state starts", func(t *testing.T) {
-		co.start(t, nil)
-		v2, err := client.Verify(t.Context(), co.addrs.Client, coordinatorExpect(p))
+		co.Start(t, nil)
+		v2, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !v2.Root.Equal(v.Root) {
 			t.Errorf("the deployment root changed across the restart")
 		}
-		st, err := client.New(co.addrs.Client, v.Root).Status(t.Context())
+		st, err := client.New(co.Addrs.Client, v.Root).Status(t.Context())
 		if err != nil || st.State != api.StateRunning || st.ManifestVersion != 1 {
 			t.Errorf("status after restart: %+v, %v; want running version 1", st, err)
 		}
-		co.stop(t)
+		co.Stop(t)
 	})
 }
 
@@ -193,5 +194,5 @@ func copyFile(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dst, b, 0o600)
+	e2etest.WriteFile(t, dst, b, 0o600)
 }
