@@ -6,17 +6,15 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rsa"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/e2etest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -25,8 +23,7 @@ import (
 )
 
 // testDir holds what the tests share, made on first use and removed after
-// the tests: a cloister-launch binary built once and the bench image. Fuzz
-// workers, which need neither, make nothing.
+// the tests: the bench image. Fuzz workers, which need none, make nothing.
 var testDir = sync.OnceValue(func() string {
 	dir, err := os.MkdirTemp("", "image-test-")
 	if err != nil {
@@ -36,16 +33,15 @@ var testDir = sync.OnceValue(func() string {
 	return dir
 })
 
-// testLauncher builds cloister-launch once.
-var testLauncher = sync.OnceValue(func() string {
-	p := filepath.Join(testDir(), "cloister-launch")
-	cmd := exec.Command("go", "build", "-o", p, "../cmd/cloister-launch")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("building the launcher: %v\n%s", err, out))
+// testLauncher returns cloister-launch, built once per test run and shared
+// with the other packages' tests (e2etest.Build). Fuzz workers never build it.
+func testLauncher() string {
+	b, err := e2etest.Build()
+	if err != nil {
+		panic(err)
 	}
-	return p
-})
+	return b.Launcher
+}
 
 // made reports whether testDir was made.
 var made atomic.Bool

@@ -3,23 +3,18 @@ package demo
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
 // TestDemo runs `cloister demo` end to end, with the real binary, real Coordinator and launcher
 // processes and the unmodified programs. It is the README's first command.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: builds the cloister binary and runs real processes")
-	}
-	exe := filepath.Join(t.TempDir(), "cloister")
-	build := exec.Command("go", "build", "-o", exe, "github.com/cloister-dev/cloister/cmd/cloister")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build cloister: %v\n%s", err, out)
-	}
+	e2etest.SkipShort(t)
+	exe := e2etest.Bins(t).Cloister
 	var out bytes.Buffer
 	dir := filepath.Join(t.TempDir(), "demo")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
