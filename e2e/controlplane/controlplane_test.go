@@ -657,20 +657,25 @@ func (d *deployment) badBodies(t *testing.T) {
 			{"oversized", big(limit), 413, api.CodePayloadTooLarge, fmt.Sprintf("request body is larger than the %d bytes allowed", limit)},
 		}
 	}
-	strict := [3]string{"request body: unexpected EOF", `request body: json: unknown field "bogus"`, "request body: unexpected data after the JSON object"}
+	// API bodies are decoded strictly, as manifests are; the messages name the JSON path.
+	strict := func(keys string) [3]string {
+		return [3]string{"; $: expected more JSON, found the end of the document",
+			`request body: $.bogus: unknown key "bogus"; expected one of: ` + keys,
+			"request body: $: expected nothing after the JSON value, found more data at byte 2"}
+	}
 	for _, ep := range []struct {
 		name, addr, path string
 		user             *e2etest.User
 		cases            []tc
 	}{{
 		name: "activate", addr: d.co.Addrs.Mesh, path: api.PathActivate,
-		cases: append(bodyCases(256<<10, strict, 400, api.CodeBadRequest),
-			tc{"wrong type", []byte(`{"workload":5}`), 400, api.CodeBadRequest, `request body: field "workload": expected string, found JSON number`},
-			tc{"empty", nil, 400, api.CodeBadRequest, "request body: empty; expected a JSON object"}),
+		cases: append(bodyCases(256<<10, strict("workload, instance, quote, csr"), 400, api.CodeBadRequest),
+			tc{"wrong type", []byte(`{"workload":5}`), 400, api.CodeBadRequest, "request body: $.workload: expected a string, found a number"},
+			tc{"empty", nil, 400, api.CodeBadRequest, "request body: $: expected more JSON, found the end of the document"}),
 	}, {
 		name: "secrets", addr: d.client(), path: api.PathSecrets, user: admin,
-		cases: append(bodyCases(4<<20, strict, 400, api.CodeBadRequest),
-			tc{"wrong type", []byte(`{"secrets":{"user":5}}`), 400, api.CodeBadRequest, `request body: field "secrets": expected []uint8, found JSON number`}),
+		cases: append(bodyCases(4<<20, strict("secrets"), 400, api.CodeBadRequest),
+			tc{"wrong type", []byte(`{"secrets":{"user":5}}`), 400, api.CodeBadRequest, "request body: $.secrets.user: expected a base64 string, found a number"}),
 	}, {
 		// A manifest body is the manifest itself: the Coordinator reports what is wrong
 		// with it at its JSON path.
@@ -951,10 +956,10 @@ func (d *deployment) noSecretsInLogs(t *testing.T) {
 			if rec["simulation"] != true {
 				t.Errorf("%s: log line without simulation=true: %q", l.Name, line)
 			}
-			switch rec["msg"] {
-			case "activation refused":
+			switch {
+			case rec["msg"] == "request refused" && rec["path"] == api.PathActivate:
 				refusals++
-			case "workload activated":
+			case rec["msg"] == "workload activated":
 				activations++
 			}
 		}
