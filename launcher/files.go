@@ -2,51 +2,67 @@ package launcher
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/atomicfile"
 )
 
 // writeFiles writes the delivered files, each 0600, replacing what was there atomically. With
 // uid >= 0 the files belong to the application's user, who alone may read them.
+//
+// The image's file system is the host's, so it may hold planted symbolic links. None is
+// followed: every directory on a file's path is opened component by component without following
+// links (missing ones are created 0755), and a link anywhere on the path, or at the file itself,
+// is refused. Nothing is replaced until every file is written beside its target, so a refusal
+// leaves every target as it was.
 func writeFiles(files map[string][]byte, uid, gid int) error {
-	for p, b := range files {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
+	dirs := map[string]*os.Root{}
+	defer func() {
+		for _, d := range dirs {
+			d.Close()
+		}
+	}()
+	var pending []*atomicfile.PendingFile
+	defer func() {
+		for _, f := range pending {
+			f.Cleanup()
+		}
+	}()
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" || strings.ContainsRune(p, 0) {
 			return fmt.Errorf("delivered file path %q: expected an absolute clean path", p)
 		}
-		if err := writeFileAtomic(p, b, 0o600, uid, gid); err != nil {
+		if p == enclave.ReservedDir || strings.HasPrefix(p, enclave.ReservedDir+"/") {
+			return fmt.Errorf("delivered file %s: %s is reserved for the launcher and the enclave manifest", p, enclave.ReservedDir)
+		}
+		dir, name := filepath.Split(p)
+		dir = filepath.Clean(dir)
+		d, ok := dirs[dir]
+		if !ok {
+			var err error
+			if d, err = atomicfile.OpenDir(dir, 0o755); err != nil {
+				return fmt.Errorf("delivered file %s: %w", p, err)
+			}
+			dirs[dir] = d
+		}
+		f, err := atomicfile.CreateIn(d, name, 0o600, uid, gid)
+		if err != nil {
+			return fmt.Errorf("delivered file %s: %w", p, err)
+		}
+		pending = append(pending, f)
+		if _, err := f.Write(files[p]); err != nil {
 			return fmt.Errorf("write delivered file %s: %w", p, err)
 		}
 	}
-	return nil
-}
-
-func writeFileAtomic(p string, b []byte, mode os.FileMode, uid, gid int) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".cloister-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if uid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			f.Close()
-			return err
+	for _, f := range pending {
+		if err := f.Commit(); err != nil { // names the file
+			return fmt.Errorf("write delivered file: %w", err)
 		}
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return nil
 }
