@@ -168,3 +168,29 @@ func TestWriteFilesNested(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareRefusesPlantedLink replays finding 8 end to end: the image has a link where the
+// deployment manifest delivers the workload's key; the launch must fail before the application
+// starts, naming the link, with nothing written where it points.
+func TestPrepareRefusesPlantedLink(t *testing.T) {
+	tc := startTestCoordinator(t)
+	dir, elsewhere := realTempDir(t), realTempDir(t)
+	path, _ := writeApp(t, dir, nil)
+	srv := filepath.Join(dir, "srv")
+	mustMkdir(t, srv)
+	mustSymlink(t, elsewhere, filepath.Join(srv, "webfiles"))
+	tc.setManifest(t, map[string]any{
+		"packages": map[string]any{"p": signedPackage(t, 3)},
+		"workloads": map[string]any{"app": map[string]any{"package": "p", "files": map[string]string{
+			srv + "/webfiles/key.pem":  "{{.Workload.Key}}",
+			srv + "/webfiles/cert.pem": "{{.Workload.Cert}}",
+		}}},
+	})
+	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(), EnclaveManifest: path}
+	_, err := Prepare(t.Context(), cfg)
+	want := "delivered file " + srv + "/webfiles/cert.pem: " + srv + "/webfiles is a symbolic link; refusing to write through it"
+	if err == nil || err.Error() != want {
+		t.Errorf("Prepare = %v\nwant %s", err, want)
+	}
+	assertNothingIn(t, elsewhere)
+}
