@@ -52,12 +52,14 @@ type CertificateNames struct {
 	URI []string
 }
 
-// CheckCertificateNames reports whether any of names could let a certificate pass for a
-// workload of m: for a TLS client or server checking it, any of m's workloads' names, DNS
-// names, IP addresses or SPIFFE IDs (the rules are in docs/manifest.md, "Certificate secrets
-// and workload identities"). It returns nil or one error per offending name, joined; each
-// wraps [ErrWorkloadIdentity]. The Coordinator calls it before it signs a certificate secret,
-// as well as Validate, which refuses such manifests.
+// CheckCertificateNames reports every one of names that a TLS client or server could take
+// for one of m's workloads: its name, a DNS name, an IP address or its SPIFFE ID (the rules
+// are in docs/manifest.md, "Certificate secrets and workload identities"). It returns nil, or
+// one error per offending name joined with errors.Join, each wrapping [ErrWorkloadIdentity]
+// and naming the workload. Validate applies the same check to the manifest's own certificate
+// secrets; the Coordinator calls this on a certificate secret's names before it signs it. It
+// indexes m's workload identities on every call, in time linear in their number, and is
+// safe for concurrent use on a Manifest that is not modified.
 func (m *Manifest) CheckCertificateNames(names CertificateNames) error {
 	idx := m.workloadIdentities()
 	var errs []error
