@@ -30,7 +30,14 @@ type oneConn struct {
 	host string
 }
 
-var errConnClosed = errors.New("the attested connection to the Coordinator was closed; it cannot be replaced without attesting again")
+// ErrConnClosed is wrapped by the errors of requests on an attested connection (a
+// [MeshSession]'s, or the one [Verify] uses) that the connection closed or broke under: the
+// server closed it, or it failed before an answer arrived. The connection cannot be replaced
+// without attesting the Coordinator again, since what was verified, and what an activation's
+// quote binds, is that very connection. The request may or may not have reached the
+// Coordinator. Callers recover by dialing and verifying again ([DialMesh]) and retrying with a
+// fresh quote; the launcher does so.
+var ErrConnClosed = errors.New("the attested connection to the Coordinator was closed; it cannot be replaced without attesting again")
 
 // dialUnverified opens a TLS connection whose server is checked later, by its quote.
 func dialUnverified(ctx context.Context, addr string, verifyConn func(tls.ConnectionState) error) (*oneConn, error) {
@@ -51,7 +58,7 @@ func dialUnverified(ctx context.Context, addr string, verifyConn func(tls.Connec
 			var out net.Conn
 			once.Do(func() { out = conn })
 			if out == nil {
-				return nil, errConnClosed
+				return nil, ErrConnClosed
 			}
 			return out, nil
 		},
@@ -80,7 +87,13 @@ func (c *oneConn) Close() error {
 }
 
 func (c *oneConn) do(ctx context.Context, method, path string, in, out any) error {
-	return doJSON(ctx, c.hc, "https://"+c.host, method, path, in, out)
+	err := doJSON(ctx, c.hc, "https://"+c.host, method, path, in, out)
+	// A transport failure (not an answer, nor the caller's cancellation) means the single
+	// connection is gone: the transport drops a connection a request failed on.
+	if _, transport := errors.AsType[*transportError](err); transport && ctx.Err() == nil && !errors.Is(err, ErrConnClosed) {
+		err = fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	return err
 }
 
 // doJSON sends in as JSON (raw bytes when in is []byte) and decodes the answer into out
@@ -108,12 +121,12 @@ func doJSON(ctx context.Context, hc *http.Client, base, method, path string, in,
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return &transportError{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return fmt.Errorf("read answer to %s %s: %w", method, path, err)
+		return &transportError{fmt.Errorf("read answer to %s %s: %w", method, path, err)}
 	}
 	if len(b) > maxResponse {
 		return fmt.Errorf("answer to %s %s is larger than %d bytes", method, path, maxResponse)
@@ -134,3 +147,10 @@ func doJSON(ctx context.Context, hc *http.Client, base, method, path string, in,
 		return nil
 	}
 }
+
+// transportError is a request that failed for want of a working connection, not because of the
+// answer: the request could not be sent, or the answer not read in full.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }

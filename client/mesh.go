@@ -21,7 +21,11 @@ type MeshSession struct {
 func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) {
 	conn, v, err := dialVerified(ctx, addr, e)
 	if err != nil {
-		if _, dial := errors.AsType[*DialError](err); !dial {
+		switch _, dial := errors.AsType[*DialError](err); {
+		case dial:
+		case errors.Is(err, ErrConnClosed) || ctx.Err() != nil:
+			err = fmt.Errorf("verify coordinator at %s: %w", addr, err)
+		default:
 			err = fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
 		}
 		return nil, err
@@ -32,6 +36,10 @@ func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) 
 // Activate activates a workload instance: issuer quotes over SHA-256 of the CSR's public key
 // and this connection's exporter, and the Coordinator answers with the instance's certificate
 // and configuration.
+//
+// An error wrapping [ErrConnClosed] means the connection closed or broke; the session is then
+// unusable. Dial and verify again, and activate again on the new session (a new quote, bound to
+// the new connection). The Coordinator may have counted the lost activation.
 func (s *MeshSession) Activate(ctx context.Context, workload, instance string, csrDER, csrSPKI []byte, issuer attest.Issuer) (*api.ActivationResponse, error) {
 	exp, err := s.conn.exporter()
 	if err != nil {

@@ -43,7 +43,11 @@ type Config struct {
 	TEE             string
 	SimDir          string
 	EnclaveManifest string
-	RetryTimeout    time.Duration
+	// RetryTimeout is how long activation is retried while the Coordinator is unreachable or
+	// not ready; 0 tries once. When the attested connection closes under an activation, the
+	// launcher verifies the Coordinator again on a new connection and retries at once, up to 3
+	// times, whatever RetryTimeout is.
+	RetryTimeout time.Duration
 	// HostEnv is the launcher's own environment; only what the enclave manifest allows
 	// reaches the application.
 	HostEnv []string

@@ -211,15 +211,30 @@ func newWorkloadKey(workload string) (*ecdsa.PrivateKey, []byte, []byte, error) 
 	return key, der, spki, nil
 }
 
+// maxReattest bounds the immediate retries of activate after the attested connection closed.
+const maxReattest = 3
+
 // activate verifies the Coordinator and activates, retrying while the Coordinator is
 // unreachable or not ready, up to cfg.RetryTimeout. Refusals are final.
+//
+// Every attempt dials, verifies the Coordinator and activates on a new connection with a new
+// quote: a quote binds the connection it travels on, and a verification only that connection.
+// When that connection closes under the activation (the Coordinator was reachable a moment
+// ago), the next attempt starts at once, up to maxReattest times even with no RetryTimeout;
+// after that, with backoff as for an unreachable Coordinator.
 func activate(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI []byte, log *slog.Logger) (*api.ActivationResponse, error) {
 	deadline := time.Now().Add(cfg.RetryTimeout)
 	backoff := 200 * time.Millisecond
+	reattested := 0
 	for attempt := 1; ; attempt++ {
 		resp, err := activateOnce(ctx, cfg, att, csrDER, csrSPKI)
 		if err == nil {
 			return resp, nil
+		}
+		if errors.Is(err, client.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
+			reattested++
+			log.Warn("the connection to the coordinator closed; verifying it again on a new connection", "attempt", attempt, "reason", err.Error())
+			continue
 		}
 		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
 			return nil, fmt.Errorf("activation failed: %w", err)
@@ -244,14 +259,14 @@ func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER, csr
 }
 
 // retryable says whether an activation error may go away by itself: the Coordinator is not
-// reachable yet or has no manifest yet. A failed verification of the Coordinator, or a refusal
-// of this workload, is final.
+// reachable yet or has no manifest yet, or the connection to it closed. A failed verification
+// of the Coordinator, or a refusal of this workload, is final.
 func retryable(err error) bool {
 	if e, ok := errors.AsType[*client.APIError](err); ok {
 		return e.Temporary()
 	}
 	_, dial := errors.AsType[*client.DialError](err)
-	return dial
+	return dial || errors.Is(err, client.ErrConnClosed)
 }
 
 // substituteKey puts the workload's private key wherever a template used it.

@@ -3,6 +3,7 @@ package launcher
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -174,50 +175,6 @@ func TestLookPath(t *testing.T) {
 	}
 }
 
-func TestWriteFiles(t *testing.T) {
-	dir := t.TempDir()
-	existing := filepath.Join(dir, "etc", "old.conf")
-	if err := os.MkdirAll(filepath.Dir(existing), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(existing, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{
-		existing:                             []byte("new"),
-		filepath.Join(dir, "a", "b", "c"):    []byte("deep"),
-		filepath.Join(dir, "empty.txt"):      {},
-		filepath.Join(dir, "etc", "key.pem"): []byte("secret"),
-	}
-	if err := writeFiles(files, -1, -1); err != nil {
-		t.Fatal(err)
-	}
-	for p, want := range files {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode() != 0o600 {
-			t.Errorf("%s has mode %v, want 0600", p, fi.Mode())
-		}
-		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
-			t.Errorf("%s = %q, want %q", p, got, want)
-		}
-	}
-	entries, _ := os.ReadDir(filepath.Join(dir, "etc"))
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".cloister-") {
-			t.Errorf("temporary file %s left behind", e.Name())
-		}
-	}
-	for _, bad := range []string{"relative/path", dir + "/x/../y", dir + "/x/", "/a\x00b"} {
-		err := writeFiles(map[string][]byte{bad: []byte("x")}, -1, -1)
-		if err == nil || !strings.Contains(err.Error(), "expected an absolute clean path") {
-			t.Errorf("writeFiles(%q) = %v; want a refusal", bad, err)
-		}
-	}
-}
-
 func TestRetryable(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -232,6 +189,7 @@ func TestRetryable(t *testing.T) {
 		{&client.DialError{Addr: "x:1", Err: errors.New("refused")}, true},
 		{errors.New("coordinator at x failed verification"), false},
 		{io.ErrUnexpectedEOF, false},
+		{fmt.Errorf("activate: %w: EOF", client.ErrConnClosed), true},
 	} {
 		if got := retryable(tc.err); got != tc.want {
 			t.Errorf("retryable(%v) = %v, want %v", tc.err, got, tc.want)
