@@ -100,7 +100,7 @@ func opensslAccepts(t *testing.T, leaf *x509.Certificate, root, inter *pki.CA, h
 
 // TestSecretCertificatesNeverPassForWorkloads tries every way found for a certificate secret
 // to carry a workload's identity. For each it checks that manifest validation refuses it; that
-// the certificate the Coordinator used to issue for it (generateSecret, which does not check)
+// the certificate the Coordinator used to issue for it (makeSecret without a manifest to check against)
 // really was accepted as the workload by Go or OpenSSL where a client does so; and that, with
 // validation bypassed, the issue-time check (newSecret) refuses to issue it.
 func TestSecretCertificatesNeverPassForWorkloads(t *testing.T) {
@@ -134,9 +134,9 @@ func TestSecretCertificatesNeverPassForWorkloads(t *testing.T) {
 			}
 
 			// Without the issue-time check, the certificate was accepted as the workload.
-			unchecked, err := generateSecret(tc.secret, def, root, inter, time.Now())
+			unchecked, err := makeSecret(nil, tc.secret, def, root, inter, time.Now())
 			if err != nil {
-				t.Fatalf("generateSecret: %v", err)
+				t.Fatalf("makeSecret without a manifest: %v", err)
 			}
 			leaf := leafOf(t, unchecked)
 			switch tc.client {
