@@ -283,7 +283,7 @@ func (c *Core) instanceSecret(tx *store.Tx, d *deployment, workload, name string
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	rec, err = generateSecret(name, s, c.root, d.inter, c.now())
+	rec, err = newSecret(d.m, name, c.root, d.inter, c.now())
 	if err != nil {
 		return nil, err
 	}

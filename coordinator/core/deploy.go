@@ -202,7 +202,10 @@ func (c *Core) carrySecrets(m *manifest.Manifest, old *deployment, inter *pki.CA
 		if s.Type == manifest.UserDefined {
 			continue // set later through the API
 		}
-		rec, err := generateSecret(name, s, c.root, inter, c.now())
+		rec, err := newSecret(m, name, c.root, inter, c.now())
+		if errors.Is(err, manifest.ErrWorkloadIdentity) {
+			return nil, &Error{Code: api.CodeManifestInvalid, Message: "manifest rejected: " + err.Error(), Err: err}
+		}
 		if err != nil {
 			return nil, err
 		}

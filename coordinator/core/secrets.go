@@ -78,17 +78,9 @@ func newSecret(m *manifest.Manifest, name string, root, inter *pki.CA, now time.
 	return makeSecret(m, name, s, root, inter, now)
 }
 
-// generateSecret is newSecret without the workload-identity check at issue time, for the
-// callers that do not pass the manifest yet (carrySecrets in deploy.go, instanceSecret in
-// activate.go). Manifest validation still refuses such names.
-//
-// Deprecated: call newSecret; remove this once both callers do.
-func generateSecret(name string, s manifest.Secret, root, inter *pki.CA, now time.Time) (*secretRecord, error) {
-	return makeSecret(nil, name, s, root, inter, now)
-}
-
 // makeSecret makes a new value for secret s called name; certificate names are checked
-// against the workload identities of m unless m is nil.
+// against the workload identities of m unless m is nil (which only tests do, to show what the
+// check prevents).
 func makeSecret(m *manifest.Manifest, name string, s manifest.Secret, root, inter *pki.CA, now time.Time) (*secretRecord, error) {
 	rec := &secretRecord{Spec: specOf(s)}
 	switch s.Type {

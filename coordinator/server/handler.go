@@ -85,9 +85,13 @@ var codeStatus = map[string]int{
 	api.CodeActivationLimit: http.StatusConflict,
 }
 
-// maxMessage bounds an error message in a reply or a log line. Messages bound what they
-// repeat of the input already; this is the backstop.
-const maxMessage = 2048
+// Bounds of an error message in a reply and in a log line. Messages bound each piece of input
+// they repeat already (80 bytes); these are the backstop. A reply may list many problems of a
+// manifest; a log line, which anyone can cause, stays short.
+const (
+	maxReplyMessage = 16 << 10
+	maxLogMessage   = 2 << 10
+)
 
 // writeError renders err. Errors the caller caused say what was expected and found, and are
 // logged at a bounded rate (see refusalLimiter); anything else is logged and answered with
@@ -96,7 +100,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id 
 	body := api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the Coordinator log for request " + id, RequestID: id}
 	status := http.StatusInternalServerError
 	if e, ok := errors.AsType[*core.Error](err); ok {
-		body.Code, body.Message = e.Code, bounded(e.Message, maxMessage)
+		body.Code, body.Message = e.Code, bounded(e.Message, maxReplyMessage)
 		if st, ok := codeStatus[e.Code]; ok {
 			status = st
 		}
@@ -106,7 +110,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id 
 		body.Message = fmt.Sprintf("request body is larger than the %d bytes allowed for %s %s", mbe.Limit, r.Method, bounded(r.URL.Path, 80))
 		s.logRefusal(r, apiName, id, body.Code, body.Message)
 	} else {
-		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", bounded(r.URL.Path, 80), "error", bounded(err.Error(), maxMessage))
+		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", bounded(r.URL.Path, 80), "error", bounded(err.Error(), maxLogMessage))
 	}
 	writeJSON(w, status, api.Error{Error: body})
 }
@@ -118,7 +122,7 @@ func (s *Server) logRefusal(r *http.Request, apiName, id, code, msg string) {
 		s.unlogged.WithLabelValues(apiName).Inc()
 		return
 	}
-	attrs := []any{"request_id", id, "api", apiName, "method", r.Method, "path", bounded(r.URL.Path, 80), "code", code, "reason", msg}
+	attrs := []any{"request_id", id, "api", apiName, "method", r.Method, "path", bounded(r.URL.Path, 80), "code", code, "reason", bounded(msg, maxLogMessage)}
 	if skipped > 0 {
 		attrs = append(attrs, "refusals_not_logged_before", skipped)
 	}
