@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/pki"
 )
 
 // MeshSession is a verified connection to a Coordinator's workload API. Activations made on it
@@ -33,19 +34,23 @@ func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) 
 	return &MeshSession{conn: conn, Verified: v}, nil
 }
 
-// Activate activates a workload instance: issuer quotes over SHA-256 of the CSR's public key
-// and this connection's exporter, and the Coordinator answers with the instance's certificate
-// and configuration.
+// Activate activates a workload instance: issuer quotes over SHA-256 of the public key of csrDER
+// (a DER certificate signing request, such as [WorkloadKey.CSR]) and this connection's
+// exporter, and the Coordinator answers with the instance's certificate and configuration.
 //
 // An error wrapping [ErrConnClosed] means the connection closed or broke; the session is then
 // unusable. Dial and verify again, and activate again on the new session (a new quote, bound to
 // the new connection). The Coordinator may have counted the lost activation.
-func (s *MeshSession) Activate(ctx context.Context, workload, instance string, csrDER, csrSPKI []byte, issuer attest.Issuer) (*api.ActivationResponse, error) {
+func (s *MeshSession) Activate(ctx context.Context, workload, instance string, csrDER []byte, issuer attest.Issuer) (*api.ActivationResponse, error) {
+	_, spki, err := pki.CSRKey(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("activate %s: %w", workload, err)
+	}
 	exp, err := s.conn.exporter()
 	if err != nil {
 		return nil, err
 	}
-	quote, err := issuer.Quote(ctx, attest.ActivationReportData(csrSPKI, exp))
+	quote, err := issuer.Quote(ctx, attest.ActivationReportData(spki, exp))
 	if err != nil {
 		return nil, fmt.Errorf("get own quote: %w", err)
 	}

@@ -1,14 +1,12 @@
 package client_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/internal/loadgen"
+	"github.com/cloister-dev/cloister/pki"
 )
 
 // closingProxy forwards loopback connections to a backend until closeAll closes every one of
@@ -83,17 +82,9 @@ func TestActivateConnClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := startClosingProxy(t, c.MeshAddr)
-	expect := client.Expect{SGXRoot: c.Platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+	expect := client.ExpectSimulated(c.Platform.Root())
 	issuer := &attest.SimIssuer{Platform: c.Platform, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench"}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	k, err := client.NewWorkloadKey("bench")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +95,7 @@ func TestActivateConnClosed(t *testing.T) {
 	}
 	defer s.Close()
 	proxy.closeAll()
-	_, err = s.Activate(t.Context(), "bench", "b-1", csr, spki, issuer)
+	_, err = s.Activate(t.Context(), "bench", "b-1", k.CSR, issuer)
 	if !errors.Is(err, client.ErrConnClosed) {
 		t.Fatalf("Activate on a connection the server closed = %v; want an error wrapping ErrConnClosed", err)
 	}
@@ -117,10 +108,53 @@ func TestActivateConnClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if _, err := s2.Activate(t.Context(), "bench", "b-1", csr, spki, issuer); err != nil {
+	if _, err := s2.Activate(t.Context(), "bench", "b-1", k.CSR, issuer); err != nil {
 		t.Fatalf("Activate on a new session: %v", err)
 	}
 	if n := c.Core.ActivationCounts()["bench"]; n != 1 {
 		t.Errorf("the Coordinator counted %d activations, want 1", n)
 	}
 }
+
+// TestActivateDerivesKeyFromCSR: Activate quotes over the key of the CSR it sends, so the
+// Coordinator certifies that key; a CSR that does not parse is refused before any quote is made.
+func TestActivateDerivesKeyFromCSR(t *testing.T) {
+	c := coordtest.Start(t)
+	if _, err := c.Core.SetManifest(t.Context(), nil, loadgen.Manifest("bench")); err != nil {
+		t.Fatal(err)
+	}
+	quoted := 0
+	sim := &attest.SimIssuer{Platform: c.Platform, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}
+	issuer := issuerFunc(func(ctx context.Context, rd [64]byte) ([]byte, error) {
+		quoted++
+		return sim.Quote(ctx, rd)
+	})
+	s, err := client.DialMesh(t.Context(), c.MeshAddr, client.ExpectSimulated(c.Platform.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	if _, err := s.Activate(t.Context(), "bench", "b-1", []byte("not a CSR"), issuer); err == nil || !strings.Contains(err.Error(), "CSR") || quoted != 0 {
+		t.Errorf("Activate with a malformed CSR = %v after %d quotes; want a CSR error before any quote", err, quoted)
+	}
+	k, err := client.NewWorkloadKey("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Activate(t.Context(), "bench", "b-1", k.CSR, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := pki.ParseCertsPEM([]byte(resp.CertificateChain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(certs[0].RawSubjectPublicKeyInfo, k.SPKI) {
+		t.Errorf("the workload certificate is for another key than the CSR's")
+	}
+}
+
+type issuerFunc func(ctx context.Context, reportData [64]byte) ([]byte, error)
+
+func (f issuerFunc) Quote(ctx context.Context, rd [64]byte) ([]byte, error) { return f(ctx, rd) }

@@ -50,6 +50,16 @@ type Expect struct {
 	Now func() time.Time
 }
 
+// ExpectSimulated returns what a simulated Coordinator proves: a quote from the simulated SGX
+// platform whose root is sgxRoot, signed as attest.SimCoordinatorSigner with product ID
+// attest.CoordinatorProdID, as `cloister coordinator --simulation` quotes. It is INSECURE: anyone
+// holding the simulated platform's keys can forge such quotes. For tests, demos and simulation
+// only; production expects Intel's root (the default) and the real Coordinator's identity.
+func ExpectSimulated(sgxRoot *x509.Certificate) Expect {
+	signer := attest.SimCoordinatorSigner // a copy: the caller may change the Expect
+	return Expect{SGXRoot: sgxRoot, MRSigner: &signer, ISVProdID: attest.CoordinatorProdID}
+}
+
 // Verified is a Coordinator that passed verification.
 type Verified struct {
 	// Root is the deployment's root CA, to pin for later calls.

@@ -82,7 +82,7 @@ func (f *quoteFixture) response(t *testing.T, p *sim.Platform, coord, root *x509
 
 func TestVerifyQuoteResponse(t *testing.T) {
 	f := newQuoteFixture(t)
-	expect := Expect{SGXRoot: f.platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+	expect := ExpectSimulated(f.platform.Root())
 	good := f.response(t, f.platform, f.coord, f.root.Cert, f.nonce)
 
 	v, err := VerifyQuoteResponse(good, f.coord, f.nonce, expect)

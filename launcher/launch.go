@@ -2,11 +2,6 @@ package launcher
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -61,17 +56,17 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, csrDER, csrSPKI, err := newWorkloadKey(cfg.Workload)
+	wk, err := client.NewWorkloadKey(cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("activating", "coordinator", cfg.Coordinator, "workload", cfg.Workload, "instance", cfg.Instance,
 		"mrenclave", fmt.Sprintf("%x", att.measurement))
-	resp, err := activate(ctx, cfg, att, csrDER, csrSPKI, log)
+	resp, err := activate(ctx, cfg, att, wk.CSR, log)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := pki.EncodeKeyPEM(key)
+	keyPEM, err := pki.EncodeKeyPEM(wk.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +173,7 @@ func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *sl
 		}
 		att.measurement = enclave.SimMRENCLAVE(exe, signed.Raw)
 		att.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(att.measurement, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
-		att.expect = client.Expect{SGXRoot: p.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+		att.expect = client.ExpectSimulated(p.Root())
 		att.simulated = true
 	}
 	if c := m.Coordinator; c != nil {
@@ -195,22 +190,6 @@ func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *sl
 	return att, nil
 }
 
-func newWorkloadKey(workload string) (*ecdsa.PrivateKey, []byte, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("create CSR: %w", err)
-	}
-	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return key, der, spki, nil
-}
-
 // maxReattest bounds the immediate retries of activate after the attested connection closed.
 const maxReattest = 3
 
@@ -222,12 +201,12 @@ const maxReattest = 3
 // When that connection closes under the activation (the Coordinator was reachable a moment
 // ago), the next attempt starts at once, up to maxReattest times even with no RetryTimeout;
 // after that, with backoff as for an unreachable Coordinator.
-func activate(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI []byte, log *slog.Logger) (*api.ActivationResponse, error) {
+func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, log *slog.Logger) (*api.ActivationResponse, error) {
 	deadline := time.Now().Add(cfg.RetryTimeout)
 	backoff := 200 * time.Millisecond
 	reattested := 0
 	for attempt := 1; ; attempt++ {
-		resp, err := activateOnce(ctx, cfg, att, csrDER, csrSPKI)
+		resp, err := activateOnce(ctx, cfg, att, csrDER)
 		if err == nil {
 			return resp, nil
 		}
@@ -249,13 +228,13 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI
 	}
 }
 
-func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER, csrSPKI []byte) (*api.ActivationResponse, error) {
+func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte) (*api.ActivationResponse, error) {
 	s, err := client.DialMesh(ctx, cfg.Coordinator, att.expect)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	return s.Activate(ctx, cfg.Workload, cfg.Instance, csrDER, csrSPKI, att.issuer)
+	return s.Activate(ctx, cfg.Workload, cfg.Instance, csrDER, att.issuer)
 }
 
 // retryable says whether an activation error may go away by itself: the Coordinator is not

@@ -62,7 +62,7 @@ func activateWith(t *testing.T, mesh string, expect client.Expect, workload, ins
 	if !s.Verified.IdentityChecked {
 		t.Errorf("DialMesh did not check the Coordinator's identity")
 	}
-	return s.Activate(t.Context(), workload, instance, k.der, k.spki, iss)
+	return s.Activate(t.Context(), workload, instance, k.der, iss)
 }
 
 // wantRefusal requires err to be the Coordinator's refusal with code and status, whose message

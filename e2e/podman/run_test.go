@@ -188,10 +188,6 @@ func activateTestClient(t *testing.T, w *world) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s, err := client.DialMesh(t.Context(), w.coord.Addrs.Mesh, w.coord.Expect())
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +196,7 @@ func activateTestClient(t *testing.T, w *world) tls.Certificate {
 	var mrenclave [32]byte
 	rand.Read(mrenclave[:])
 	issuer := &attest.SimIssuer{Platform: w.coord.Platform, Body: attest.SimEnclaveBody(mrenclave, w.mrsigner, 99, 1)}
-	resp, err := s.Activate(t.Context(), "testclient", "test-1", csr, spki, issuer)
+	resp, err := s.Activate(t.Context(), "testclient", "test-1", csr, issuer)
 	if err != nil {
 		t.Fatalf("activate the test client: %v", err)
 	}

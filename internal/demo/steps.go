@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
@@ -39,7 +38,7 @@ func (d *run) steps(ctx context.Context) error {
 	d.detail("client API %s, workload API %s, metrics http://%s/metrics", addrs.Client, addrs.Mesh, addrs.Metrics)
 
 	d.say("Verifying the Coordinator as an outside client would: quote over a fresh nonce, bound to its TLS key.")
-	expect := client.Expect{SGXRoot: platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+	expect := client.ExpectSimulated(platform.Root())
 	v, err := client.Verify(ctx, addrs.Client, expect)
 	if err != nil {
 		return fmt.Errorf("verify the Coordinator: %w", err)

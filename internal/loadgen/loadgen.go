@@ -9,12 +9,7 @@ package loadgen
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"runtime"
@@ -95,8 +90,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Go(func() {
 			for n := next.Add(1); n <= int64(cfg.N); n = next.Add(1) {
 				t0 := time.Now()
-				c := csrs[n-1]
-				_, err := sessions[w].Activate(ctx, cfg.Workload, fmt.Sprintf("bench-%d", n), c.der, c.spki, issuer)
+				_, err := sessions[w].Activate(ctx, cfg.Workload, fmt.Sprintf("bench-%d", n), csrs[n-1], issuer)
 				if err != nil {
 					mu.Lock()
 					res.Errors++
@@ -125,26 +119,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-type csr struct{ der, spki []byte }
-
-// makeCSRs makes n keys and CSRs, on every core.
-func makeCSRs(workload string, n int) ([]csr, error) {
-	out := make([]csr, n)
+// makeCSRs makes n keys and CSRs, on every core, and returns the CSRs.
+func makeCSRs(workload string, n int) ([][]byte, error) {
+	out := make([][]byte, n)
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range out {
 		g.Go(func() error {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			k, err := client.NewWorkloadKey(workload)
 			if err != nil {
 				return err
 			}
-			der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
-			if err != nil {
-				return err
-			}
-			spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-			out[i] = csr{der, spki}
-			return err
+			out[i] = k.CSR
+			return nil
 		})
 	}
 	return out, g.Wait()

@@ -3,7 +3,6 @@ package loadgen_test
 import (
 	"testing"
 
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/internal/loadgen"
@@ -14,7 +13,7 @@ func TestRun(t *testing.T) {
 	if _, err := c.Core.SetManifest(t.Context(), nil, loadgen.Manifest("bench")); err != nil {
 		t.Fatal(err)
 	}
-	expect := client.Expect{SGXRoot: c.Platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+	expect := client.ExpectSimulated(c.Platform.Root())
 	res, err := loadgen.Run(t.Context(), loadgen.Config{Mesh: c.MeshAddr, Platform: c.Platform, Expect: expect, Workload: "bench", N: 40, Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
