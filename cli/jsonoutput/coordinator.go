@@ -50,7 +50,7 @@ type Verify struct {
 	// Simulation is true when the Coordinator runs on a simulated SGX platform (not secure).
 	Simulation bool `json:"simulation"`
 	// IdentityChecked is false when no expected identity was given
-	// (--insecure-accept-any-enclave): compare MREnclave with the one you expect.
+	// (--insecure-accept-any-enclave): compare mrenclave with the one you expect.
 	IdentityChecked bool `json:"identity_checked"`
 	// MREnclave and MRSigner are the Coordinator enclave's measurement and signer, hex.
 	MREnclave string `json:"mrenclave"`
@@ -80,7 +80,7 @@ type ManifestSet struct {
 	Digest string `json:"digest"`
 }
 
-// ManifestCheck is printed by `cloister manifest check`; the exit status is 1 when Valid is
+// ManifestCheck is printed by `cloister manifest check`; the exit status is 1 when valid is
 // false.
 type ManifestCheck struct {
 	// Valid is true when the manifest has no problem.

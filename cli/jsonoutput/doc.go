@@ -9,7 +9,7 @@
 //
 // # Versions and stability
 //
-// The documents are a published contract, version [SchemaVersion]. Within a version they
+// The documents are a published contract; this is version 1 ([SchemaVersion]). Within a version they
 // change only by addition: a new key may appear in an object, and a new value in a field whose
 // comment lists its values (such as [ErrorBody.Code]); no key is removed or renamed and no
 // value changes its type or meaning. Consumers must therefore ignore keys they do not know.

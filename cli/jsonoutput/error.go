@@ -12,7 +12,7 @@ type Error struct {
 
 // ErrorBody says what went wrong.
 type ErrorBody struct {
-	// Code is stable, for scripts to branch on: one of the Code constants below or, when the
+	// Code is stable, for scripts to branch on: one of the codes below or, when the
 	// Coordinator refused the request, the code of its answer (BAD_REQUEST, UNAUTHENTICATED,
 	// FORBIDDEN, NOT_FOUND, NOT_READY, MANIFEST_INVALID, …; see api/openapi.json).
 	Code string `json:"code"`

@@ -11,7 +11,7 @@ type ImageConvert struct {
 }
 
 // ImageInspect is printed by `cloister image inspect`; after --verify the exit status is 1
-// when Verified is false.
+// when verified is false.
 type ImageInspect struct {
 	ImageReport
 	// Verified is true when --verify was given and every file matched the signed enclave
@@ -76,7 +76,7 @@ type CoordinatorIdentity struct {
 	MREnclave []string `json:"mrenclave,omitempty"`
 	// MRSigner is the accepted signer, hex; omitted when none.
 	MRSigner string `json:"mrsigner,omitempty"`
-	// ISVProdID and MinISVSVN go with MRSigner; omitted when 0.
+	// ISVProdID and MinISVSVN go with mrsigner; omitted when 0.
 	ISVProdID uint16 `json:"isvprodid,omitempty"`
 	MinISVSVN uint16 `json:"min_isvsvn,omitempty"`
 }
@@ -141,7 +141,7 @@ type ImageBench struct {
 	Layers int   `json:"layers"`
 	// FloorSeconds is the time to decompress every layer and hash every byte.
 	FloorSeconds float64 `json:"floor_seconds"`
-	// ConvertSeconds is the time of the conversion; Ratio is ConvertSeconds / FloorSeconds.
+	// ConvertSeconds is the time of the conversion; Ratio is convert_seconds / floor_seconds.
 	ConvertSeconds float64 `json:"convert_seconds"`
 	Ratio          float64 `json:"ratio"`
 	// PeakRSSBytes is the conversion's peak resident memory.

@@ -58,7 +58,7 @@ type QuotePCK struct {
 	// Issuer is the common name of the PCK certificate's issuer.
 	Issuer string `json:"issuer"`
 	// FMSPC, PCEID, SGXType, PCESVN, CompSVNs, CPUSVN and PPID come from the certificate's SGX
-	// extension; they are empty when ParseErrors is set. Hex values are lowercase.
+	// extension; they are empty when parse_error is set. Hex values are lowercase.
 	FMSPC    string `json:"fmspc"`
 	PCEID    string `json:"pceid"`
 	SGXType  string `json:"sgx_type"`
@@ -75,7 +75,7 @@ type QuotePCK struct {
 }
 
 // QuoteVerify is printed by `cloister quote verify`, verified or not; the exit status is 1
-// when Verified is false. Fields that could not be determined are null. Hex values are
+// when verified is false. Fields that could not be determined are null. Hex values are
 // lowercase.
 type QuoteVerify struct {
 	// Version, AttKeyType, QESVN and PCESVN are from the quote header, as in [QuoteInspect].
@@ -95,7 +95,7 @@ type QuoteVerify struct {
 	PCEID *string `json:"pceid"`
 	// TCBStatus is the platform's TCB status, such as UpToDate; null without TCB Info.
 	TCBStatus *string `json:"tcb_status"`
-	// AdvisoryIDs are the Intel security advisories that apply; null when TCBStatus is.
+	// AdvisoryIDs are the Intel security advisories that apply; null when tcb_status is.
 	AdvisoryIDs []string `json:"advisory_ids"`
 	// CRLChecked is true when the certificate revocation lists were checked.
 	CRLChecked bool `json:"crl_checked"`

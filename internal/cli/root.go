@@ -2,6 +2,10 @@
 // calls the packages that do the work (client, sgx/verify, image, coordinator, …) and prints.
 package cli
 
+// The reference in docs/cli is generated from the command tree and package jsonoutput; a test
+// fails when it is stale.
+//go:generate go test -run ^TestCLIDocs$ -update
+
 import (
 	"context"
 	"errors"
