@@ -7,9 +7,11 @@
 //     the enclave loader has done both;
 //  3. connect to the Coordinator and verify its quote before sending anything (mutual
 //     attestation: a workload never takes its secrets from an impostor);
-//  4. activate on the same connection with a quote over its fresh key and the connection;
-//  5. write the delivered files (0600), unlock protected files, build the environment (host
-//     variables only where the enclave manifest allows them) and argv;
+//  4. activate on the same connection with a quote over its fresh key and the connection (if
+//     that connection closes, steps 3 and 4 again on a new one);
+//  5. write the delivered files (0600; never through a symbolic link, which is refused), unlock
+//     protected files, build the environment (host variables only where the enclave manifest
+//     allows them) and argv;
 //  6. exec the application.
 //
 // Every failure stops before step 6 with a non-zero exit and a reason: an application that
