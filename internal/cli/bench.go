@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/loadgen"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -26,21 +27,6 @@ func (a *app) newBenchCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.newBenchActivateCmd())
 	return cmd
-}
-
-// benchJSON is the output of `cloister bench activate --output json`.
-type benchJSON struct {
-	Activations   int     `json:"activations"`
-	Errors        int     `json:"errors"`
-	Concurrency   int     `json:"concurrency"`
-	Seconds       float64 `json:"seconds"`
-	PerSecond     float64 `json:"per_second"`
-	P50ms         float64 `json:"p50_ms"`
-	P90ms         float64 `json:"p90_ms"`
-	P99ms         float64 `json:"p99_ms"`
-	MaxMs         float64 `json:"max_ms"`
-	CoordinatorMB float64 `json:"coordinator_rss_mib,omitempty"`
-	FirstError    string  `json:"first_error,omitempty"`
 }
 
 func (a *app) newBenchActivateCmd() *cobra.Command {
@@ -67,9 +53,6 @@ The Coordinator's manifest must have a workload (--workload) whose package accep
 simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh Coordinator.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(); err != nil {
-				return err
-			}
 			if simDir == "" {
 				return errors.New("--simulation is required: the benchmark makes simulated quotes")
 			}
@@ -107,7 +90,7 @@ simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh
 				return err
 			}
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-			o := benchJSON{
+			o := jsonoutput.BenchActivate{
 				Activations: len(res.Latencies), Errors: res.Errors, Concurrency: conc,
 				Seconds: res.Elapsed.Seconds(), PerSecond: res.Throughput(),
 				P50ms: ms(res.Percentile(50)), P90ms: ms(res.Percentile(90)), P99ms: ms(res.Percentile(99)), MaxMs: ms(res.Percentile(100)),
