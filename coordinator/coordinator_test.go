@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cloister-dev/cloister/api"
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/coordinator"
 	"github.com/cloister-dev/cloister/internal/loadgen"
@@ -74,7 +73,7 @@ func TestRunStopRestart(t *testing.T) {
 	if a.Client == "" || a.Mesh == "" || a.Metrics == "" || a.Pprof != "" {
 		t.Fatalf("Addrs() = %+v", a)
 	}
-	expect := client.Expect{SGXRoot: p.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+	expect := client.ExpectSimulated(p.Root())
 	v, err := client.Verify(t.Context(), a.Client, expect)
 	if err != nil {
 		t.Fatalf("verify the Coordinator: %v", err)

@@ -1,15 +1,12 @@
 package core_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"testing"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/coordtest"
 	"github.com/cloister-dev/cloister/internal/loadgen"
 )
@@ -31,16 +28,17 @@ func BenchmarkActivate(b *testing.B) {
 	}
 	reqs := make([]request, 64)
 	for i := range reqs {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "bench"}}, key)
-		spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-		var exp [32]byte
-		rand.Read(exp[:])
-		q, err := issuer.Quote(ctx, attest.ActivationReportData(spki, exp))
+		k, err := client.NewWorkloadKey("bench")
 		if err != nil {
 			b.Fatal(err)
 		}
-		reqs[i] = request{api.ActivationRequest{Workload: "bench", Instance: "bench-1", Quote: q, CSR: csr}, exp}
+		var exp [32]byte
+		rand.Read(exp[:])
+		q, err := issuer.Quote(ctx, attest.ActivationReportData(k.SPKI, exp))
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = request{api.ActivationRequest{Workload: "bench", Instance: "bench-1", Quote: q, CSR: k.CSR}, exp}
 	}
 	b.ReportAllocs()
 	i := 0

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/seal"
 	"github.com/cloister-dev/cloister/sgx"
@@ -244,21 +245,13 @@ type request struct {
 // random exporter, as a launcher's does.
 func newRequest(t *testing.T, workload, instance string, body sgx.ReportBody) *request {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := client.NewWorkloadKey(workload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &request{key: key, spki: spki, req: &api.ActivationRequest{Workload: workload, Instance: instance, CSR: csr}}
+	r := &request{key: k.Key, spki: k.SPKI, req: &api.ActivationRequest{Workload: workload, Instance: instance, CSR: k.CSR}}
 	rand.Read(r.exporter[:])
-	r.req.Quote = quote(t, body, attest.ActivationReportData(spki, r.exporter))
+	r.req.Quote = quote(t, body, attest.ActivationReportData(k.SPKI, r.exporter))
 	return r
 }
 

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/coordinator/core"
 )
@@ -299,7 +298,7 @@ func TestServe(t *testing.T) {
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("metrics")) })
 	go func() { done <- f.s.Serve(ctx, clientLn, meshLn, metrics, metricsLn) }()
 
-	v, err := client.Verify(t.Context(), clientLn.Addr().String(), client.Expect{SGXRoot: platform.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: 1})
+	v, err := client.Verify(t.Context(), clientLn.Addr().String(), client.ExpectSimulated(platform.Root()))
 	if err != nil {
 		t.Fatalf("verify the served Coordinator: %v", err)
 	}

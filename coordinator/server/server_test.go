@@ -26,6 +26,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/coordinator/core"
 	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/seal"
@@ -95,7 +96,7 @@ func newFixture(t testing.TB) *fixture {
 	f.c, err = core.New(t.Context(), core.Config{
 		Store:      db,
 		Verifier:   attest.NewVerifier(verify.New(platform.Root()), attest.StaticCollateral{C: col}),
-		Issuer:     &attest.SimIssuer{Platform: platform, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, 1, 1)},
+		Issuer:     &attest.SimIssuer{Platform: platform, Body: attest.SimEnclaveBody([32]byte{1}, attest.SimCoordinatorSigner, attest.CoordinatorProdID, attest.CoordinatorSVN)},
 		Simulation: true,
 	}, core.WithLogger(log))
 	if err != nil {
@@ -270,24 +271,19 @@ func (f *fixture) doT(t testing.TB, c call) answer {
 // connection and a fresh CSR key, with evidence from body.
 func (f *fixture) activation(workload, instance string, body sgx.ReportBody) []byte {
 	f.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := client.NewWorkloadKey(workload)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	exp, err := attest.Exporter(&f.meshState)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	q, err := (&attest.SimIssuer{Platform: platform, Body: body}).Quote(f.t.Context(), attest.ActivationReportData(spki, exp))
+	q, err := (&attest.SimIssuer{Platform: platform, Body: body}).Quote(f.t.Context(), attest.ActivationReportData(k.SPKI, exp))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	b, err := json.Marshal(api.ActivationRequest{Workload: workload, Instance: instance, Quote: q, CSR: csr})
+	b, err := json.Marshal(api.ActivationRequest{Workload: workload, Instance: instance, Quote: q, CSR: k.CSR})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/loadgen"
@@ -60,7 +59,7 @@ simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh
 			if err != nil {
 				return err
 			}
-			expect := client.Expect{SGXRoot: p.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
+			expect := client.ExpectSimulated(p.Root())
 			ctx := cmd.Context()
 			if setup {
 				if clientAddr == "" {
