@@ -103,8 +103,7 @@ func scanBlobs(t *testing.T, root string, secrets map[string][]byte) []finding {
 			}
 		}
 	}
-	var scan func(where string, b []byte)
-	scan = func(where string, b []byte) {
+	scan := func(where string, b []byte) {
 		look(where, b)
 		if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
 			zr, err := gzip.NewReader(bytes.NewReader(b))

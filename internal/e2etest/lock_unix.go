@@ -11,12 +11,9 @@ import (
 	"syscall"
 )
 
-// held is the lock on the cache entry this process uses, held (shared) until the process exits.
-// The reference keeps the file from being closed by its finalizer.
-var held *fileLock
-
-// fileLock is an flock(2) lock on a file.
-type fileLock struct{ f *os.File }
+// fileLock is an flock(2) lock on an open file. It holds the descriptor itself, not an
+// *os.File, so that no finalizer closes it (and drops the lock) while the process runs.
+type fileLock struct{ fd int }
 
 // cacheBase returns the directory of the cache entries, made if needed. It is private to the
 // user: the tests run what it holds.
@@ -44,60 +41,71 @@ func lockFile(path string, exclusive bool) (*fileLock, error) {
 		how = syscall.LOCK_EX
 	}
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		fd, err := open(path, syscall.O_RDWR|syscall.O_CREAT)
 		if err != nil {
 			return nil, err
 		}
-		if err := flock(f, how); err != nil {
-			f.Close()
+		if err := flock(fd, how); err != nil {
+			syscall.Close(fd)
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		if samePath(f, path) {
-			return &fileLock{f}, nil
+		if samePath(fd, path) {
+			return &fileLock{fd}, nil
 		}
 		// prune removed the file between the open and the lock: lock the one now there.
-		f.Close()
+		syscall.Close(fd)
 	}
 }
 
 // tryLockExclusive locks path if it exists and nobody holds a lock on it.
 func tryLockExclusive(path string) (*fileLock, bool) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	fd, err := open(path, syscall.O_RDWR)
 	if err != nil {
 		return nil, false
 	}
-	if flock(f, syscall.LOCK_EX|syscall.LOCK_NB) != nil || !samePath(f, path) {
-		f.Close()
+	if flock(fd, syscall.LOCK_EX|syscall.LOCK_NB) != nil || !samePath(fd, path) {
+		syscall.Close(fd)
 		return nil, false
 	}
-	return &fileLock{f}, true
+	return &fileLock{fd}, true
 }
 
-// keepShared turns the lock into a shared one (if it is not) held until the process exits.
+// keepShared turns the lock into a shared one (if it is not) and keeps it until the process
+// exits: the descriptor is never closed.
 func (l *fileLock) keepShared() {
 	// A failure leaves the exclusive lock in place, which protects the entry as well.
-	_ = flock(l.f, syscall.LOCK_SH)
-	held = l
+	_ = flock(l.fd, syscall.LOCK_SH)
 }
 
-func (l *fileLock) unlock() { l.f.Close() }
+func (l *fileLock) unlock() { syscall.Close(l.fd) }
+
+func open(path string, mode int) (int, error) {
+	for {
+		fd, err := syscall.Open(path, mode|syscall.O_CLOEXEC, 0o600)
+		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+			}
+			return fd, nil
+		}
+	}
+}
 
 // flock is flock(2), retried when a signal interrupts it.
-func flock(f *os.File, how int) error {
+func flock(fd, how int) error {
 	for {
-		err := syscall.Flock(int(f.Fd()), how)
+		err := syscall.Flock(fd, how)
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
 	}
 }
 
-// samePath reports whether path still names the open file f.
-func samePath(f *os.File, path string) bool {
-	a, err := f.Stat()
-	if err != nil {
+// samePath reports whether path still names the open file fd.
+func samePath(fd int, path string) bool {
+	var a, b syscall.Stat_t
+	if syscall.Fstat(fd, &a) != nil || syscall.Stat(path, &b) != nil {
 		return false
 	}
-	b, err := os.Stat(path)
-	return err == nil && os.SameFile(a, b)
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
