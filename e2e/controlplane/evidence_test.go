@@ -17,7 +17,6 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/enclave"
-	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/sgx"
 )
 
@@ -84,7 +83,7 @@ func wantRefusal(t *testing.T, err error, status int, code string, want ...strin
 }
 
 func (d *deployment) refusedHandMadeEvidence(t *testing.T) {
-	mesh, expect := d.co.Addrs.Mesh, e2etest.Expect(d.p)
+	mesh, expect := d.co.Addrs.Mesh, d.co.Expect()
 	signerID := enclave.MRSigner(&signer.PublicKey)
 	body := attest.SimEnclaveBody(sha256.Sum256([]byte("a hand-made enclave")), signerID, 7, 3)
 	debugBody := body

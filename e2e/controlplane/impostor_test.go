@@ -121,7 +121,7 @@ func TestImpostors(t *testing.T) {
 	e := newEnv(t)
 	p := e.NewPlatform(t, "platform")
 	real := e.StartCoordinator(t, "coordinator", p, e.Path("data"), nil)
-	v, err := client.Verify(t.Context(), real.Addrs.Client, e2etest.Expect(p))
+	v, err := client.Verify(t.Context(), real.Addrs.Client, real.Expect())
 	if err != nil {
 		t.Fatalf("verify the real Coordinator: %v", err)
 	}
@@ -208,11 +208,11 @@ func TestTCBStatusNotAccepted(t *testing.T) {
 	}
 	co := e.StartCoordinator(t, "coordinator", p, e.Path("data"), nil)
 
-	_, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
+	_, err := client.Verify(t.Context(), co.Addrs.Client, co.Expect())
 	if err == nil || !strings.Contains(err.Error(), "TCB status OutOfDate not accepted; expected one of [UpToDate, SWHardeningNeeded]") {
 		t.Fatalf("a client with the default TCB statuses verified an OutOfDate Coordinator: %v", err)
 	}
-	expect := e2etest.Expect(p)
+	expect := co.Expect()
 	expect.TCBStatuses = []verify.TCBStatus{verify.OutOfDate}
 	v, err := client.Verify(t.Context(), co.Addrs.Client, expect)
 	if err != nil {

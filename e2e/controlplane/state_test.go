@@ -77,7 +77,7 @@ func TestCorruptStateRefused(t *testing.T) {
 	p := e.NewPlatform(t, "platform")
 	data := e.Path("data")
 	co := e.StartCoordinator(t, "coordinator", p, data, nil)
-	v, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
+	v, err := client.Verify(t.Context(), co.Addrs.Client, co.Expect())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestCorruptStateRefused(t *testing.T) {
 
 	t.Run("control: the undamaged state starts", func(t *testing.T) {
 		co.Start(t, nil)
-		v2, err := client.Verify(t.Context(), co.Addrs.Client, e2etest.Expect(p))
+		v2, err := client.Verify(t.Context(), co.Addrs.Client, co.Expect())
 		if err != nil {
 			t.Fatal(err)
 		}

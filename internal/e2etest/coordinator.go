@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
@@ -119,13 +118,9 @@ func (c *Coordinator) Restart(t testing.TB) {
 	c.Start(t, &at)
 }
 
-// Expect is what a client expects of a simulated Coordinator on the Coordinator's platform.
-func (c *Coordinator) Expect() client.Expect { return Expect(c.Platform) }
-
-// Expect is what a client expects of a simulated Coordinator on p.
-func Expect(p *sim.Platform) client.Expect {
-	return client.Expect{SGXRoot: p.Root(), MRSigner: &attest.SimCoordinatorSigner, ISVProdID: attest.CoordinatorProdID}
-}
+// Expect is what a client expects of the Coordinator: the simulated Coordinator's identity,
+// on its platform.
+func (c *Coordinator) Expect() client.Expect { return client.ExpectSimulated(c.Platform.Root()) }
 
 // RunFailingCoordinator runs a Coordinator that must fail to start, and returns its exit code
 // and output. It fails t if the Coordinator got as far as listening.

@@ -243,7 +243,7 @@ func TestCoordinator(t *testing.T) {
 		t.Errorf("no metrics")
 	}
 	c.Restart(t)
-	v2, err := client.Verify(t.Context(), c.Addrs.Client, Expect(p))
+	v2, err := client.Verify(t.Context(), c.Addrs.Client, client.ExpectSimulated(p.Root()))
 	if err != nil {
 		t.Fatalf("verify the restarted Coordinator: %v", err)
 	}
