@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-
-	bbolt "go.etcd.io/bbolt"
 )
 
 // maxBatch bounds how many calls share one commit.
@@ -68,17 +66,18 @@ func (db *DB) runBatches() {
 			return
 		}
 		b.mu.Unlock()
+		db.writer <- struct{}{}
 		db.commitBatch(calls)
+		<-db.writer
 	}
 }
 
 // commitBatch runs calls in one transaction. When one fails, it gets its own error from a
-// solo run and the others are committed again without it.
+// solo run and the others are committed again without it. The caller holds db.writer.
 func (db *DB) commitBatch(calls []*batchCall) {
 	for len(calls) > 0 {
 		failed := -1
-		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			tx := &Tx{db: db, tx: btx}
+		err := db.update(func(tx *Tx) error {
 			for i, c := range calls {
 				if err := c.fn(tx); err != nil {
 					failed = i
@@ -94,7 +93,7 @@ func (db *DB) commitBatch(calls []*batchCall) {
 			return
 		}
 		c := calls[failed]
-		c.done <- db.bolt.Update(func(btx *bbolt.Tx) error { return c.fn(&Tx{db: db, tx: btx}) })
+		c.done <- db.update(c.fn)
 		calls = append(calls[:failed:failed], calls[failed+1:]...)
 	}
 }

@@ -64,7 +64,7 @@ func newStoreDir(t *testing.T, s seal.Sealer) string {
 	return dir
 }
 
-func writeFile(t *testing.T, path string, b []byte) {
+func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -201,6 +201,10 @@ func TestKeyFileWithoutState(t *testing.T) {
 	}
 }
 
+// TestFlippedValueOnDisk flips a bit of a stored value in every copy on
+// disk. Open refuses the file, naming the bucket and key; on a store that
+// is already open, reading that value fails the same way and other values
+// still read.
 func TestFlippedValueOnDisk(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s := newSealer(t)
@@ -221,7 +225,6 @@ func TestFlippedValueOnDisk(t *testing.T) {
 		raw = bytes.Clone(tx.Bucket([]byte("secrets")).Get([]byte("token")))
 		return nil
 	})
-	db.Close()
 
 	path := filepath.Join(dir, StateFile)
 	file, _ := os.ReadFile(path)
@@ -232,13 +235,16 @@ func TestFlippedValueOnDisk(t *testing.T) {
 	for at := bytes.Index(file, raw); at >= 0; at = bytes.Index(file, raw) {
 		file[at+len(raw)/2] ^= 0x01
 	}
-	writeFile(t, path, file)
-
-	db, err = Open(dir, s, Options{})
+	// Write in place: bbolt's shared memory map sees the change.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatal(err)
 	}
-	defer db.Close()
+	if _, err := f.WriteAt(file, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
 	_, err = get(t, db, "secrets", "token")
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `bucket "secrets" key "token"`) {
 		t.Fatalf("Get of a flipped value error = %v, want ErrCorrupt naming the bucket and key", err)
@@ -251,6 +257,21 @@ func TestFlippedValueOnDisk(t *testing.T) {
 	})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("ForEach over a flipped value error = %v, want ErrCorrupt", err)
+	}
+	db.Close()
+
+	before := snapshot(t, dir)
+	db, err = Open(dir, s, Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("Open of a store with a flipped value succeeded")
+	}
+	want := `state.db is corrupt: stored value failed authentication (corrupted or tampered): bucket "secrets" key "token"`
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open error = %v, want ErrCorrupt containing %q", err, want)
+	}
+	if after := snapshot(t, dir); !maps.EqualFunc(before, after, bytes.Equal) {
+		t.Fatal("Open changed the directory")
 	}
 }
 
@@ -292,4 +313,65 @@ func TestMovedValue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyFileDamaged flips every byte of data-key.json (two ways) and cuts
+// it at every length. Open never panics, and either refuses with an error
+// naming data-key.json, leaving the files as they were, or opens (JSON
+// accepts some changes, such as the case of a field name) with the data
+// intact.
+func TestKeyFileDamaged(t *testing.T) {
+	t.Parallel()
+	s := newSealer(t)
+	dir := newStoreDir(t, s)
+	path := filepath.Join(dir, KeyFile)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		name string
+		file []byte
+	}
+	add := func(name string, b []byte) {
+		cases = append(cases, struct {
+			name string
+			file []byte
+		}{name, b})
+	}
+	for i := range orig {
+		for _, x := range []byte{0x01, 0xff} {
+			b := bytes.Clone(orig)
+			b[i] ^= x
+			add(fmt.Sprintf("byte %d ^ 0x%02x", i, x), b)
+		}
+	}
+	for n := range len(orig) {
+		add(fmt.Sprintf("cut to %d bytes", n), orig[:n])
+	}
+	opened, corrupt := 0, 0
+	for _, tc := range cases {
+		writeFile(t, path, tc.file)
+		before := snapshot(t, dir)
+		db, err := Open(dir, s, Options{})
+		if err != nil {
+			if !strings.Contains(err.Error(), KeyFile) {
+				t.Errorf("%s: Open error = %v, want it to name %s", tc.name, err, KeyFile)
+			}
+			if errors.Is(err, ErrCorrupt) {
+				corrupt++
+			}
+			if after := snapshot(t, dir); !maps.EqualFunc(before, after, bytes.Equal) {
+				t.Errorf("%s: Open changed the directory", tc.name)
+			}
+			continue
+		}
+		opened++
+		got, err := readAll(db)
+		db.Close()
+		if err != nil || len(got["data"]) != 300 {
+			t.Errorf("%s: Open succeeded, then reading: %d values, %v", tc.name, len(got["data"]), err)
+		}
+	}
+	t.Logf("%d cases: %d opened, %d refused as ErrCorrupt, %d refused otherwise (the sealed key does not authenticate, or the kind or version differs)", len(cases), opened, corrupt, len(cases)-opened-corrupt)
 }

@@ -20,8 +20,10 @@
 // are reported as [ErrCorrupt] with the bucket and key, never as garbage.
 // Random nonces limit a data key to about 2^32 writes.
 //
-// A check record (an encrypted known value in an internal bucket) lets
-// [Open] tell a wrong data key from a corrupted file.
+// A check record (an encrypted known value in an internal bucket) and the
+// data key's ID (a truncated SHA-256 of the key, with a CRC) let [Open]
+// tell a key file of another store ([ErrKeyMismatch]) from a damaged file
+// ([ErrCorrupt]).
 //
 // # Crash safety
 //
@@ -33,6 +35,24 @@
 // writes either file unless both are valid: a missing or foreign key file,
 // a different sealer, a wrong data key or a damaged state.db is an error
 // that names the problem, and both files are left byte-for-byte unchanged.
+//
+// # Damage
+//
+// bbolt trusts its file: a damaged page makes it panic on an assertion,
+// fault, or read garbage. So before bbolt maps state.db, Open reads the
+// whole file through bounds-checked slices: both meta pages, every page in
+// use (type, id, element table, key order, overflow, used once), the
+// freelist, and every value's authentication. Damage anywhere in use is an
+// error matching [ErrCorrupt] that names the page and what was expected
+// and found; damage to free pages or beyond the high-water mark is
+// harmless and ignored. A damaged meta page is the exception, as in bbolt:
+// the other one is used (crash recovery relies on it) and a warning is
+// logged, since if the damaged page was the newer one the last commit is
+// lost. Damage that happens while the store is open is met by
+// transactions: bbolt's panics and faults become an error matching
+// [ErrCorrupt] for that transaction, and after a write transaction met
+// damage, later writes are refused. Open costs one read of the file and
+// one decryption per value: about 4 ms for 10,000 100-byte values.
 //
 // # Concurrency
 //

@@ -50,7 +50,7 @@ func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
 		return nil, fmt.Errorf("store: reading %s: %w", KeyFile, err)
 	}
 	if len(raw) > maxKeyFileSize {
-		return nil, fmt.Errorf("store: %s is larger than %d bytes", KeyFile, maxKeyFileSize)
+		return nil, keyFileCorrupt(nil, "is larger than %d bytes", maxKeyFileSize)
 	}
 	kf, err := parseKeyFile(raw)
 	if err != nil {
@@ -60,35 +60,51 @@ func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
 		return nil, fmt.Errorf("store: %s was sealed by a %q sealer, but this process uses %q; start with the sealer that made the store", KeyFile, kf.Kind, s.Kind())
 	}
 	key, err := s.Unseal(kf.Sealed, []byte(dataKeyAD))
-	if err != nil {
-		return nil, fmt.Errorf("store: %s cannot be unsealed by this %q sealer (sealed on another machine, by another enclave signer, or with another simulated key): %w", KeyFile, s.Kind(), err)
-	}
-	if len(key) != dataKeySize {
+	switch {
+	case errors.Is(err, seal.ErrMalformed):
+		return nil, keyFileCorrupt(err, "holds a malformed sealed key: %v", err)
+	case err != nil:
+		// Authentication failed: sealed elsewhere, or its bytes changed.
+		return nil, fmt.Errorf("store: %s cannot be unsealed by this %q sealer (sealed on another machine, by another enclave signer, or with another simulated key; or the file was damaged): %w", KeyFile, s.Kind(), err)
+	case len(key) != dataKeySize:
 		clear(key)
-		return nil, fmt.Errorf("store: %s holds a %d-byte data key, expected %d", KeyFile, len(key), dataKeySize)
+		return nil, keyFileCorrupt(nil, "holds a %d-byte data key, expected %d", len(key), dataKeySize)
 	}
 	return key, nil
 }
 
+// keyFileCorrupt returns an error matching ErrCorrupt about data-key.json.
+func keyFileCorrupt(cause error, format string, args ...any) error {
+	return &corruptError{
+		msg:   fmt.Sprintf("store: %s %s; the file is damaged: restore it from a backup (a new one cannot decrypt the existing state)", KeyFile, fmt.Sprintf(format, args...)),
+		cause: cause,
+	}
+}
+
 // parseKeyFile decodes data-key.json strictly: one JSON object with known
-// fields only, version 1, a kind and a sealed key.
+// fields only, version 1, a kind and a sealed key. Its errors match
+// ErrCorrupt.
 func parseKeyFile(raw []byte) (keyFile, error) {
 	var kf keyFile
+	if len(raw) == 0 {
+		return kf, keyFileCorrupt(nil, "is empty (0 bytes), expected a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&kf); err != nil {
-		return kf, fmt.Errorf("store: %s is not valid: %w", KeyFile, err)
+		return kf, keyFileCorrupt(err, "is not valid: %v", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return kf, fmt.Errorf("store: %s has data after its JSON object", KeyFile)
+		return kf, keyFileCorrupt(nil, "has data after its JSON object")
 	}
 	switch {
 	case kf.Version != keyFileVersion:
+		// A later version is not damage, but this code cannot read it.
 		return kf, fmt.Errorf("store: %s has version %d, expected %d", KeyFile, kf.Version, keyFileVersion)
 	case kf.Kind == "":
-		return kf, fmt.Errorf("store: %s has no sealer kind", KeyFile)
+		return kf, keyFileCorrupt(nil, "has no sealer kind")
 	case len(kf.Sealed) == 0:
-		return kf, fmt.Errorf("store: %s has no sealed key", KeyFile)
+		return kf, keyFileCorrupt(nil, "has no sealed key")
 	}
 	return kf, nil
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -39,10 +41,16 @@ var (
 	// ErrLocked is returned by Open when another process (or another DB in
 	// this process) holds the store directory.
 	ErrLocked = errors.New("store: directory is locked by another process")
-	// ErrCorrupt is returned (wrapped, with the bucket and key) when a
-	// stored value does not decrypt and authenticate under the data key:
-	// the state was corrupted or tampered with.
+	// ErrCorrupt is matched by the errors for damaged or tampered state:
+	// from a transaction, when a stored value does not decrypt and
+	// authenticate under the data key (with the bucket and key), or when
+	// bbolt meets a damaged page (the transaction rolls back, and after a
+	// write transaction later writes are refused); from Open, when state.db
+	// or data-key.json is damaged (with the file, and the page or record).
 	ErrCorrupt = errors.New("store: stored value failed authentication (corrupted or tampered)")
+	// ErrKeyMismatch is matched by Open's error when data-key.json unseals
+	// but holds the data key of another store than state.db's.
+	ErrKeyMismatch = errors.New("store: the data key belongs to another store")
 )
 
 // Options configures Open. The zero value gives the defaults.
@@ -55,8 +63,10 @@ type Options struct {
 	// Tx.Put; zero means DefaultMaxValueSize. Negative or larger than
 	// bbolt allows is an error.
 	MaxValueSize int
-	// Logger receives a line when a store is opened or created; nil means
-	// no logging. Keys and values are never logged.
+	// Logger receives a line when a store is opened or created, a warning
+	// when Open finds a damaged meta page, and an error when a transaction
+	// meets a damaged page; nil means no logging. Keys and values are
+	// never logged.
 	Logger *slog.Logger
 }
 
@@ -82,10 +92,19 @@ func (o Options) withDefaults() (Options, error) {
 // DB is an open store. It is safe for concurrent use.
 type DB struct {
 	bolt         *bbolt.DB
+	file         *os.File    // bbolt's state.db, for closeBolt
 	aead         cipher.AEAD // AES-256-GCM with random nonces under the data key
 	maxValueSize int
+	log          *slog.Logger
 
-	batch batcher
+	// writer is held by the one goroutine in a bbolt write transaction, so
+	// that writers wait here (with their context) rather than inside bbolt.
+	writer chan struct{}
+	batch  batcher
+	// failed is the damage the first failed write transaction met; writes
+	// are refused once it is set.
+	failed    atomic.Pointer[corruptError]
+	closeWait time.Duration // see closeBolt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -110,37 +129,48 @@ func newAEAD(dataKey []byte) (cipher.AEAD, error) {
 }
 
 // View runs fn in a read-only transaction. It returns ctx's error without
-// calling fn if ctx is done, and otherwise fn's error.
-func (db *DB) View(ctx context.Context, fn func(*Tx) error) error {
+// calling fn if ctx is done, and otherwise fn's error; or an error matching
+// ErrCorrupt if bbolt met a damaged page (see Tx).
+func (db *DB) View(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	tx := &Tx{db: db}
+	defer tx.guard(&err, 0, "read transaction", "", "")
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return db.bolt.View(func(btx *bbolt.Tx) error {
-		return fn(&Tx{db: db, tx: btx})
+		tx.tx = btx
+		return tx.run(fn)
 	})
 }
 
 // Update runs fn in a read-write transaction and commits it, durably, if
 // fn returns nil; otherwise it rolls back and returns fn's error. Writers
-// wait for each other; if ctx is done once it is this call's turn, fn is
-// not called and ctx's error is returned.
+// wait for each other; if ctx ends before it is this call's turn, fn is
+// not called and ctx's error is returned. If bbolt meets a damaged page
+// the transaction rolls back with an error matching ErrCorrupt, and later
+// writes are refused with one.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.bolt.Update(func(btx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return fn(&Tx{db: db, tx: btx})
-	})
+	select {
+	case db.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writer }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.update(fn)
 }
 
 // Close waits for open transactions, closes the database and releases the
 // directory lock. Calling it again returns the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.closeErr = errors.Join(db.bolt.Close(), db.lock.Close(), db.root.Close())
+		db.closeErr = errors.Join(db.closeBolt(), db.lock.Close(), db.root.Close())
 	})
 	return db.closeErr
 }

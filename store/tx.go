@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"go.etcd.io/bbolt"
@@ -23,19 +24,27 @@ const (
 // Tx is a transaction passed to the functions given to DB.View, DB.Update
 // and DB.Batch. It must not be used after that function returns, nor from
 // other goroutines while it runs.
+//
+// A method that meets a damaged page returns an error matching ErrCorrupt
+// instead of letting bbolt panic, and the transaction then fails with that
+// error even if the function drops it: it rolls back.
 type Tx struct {
-	db *DB
-	tx *bbolt.Tx
+	db       *DB
+	tx       *bbolt.Tx
+	writable bool
+	depth    int   // caller functions running (see guard)
+	failed   error // the first damage met, if any
 }
 
 // Get returns the decrypted value of key in bucket, a fresh slice the
 // caller owns. It returns an error wrapping ErrNotFound if the bucket or
 // key does not exist, and one wrapping ErrCorrupt if the stored value does
 // not authenticate.
-func (tx *Tx) Get(bucket, key string) ([]byte, error) {
+func (tx *Tx) Get(bucket, key string) (_ []byte, err error) {
 	if err := checkNames(bucket, key); err != nil {
 		return nil, err
 	}
+	defer tx.guard(&err, tx.depth, "reading", bucket, key)
 	b := tx.tx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil, fmt.Errorf("%w: bucket %q", ErrNotFound, bucket)
@@ -50,10 +59,11 @@ func (tx *Tx) Get(bucket, key string) ([]byte, error) {
 // Put encrypts value and stores it under key in bucket, creating the
 // bucket if needed. value may be empty but at most Options.MaxValueSize
 // bytes. Put fails in a read-only transaction.
-func (tx *Tx) Put(bucket, key string, value []byte) error {
+func (tx *Tx) Put(bucket, key string, value []byte) (err error) {
 	if err := tx.checkWritable("Put", bucket, key); err != nil {
 		return err
 	}
+	defer tx.guard(&err, tx.depth, "writing", bucket, key)
 	if len(value) > tx.db.maxValueSize {
 		return fmt.Errorf("store: value for bucket %q key %q is %d bytes, at most %d allowed", bucket, key, len(value), tx.db.maxValueSize)
 	}
@@ -69,10 +79,11 @@ func (tx *Tx) Put(bucket, key string, value []byte) error {
 
 // Delete removes key from bucket. Deleting a key or bucket that does not
 // exist is not an error. Delete fails in a read-only transaction.
-func (tx *Tx) Delete(bucket, key string) error {
+func (tx *Tx) Delete(bucket, key string) (err error) {
 	if err := tx.checkWritable("Delete", bucket, key); err != nil {
 		return err
 	}
+	defer tx.guard(&err, tx.depth, "deleting", bucket, key)
 	b := tx.tx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil
@@ -87,10 +98,11 @@ func (tx *Tx) Delete(bucket, key string) error {
 // decrypted value (a fresh slice fn may keep). A missing bucket has no
 // keys. It stops at the first error, from fn (returned as is) or from
 // decryption (wrapping ErrCorrupt). fn must not modify the bucket.
-func (tx *Tx) ForEach(bucket string, fn func(key string, value []byte) error) error {
+func (tx *Tx) ForEach(bucket string, fn func(key string, value []byte) error) (err error) {
 	if err := checkBucket(bucket); err != nil {
 		return err
 	}
+	defer tx.guard(&err, tx.depth, "reading", bucket, "")
 	b := tx.tx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil
@@ -104,7 +116,10 @@ func (tx *Tx) ForEach(bucket string, fn func(key string, value []byte) error) er
 		if err != nil {
 			return err
 		}
-		return fn(key, value)
+		tx.depth++
+		err = fn(key, value)
+		tx.depth--
+		return err
 	})
 }
 
@@ -179,12 +194,9 @@ func sealValue(aead cipher.AEAD, bucket, key string, value []byte) []byte {
 
 // open decrypts a stored value of bucket and key.
 func (db *DB) open(bucket, key string, sealed []byte) ([]byte, error) {
-	if len(sealed) < valueOverhead || sealed[0] != valueVersion {
-		return nil, fmt.Errorf("%w: bucket %q key %q: %d-byte value is not in the stored format", ErrCorrupt, bucket, key, len(sealed))
-	}
-	value, err := db.aead.Open(nil, nil, sealed[1:], additionalData(bucket, key))
+	value, _, err := openAppend(db.aead, nil, nil, bucket, key, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bucket %q key %q", ErrCorrupt, bucket, key)
+		return nil, err
 	}
 	if value == nil {
 		value = []byte{}
@@ -192,8 +204,24 @@ func (db *DB) open(bucket, key string, sealed []byte) ([]byte, error) {
 	return value, nil
 }
 
-func additionalData(bucket, key string) []byte {
-	ad := make([]byte, 0, len(adPrefix)+len(bucket)+1+len(key))
+// openAppend is open appending the value to dst, with ad's space reused
+// for the additional data; it returns that space for reuse too.
+func openAppend[K string | []byte](aead cipher.AEAD, dst, ad []byte, bucket string, key K, sealed []byte) (value, adSpace []byte, err error) {
+	if len(sealed) < valueOverhead || sealed[0] != valueVersion {
+		return nil, ad, fmt.Errorf("%w: bucket %q key %q: %d-byte value is not in the stored format", ErrCorrupt, bucket, key, len(sealed))
+	}
+	ad = appendAD(ad[:0], bucket, key)
+	value, err = aead.Open(dst, nil, sealed[1:], ad)
+	if err != nil {
+		return nil, ad, fmt.Errorf("%w: bucket %q key %q", ErrCorrupt, bucket, key)
+	}
+	return value, ad, nil
+}
+
+func additionalData(bucket, key string) []byte { return appendAD(nil, bucket, key) }
+
+func appendAD[K string | []byte](ad []byte, bucket string, key K) []byte {
+	ad = slices.Grow(ad, len(adPrefix)+len(bucket)+1+len(key))
 	ad = append(ad, adPrefix...)
 	ad = append(ad, bucket...)
 	ad = append(ad, 0)
