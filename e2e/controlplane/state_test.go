@@ -97,7 +97,7 @@ func TestCorruptStateRefused(t *testing.T) {
 	}{{
 		name:    "flipped bytes in a stored value",
 		corrupt: func(t *testing.T, dir string) { flipAfter(t, filepath.Join(dir, "state.db"), "tls-key") },
-		want:    []string{"load deployment PKI", "stored value failed authentication (corrupted or tampered)", `key "tls-key"`},
+		want:    []string{"stored value failed authentication (corrupted or tampered)", `key "tls-key"`},
 	}, {
 		name: "flipped bytes in both bbolt meta pages",
 		corrupt: func(t *testing.T, dir string) {

@@ -36,15 +36,6 @@ func (o *outputFlag) register(cmd *cobra.Command) {
 	cmd.Flags().VarP(&o.format, "output", "o", "output format: text or json (see docs/cli/json.md)")
 }
 
-// validate reports a format that is neither text nor json. The flag already refuses those when
-// it is parsed, so this only guards values set some other way.
-func (o *outputFlag) validate() error {
-	if o.format != "text" && o.format != "json" {
-		return usageError(fmt.Errorf("--output %q: expected text or json", o.format))
-	}
-	return nil
-}
-
 // print writes v as indented JSON in JSON mode, or calls text otherwise. v is one of the
 // documents of package jsonoutput.
 func (o *outputFlag) print(w io.Writer, v any, text func(io.Writer)) error {
