@@ -116,6 +116,10 @@ type ActivationResponse struct {
 	FileKeys        map[string][]byte `json:"file_keys,omitempty"`
 	ManifestVersion int               `json:"manifest_version"`
 	Simulation      bool              `json:"simulation"`
+	// Exec and ReloadSignal are the workload's exec and reload_signal: exec the application
+	// instead of supervising it, and the signal it gets after a renewal (empty for none).
+	Exec         bool   `json:"exec,omitempty"`
+	ReloadSignal string `json:"reload_signal,omitempty"`
 }
 
 // Error is the body of every error answer.

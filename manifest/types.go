@@ -13,7 +13,8 @@ type Settings struct {
 	// TrustDomain is the SPIFFE trust domain of every workload identity: lowercase letters,
 	// digits, dots, hyphens and underscores, at most 255 bytes. Default [DefaultTrustDomain].
 	TrustDomain string `json:"trust_domain,omitempty"`
-	// WorkloadCertificateValidity is how long a workload certificate is valid, from 1m to
+	// WorkloadCertificateValidity is how long a workload certificate is valid, from 5s (for tests of
+	// renewal, which happens at about 2/3 of it; each renewal is an activation) to
 	// 8760h. Default [DefaultWorkloadCertificateValidity].
 	WorkloadCertificateValidity Duration `json:"workload_certificate_validity,omitzero"`
 }
@@ -70,7 +71,22 @@ type Workload struct {
 	// files (the files the converter encrypted). Each is a shared 256-bit symmetric-key secret
 	// or a user-defined secret (the key the converter generated, uploaded after conversion).
 	FileKeys []string `json:"file_keys,omitempty"`
+	// Exec makes the launcher exec the application, which then runs as the container's PID 1,
+	// instead of supervising it as its child. Default false: the launcher stays as init,
+	// forwards signals, reaps zombies and renews the workload certificate before it expires.
+	// An exec'd application keeps the certificate of its start until it expires.
+	Exec bool `json:"exec,omitempty"`
+	// ReloadSignal names the signal the launcher sends the application after each renewal
+	// replaced its files, one of [ReloadSignals]; empty sends none (the application finds the
+	// files changed). Not allowed with Exec, where nothing renews.
+	ReloadSignal string `json:"reload_signal,omitempty"`
 }
+
+// ReloadSignals lists the signals a workload may name as its reload_signal: the ones servers
+// use to reread their configuration or reopen their files (nginx and HAProxy: SIGHUP, or
+// SIGUSR1/SIGUSR2). Each ends a process that does not handle it, so name one only for an
+// application that does.
+var ReloadSignals = []string{"SIGHUP", "SIGUSR1", "SIGUSR2"}
 
 // TLS lists the subject alternative names of a workload certificate besides its SPIFFE ID.
 type TLS struct {

@@ -17,7 +17,7 @@ import (
 
 // Duration bounds.
 const (
-	minWorkloadValidity = Duration(time.Minute)
+	minWorkloadValidity = Duration(5 * time.Second) // under a minute for tests of renewal; each renewal is an activation
 	maxWorkloadValidity = Duration(8760 * time.Hour)
 	minSecretValidity   = Duration(time.Minute)
 	maxSecretValidity   = Duration(87600 * time.Hour)

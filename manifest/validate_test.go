@@ -25,7 +25,7 @@ func TestValidateRules(t *testing.T) {
 		{"trust domain characters", func(d obj) { at(d, "settings")["trust_domain"] = "Corp.Example" }, "$.settings.trust_domain", `expected a SPIFFE trust domain of lowercase letters, digits, '.', '-' and '_' (such as "example.org"), found "Corp.Example"`, 0},
 		{"trust domain empty", func(d obj) { at(d, "settings")["trust_domain"] = "" }, "$.settings.trust_domain", `found ""`, 0},
 		{"trust domain too long", func(d obj) { at(d, "settings")["trust_domain"] = strings.Repeat("a", 256) }, "$.settings.trust_domain", "at most 255 bytes, found 256 bytes", 0},
-		{"validity too short", func(d obj) { at(d, "settings")["workload_certificate_validity"] = "59s" }, "$.settings.workload_certificate_validity", "expected a duration from 1m to 8760h, found 59s", 0},
+		{"validity too short", func(d obj) { at(d, "settings")["workload_certificate_validity"] = "4s" }, "$.settings.workload_certificate_validity", "expected a duration from 5s to 8760h, found 4s", 0},
 		{"validity too long", func(d obj) { at(d, "settings")["workload_certificate_validity"] = "8761h" }, "$.settings.workload_certificate_validity", "found 8761h0m0s", 0},
 		{"validity zero", func(d obj) { at(d, "settings")["workload_certificate_validity"] = "0s" }, "$.settings.workload_certificate_validity", "found 0s", 0},
 		// packages

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
+	"strings"
 )
 
 // checkWorkloads validates every workload, compiles its templates and dry-runs them with
@@ -46,6 +48,14 @@ func (m *Manifest) checkWorkloads(ps *problems) map[string]*compiledWorkload {
 			ipOwner[a] = name
 		})
 		m.checkFileKeys(ps, p+".file_keys", w.FileKeys)
+		if w.ReloadSignal != "" {
+			switch {
+			case !slices.Contains(ReloadSignals, w.ReloadSignal):
+				ps.add(p+".reload_signal", "expected one of %s, found %s", strings.Join(ReloadSignals, ", "), quote(w.ReloadSignal))
+			case w.Exec:
+				ps.add(p+".reload_signal", "expected none with exec: true (an exec'd application is never renewed), found %s", quote(w.ReloadSignal))
+			}
+		}
 		cw, ok := m.compileWorkload(p, name, w, ps)
 		compiled[name] = cw
 		if ok {

@@ -156,6 +156,8 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		FileKeys:         fileKeys,
 		ManifestVersion:  d.version,
 		Simulation:       c.cfg.Simulation,
+		Exec:             w.Exec,
+		ReloadSignal:     w.ReloadSignal,
 	}, wl, nil
 }
 
