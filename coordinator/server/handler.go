@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/cloister-dev/cloister/api"
@@ -117,7 +116,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id 
 
 // logRefusal logs a refused request unless refusals come faster than the log may take.
 func (s *Server) logRefusal(r *http.Request, apiName, id, code, msg string) {
-	ok, skipped := s.refusals.allow(time.Now())
+	ok, skipped := s.refusals.allow(s.now())
 	if !ok {
 		s.unlogged.WithLabelValues(apiName).Inc()
 		return

@@ -25,6 +25,7 @@ type Server struct {
 	reqs     *prometheus.CounterVec
 	unlogged *prometheus.CounterVec
 	refusals refusalLimiter
+	now      func() time.Time // the refusal limiter's clock
 }
 
 // Option configures a Server.
@@ -43,6 +44,7 @@ func New(c *core.Core, opts ...Option) *Server {
 	s := &Server{
 		core: c,
 		log:  slog.New(slog.DiscardHandler),
+		now:  time.Now,
 		reqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloister_api_requests_total",
 			Help: "API requests by API (client, mesh), route and HTTP status code.",
