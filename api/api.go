@@ -39,6 +39,9 @@ type Status struct {
 	ManifestVersion int    `json:"manifest_version"`
 	ManifestDigest  string `json:"manifest_digest,omitempty"`
 	Message         string `json:"message,omitempty"`
+	// Activations counts the activations of each workload since the Coordinator's state was
+	// created, by workload name, for every manifest version; omitted when there were none.
+	Activations map[string]uint64 `json:"activations,omitempty"`
 }
 
 // Collateral is the Intel collateral that verifies a quote, as raw bytes: the TCB Info and QE

@@ -16,6 +16,11 @@ type Status struct {
 	ManifestDigest string `json:"manifest_digest,omitempty"`
 	// Message is a note for people, such as the simulation warning; omitted when empty.
 	Message string `json:"message,omitempty"`
+	// Activations counts the activations of each workload, by workload name, since the
+	// Coordinator's state was created (workloads of earlier manifest versions included); an
+	// empty object when there were none. Counts of workloads without max_activations may lag
+	// by a few seconds after a Coordinator crash.
+	Activations map[string]uint64 `json:"activations"`
 }
 
 // Certificates is printed by `cloister certificate root|intermediate|chain`.

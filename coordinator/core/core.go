@@ -149,6 +149,9 @@ func (c *Core) Status() api.Status {
 		s.ManifestVersion = d.version
 		s.ManifestDigest = fmt.Sprintf("%x", d.m.Digest())
 	}
+	if n := c.ActivationCounts(); len(n) > 0 {
+		s.Activations = n
+	}
 	return s
 }
 

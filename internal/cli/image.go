@@ -204,7 +204,7 @@ func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
 	for _, k := range d.ManifestEntry.Workloads {
 		if len(k.FileKeys) > 0 && d.KeyFile != "" {
 			fmt.Fprintf(w, "\nAfter setting the manifest, upload the file key as a user with the write role on it:\n")
-			fmt.Fprintf(w, "  cloister secret set %s --file %s\n", k.FileKeys[0], d.KeyFile)
+			fmt.Fprintf(w, "  cloister secret set %s --file %s -c HOST:PORT --cert USER.pem --key USER.key\n", k.FileKeys[0], d.KeyFile)
 		}
 	}
 }

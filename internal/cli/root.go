@@ -107,6 +107,7 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newDemoCmd(),
 		a.newImageCmd(),
 		a.newBenchCmd(),
+		a.newUserCmd(),
 	)
 	return root
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
@@ -39,6 +41,14 @@ func (a *app) newStatusCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "TEE               %s\n", s.TEE)
 				fmt.Fprintf(w, "version           %s\n", s.Version)
+				if len(s.Activations) == 0 {
+					fmt.Fprintf(w, "activations       none\n")
+				} else {
+					fmt.Fprintf(w, "activations\n")
+				}
+				for _, name := range slices.Sorted(maps.Keys(s.Activations)) {
+					fmt.Fprintf(w, "  %-15s %d\n", name, s.Activations[name])
+				}
 				if s.Message != "" {
 					fmt.Fprintf(w, "%s\n", s.Message)
 				}
@@ -52,10 +62,13 @@ func (a *app) newStatusCmd() *cobra.Command {
 
 // statusJSON is the --output json document of s.
 func statusJSON(s *api.Status) jsonoutput.Status {
-	return jsonoutput.Status{
+	out := jsonoutput.Status{
 		State: s.State, Simulation: s.Simulation, TEE: s.TEE, Version: s.Version,
 		ManifestVersion: s.ManifestVersion, ManifestDigest: s.ManifestDigest, Message: s.Message,
+		Activations: map[string]uint64{},
 	}
+	maps.Copy(out.Activations, s.Activations)
+	return out
 }
 
 func (a *app) newCertificateCmd() *cobra.Command {
