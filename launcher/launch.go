@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
@@ -20,7 +21,7 @@ import (
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
 
-// Plan is what to exec, once activation succeeded and files are in place.
+// Plan is what to run, once activation succeeded and files are in place.
 type Plan struct {
 	Path string   // absolute path of the program
 	Argv []string // argv, including argv[0]
@@ -28,6 +29,18 @@ type Plan struct {
 	Dir  string // working directory
 	// UID and GID are the user to switch to before exec, or -1 to keep the launcher's.
 	UID, GID int
+	// Exec is the workload's exec: replace the launcher by the application ([Exec]) instead
+	// of running it as a child ([Supervise]).
+	Exec bool
+	// ReloadSignal is sent to a supervised application after each renewal; 0 for none.
+	ReloadSignal syscall.Signal
+	// NotBefore and NotAfter bound the workload certificate of this activation.
+	NotBefore, NotAfter time.Time
+
+	// launch re-activates for renewals.
+	launch *launch
+	// activated is when the activation answered, by the launcher's clock.
+	activated time.Time
 }
 
 // attestation is how this launch proves itself and whom it trusts.
@@ -39,9 +52,31 @@ type attestation struct {
 	gramineDir  string
 }
 
-// Prepare does everything but the exec: it checks the enclave manifest, attests, activates,
-// writes the delivered files and returns the plan. An error means the application must not
-// start.
+// launch is what a launch keeps to activate again: its configuration, its evidence and the
+// application's user.
+type launch struct {
+	cfg      Config
+	att      *attestation
+	m        *enclave.Manifest
+	uid, gid int
+	log      *slog.Logger
+}
+
+// activation is one activation's answer with the workload's key in place.
+type activation struct {
+	resp                *api.ActivationResponse
+	env, argv           []string
+	notBefore, notAfter time.Time
+	// activated is when the Coordinator answered, by the launcher's clock; NotBefore is
+	// backdated for clock skew, so renewals are timed from this.
+	activated time.Time
+	serial    string
+	reload    syscall.Signal
+}
+
+// Prepare does everything but starting the application: it checks the enclave manifest,
+// attests, activates, writes the delivered files and returns the plan. An error means the
+// application must not start.
 func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	log := cfg.Log
 	if log == nil {
@@ -56,34 +91,18 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	wk, err := client.NewWorkloadKey(cfg.Workload)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("activating", "coordinator", cfg.Coordinator, "workload", cfg.Workload, "instance", cfg.Instance,
-		"mrenclave", fmt.Sprintf("%x", att.measurement))
-	resp, err := activate(ctx, cfg, att, wk.CSR, log)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pki.EncodeKeyPEM(wk.Key)
-	if err != nil {
-		return nil, err
-	}
-	if err := substituteKey(resp, string(keyPEM)); err != nil {
-		return nil, err
-	}
 	uid, gid, err := resolveUser(m.User)
 	if err != nil {
 		return nil, err
 	}
-	// Everything that can still fail without writing anything comes first.
-	env := m.Environ(cfg.HostEnv, resp.Env)
-	argv := m.Argv
-	if len(resp.Argv) > 0 {
-		argv = resp.Argv
+	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log}
+	a, err := l.activate(ctx)
+	if err != nil {
+		return nil, err
 	}
-	path, err := lookPath(argv[0], env)
+	resp := a.resp
+	// Everything that can still fail without writing anything comes first.
+	path, err := lookPath(a.argv[0], a.env)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +121,55 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if dir == "" {
 		dir = "/"
 	}
-	log.Info("activated; starting the application", "program", path, "files", len(resp.Files), "manifest_version", resp.ManifestVersion)
-	return &Plan{Path: path, Argv: argv, Env: env, Dir: dir, UID: uid, GID: gid}, nil
+	log.Info("activated; starting the application", "program", path, "files", len(resp.Files), "manifest_version", resp.ManifestVersion,
+		"exec", resp.Exec, "certificate_not_after", a.notAfter.UTC().Format(time.RFC3339))
+	return &Plan{Path: path, Argv: a.argv, Env: a.env, Dir: dir, UID: uid, GID: gid,
+		Exec: resp.Exec, ReloadSignal: a.reload, NotBefore: a.notBefore, NotAfter: a.notAfter, launch: l, activated: a.activated}, nil
 }
+
+// activate activates with a new key, as configured (retrying up to cfg.RetryTimeout), and
+// renders the answer: the key in place of its placeholder, the application's environment and
+// argv. It writes nothing.
+func (l *launch) activate(ctx context.Context) (*activation, error) {
+	wk, err := client.NewWorkloadKey(l.cfg.Workload)
+	if err != nil {
+		return nil, err
+	}
+	l.log.Info("activating", "coordinator", l.cfg.Coordinator, "workload", l.cfg.Workload, "instance", l.cfg.Instance,
+		"mrenclave", fmt.Sprintf("%x", l.att.measurement))
+	resp, err := activate(ctx, l.cfg, l.att, wk.CSR, l.log)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodeKeyPEM(wk.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := substituteKey(resp, string(keyPEM)); err != nil {
+		return nil, err
+	}
+	certs, err := pki.ParseCertsPEM([]byte(resp.CertificateChain))
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("coordinator sent certificate chain that does not parse (%v); expected the workload certificate first", err)
+	}
+	leaf := certs[0]
+	reload, ok := reloadSignals[resp.ReloadSignal]
+	if !ok {
+		return nil, fmt.Errorf("coordinator sent reload signal %q; expected none or one of SIGHUP, SIGUSR1, SIGUSR2", resp.ReloadSignal)
+	}
+	argv := l.m.Argv
+	if len(resp.Argv) > 0 {
+		argv = resp.Argv
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("no command: the enclave manifest and the deployment manifest give no argv")
+	}
+	return &activation{resp: resp, env: l.m.Environ(l.cfg.HostEnv, resp.Env), argv: argv,
+		notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, activated: time.Now(), serial: leaf.SerialNumber.Text(16), reload: reload}, nil
+}
+
+// reloadSignals are the signals a workload may name as its reload signal (manifest.ReloadSignals).
+var reloadSignals = map[string]syscall.Signal{"": 0, "SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2}
 
 // maxEnclaveManifest bounds the enclave manifest file.
 const maxEnclaveManifest = enclave.MaxSize
