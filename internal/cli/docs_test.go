@@ -48,6 +48,8 @@ var jsonDocuments = map[string]any{
 	"cloister image keygen":             jsonoutput.ImageKeygen{},
 	"cloister image bench":              jsonoutput.ImageBench{},
 	"cloister bench activate":           jsonoutput.BenchActivate{},
+	"cloister image coordinator":        jsonoutput.ImageCoordinator{},
+	"cloister enclave sign":             jsonoutput.EnclaveSign{},
 }
 
 // docTree is the command tree as the docs show it: no environment, so flag defaults are the

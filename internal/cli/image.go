@@ -30,7 +30,7 @@ func (a *app) newImageCmd() *cobra.Command {
 converted images. Images are named as skopeo names them: oci:DIR[:TAG], docker-archive:FILE[:REF]
 or docker://REGISTRY/REPO:TAG. See docs/convert.md.`,
 	}
-	cmd.AddCommand(a.newImageConvertCmd(), a.newImageInspectCmd(), a.newImageKeygenCmd(), a.newImageBenchCmd())
+	cmd.AddCommand(a.newImageConvertCmd(), a.newImageInspectCmd(), a.newImageKeygenCmd(), a.newImageBenchCmd(), a.newImageCoordinatorCmd())
 	return cmd
 }
 

@@ -1,0 +1,137 @@
+package podman
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloister-dev/cloister/internal/e2etest"
+)
+
+// coordinatorImageOutput is the part of `image coordinator --output json` the test reads.
+type coordinatorImageOutput struct {
+	Image               string `json:"image"`
+	Digest              string `json:"digest"`
+	MREnclaveSimulation string `json:"mrenclave_simulation"`
+	MRSigner            string `json:"mrsigner"`
+	MRSignerSimulation  string `json:"mrsigner_simulation"`
+	BinarySHA256        string `json:"binary_sha256"`
+}
+
+// staticCloister builds cmd/cloister without cgo, as the Coordinator image needs (the test
+// binaries of e2etest link cgo), into dir.
+func staticCloister(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "cloister-static")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", out, "./cmd/cloister")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build a static cloister: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestCoordinatorImage builds the Coordinator as a confidential image with `cloister image
+// coordinator`, twice (to an archive and to an OCI layout) with the same digest, runs it in
+// podman on a simulated platform mounted at /sim with its ports published on loopback, and
+// verifies it from outside with `cloister verify --mrenclave` and the printed measurement; a
+// wrong measurement is refused with both values named. The container then stops cleanly.
+func TestCoordinatorImage(t *testing.T) {
+	eng := newEngine(t)
+	env := e2etest.New(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := staticCloister(t, dir)
+	key := filepath.Join(dir, "signer.pem")
+	mrsigner := keygen(t, key)
+
+	ref := "localhost/cloister-e2e/coordinator:" + eng.run
+	archive := filepath.Join(dir, "coordinator.tar")
+	build := func(dst string) coordinatorImageOutput {
+		t.Helper()
+		var out coordinatorImageOutput
+		raw := mustCloister(t, "image", "coordinator", "--sign-key", key, "--binary", bin, "--output", "json", dst)
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
+			t.Fatalf("image coordinator output: %v\n%s", err, raw)
+		}
+		return out
+	}
+	first := build("docker-archive:" + archive + ":" + ref)
+	second := build("oci:" + filepath.Join(dir, "layout") + ":1")
+	if first.Digest == "" || first.Digest != second.Digest {
+		t.Fatalf("the same binary and key gave digests %q and %q; want one digest", first.Digest, second.Digest)
+	}
+	if first.MRSigner != fmt.Sprintf("%x", mrsigner) {
+		t.Errorf("printed MRSIGNER %s; want the key's %x", first.MRSigner, mrsigner)
+	}
+
+	simDir := filepath.Join(dir, "sim")
+	mustCloister(t, "sim", "init", simDir)
+	if err := filepath.Walk(simDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if fi.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(p, mode) // readable through the bind mount, whatever user the container maps to
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eng.load(archive, ref)
+	clientPort, meshPort := freePort(t), freePort(t)
+	name := "cloister-e2e-coordinator-image-" + eng.run
+	eng.must(time.Minute, "run", "-d", "--name", name,
+		"-p", fmt.Sprintf("127.0.0.1:%d:4433", clientPort), "-p", fmt.Sprintf("127.0.0.1:%d:2001", meshPort),
+		"-v", simDir+":/sim:ro", ref, "--simulation", "/sim")
+	c := &container{e: eng, name: name}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of container %s:\n%s", name, tail(c.logs(), 4000))
+		}
+		eng.podman(time.Minute, "rm", "-f", "-t", "2", name)
+	})
+	client := fmt.Sprintf("127.0.0.1:%d", clientPort)
+	e2etest.WaitFor(t, time.Minute, "the containerized Coordinator to listen", func() (bool, string) {
+		if !c.running() {
+			t.Fatalf("the Coordinator container stopped:\n%s", c.logs())
+		}
+		return strings.Contains(c.logs(), "coordinator listening") && listening(client), c.logs()
+	})
+	if logs := c.logs(); !strings.Contains(logs, "SIMULATION MODE") {
+		t.Errorf("the containerized Coordinator does not say it runs in simulation:\n%s", logs)
+	}
+
+	wrong := strings.Repeat("ab", 32)
+	env.CLIFails(t, []string{"coordinator NOT verified",
+		fmt.Sprintf("mrenclave %s not accepted; expected one of [%s]", first.MREnclaveSimulation, wrong)},
+		"verify", "-c", client, "--simulation", simDir, "--mrenclave", wrong)
+	res := env.MustCLI(t, "verify", "-c", client, "--simulation", simDir, "--mrenclave", first.MREnclaveSimulation, "--output", "json")
+	var v struct {
+		Verified        bool   `json:"verified"`
+		Simulation      bool   `json:"simulation"`
+		IdentityChecked bool   `json:"identity_checked"`
+		MREnclave       string `json:"mrenclave"`
+		MRSigner        string `json:"mrsigner"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
+		t.Fatalf("verify output: %v\n%s", err, res.Stdout)
+	}
+	if !v.Verified || !v.Simulation || !v.IdentityChecked || v.MREnclave != first.MREnclaveSimulation || v.MRSigner != first.MRSignerSimulation {
+		t.Errorf("verify printed %+v; want verified in simulation with MRENCLAVE %s and MRSIGNER %s", v, first.MREnclaveSimulation, first.MRSignerSimulation)
+	}
+
+	eng.must(time.Minute, "stop", "-t", "20", name)
+	if code := c.wait(time.Minute); code != 0 {
+		t.Errorf("the Coordinator container exited with code %d after SIGTERM; want 0", code)
+	}
+}
