@@ -57,7 +57,7 @@ func FuzzParse(f *testing.F) {
 		strings.Replace(raw, `"isvsvn":2`, `"isvsvn":2,"isvsvn":1`, 1),
 		strings.Replace(raw, `"argv":`, `"ARGV":["/evil"],"argv":`, 1),
 		strings.Replace(raw, `"env":{`, `"env":{"\u0050ATH":"/evil",`, 1),
-		strings.Replace(raw, `"version":1`, `"version":2`, 1),
+		strings.Replace(raw, `"version":2`, `"version":1`, 1),
 	} {
 		add(signRaw(f, []byte(r), key))
 	}

@@ -9,8 +9,12 @@ import (
 )
 
 // FormatVersion is the only enclave manifest format version this package
-// reads and writes; [Manifest.Version] must equal it.
-const FormatVersion = 1
+// reads and writes; [Manifest.Version] must equal it. Version 2 records each
+// protected file's mode and owner and the directories above it
+// ([Manifest.ProtectedDirs]), and keeps the encrypted copies apart from the
+// paths the application reads ([Manifest.EncryptedDir]); manifests of
+// version 1 are refused with a request to convert the image again.
+const FormatVersion = 2
 
 // MaxSize bounds a signed enclave manifest file, in bytes (64 MiB).
 const MaxSize = 64 << 20
@@ -59,8 +63,25 @@ type Manifest struct {
 	// with unique absolute clean paths.
 	Files []File `json:"files"`
 	// ProtectedFiles are the encrypted files, sorted by path, with unique
-	// absolute clean paths that are not also in Files.
+	// absolute clean paths that are not also in Files. Each path is, in the
+	// image, a symbolic link to [Manifest.PlaintextPath] of itself; its
+	// encrypted copy is at [Manifest.EncryptedPath] of itself.
 	ProtectedFiles []ProtectedFile `json:"protected_files,omitempty"`
+	// ProtectedDirs are the directories the launcher recreates under
+	// PlaintextDir, with their modes and owners: exactly every directory
+	// (below "/") that holds a protected file or such a directory, sorted by
+	// path. Empty when ProtectedFiles is.
+	ProtectedDirs []Directory `json:"protected_dirs,omitempty"`
+	// EncryptedDir is the directory that holds the encrypted copies of the
+	// protected files, each at EncryptedDir followed by its path
+	// ([EncryptedDirDefault] in a converted image). Set exactly when
+	// ProtectedFiles is not empty.
+	EncryptedDir string `json:"encrypted_dir,omitempty"`
+	// PlaintextDir is the memory-backed directory the launcher decrypts
+	// protected files into, each at PlaintextDir followed by its path
+	// ([ProtectedDir] in a converted image). Set exactly when ProtectedFiles
+	// is not empty.
+	PlaintextDir string `json:"plaintext_dir,omitempty"`
 	// Exclude lists the patterns of paths that are deliberately not measured:
 	// a path.Match pattern ("/tmp/*.log") or a directory prefix ending in "/"
 	// ("/var/cache/"). Patterns are absolute. See [Manifest.Excluded].
@@ -103,6 +124,73 @@ type ProtectedFile struct {
 	// Version is the version number the encryption binds, so that an older
 	// encrypted copy of the file cannot be swapped in.
 	Version uint64 `json:"version"`
+	// Mode holds the file's permission bits as in the original image,
+	// setuid, setgid and sticky included; the launcher gives the plaintext
+	// exactly this mode.
+	Mode Mode `json:"mode"`
+	// UID and GID are the file's numeric owner and group as in the original
+	// image's tar header; 4294967295 (-1 to chown) is not allowed.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// Directory is one directory above protected files, as in the original
+// image (or 0755 and root when no layer has an entry for it).
+type Directory struct {
+	// Path is the absolute, clean path of the directory.
+	Path string `json:"path"`
+	// Mode, UID and GID are as for [ProtectedFile].
+	Mode Mode   `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
+}
+
+// EncryptedDirDefault is [Manifest.EncryptedDir] in a converted image.
+const EncryptedDirDefault = ReservedDir + "/protected"
+
+// EncryptedPath returns where the encrypted copy of the protected file p is
+// stored: EncryptedDir followed by p.
+func (m *Manifest) EncryptedPath(p string) string { return m.EncryptedDir + p }
+
+// PlaintextPath returns where the launcher decrypts the protected file p to,
+// and where the symbolic link at p points: PlaintextDir followed by p.
+func (m *Manifest) PlaintextPath(p string) string { return m.PlaintextDir + p }
+
+// Mode is the permission bits of a file or directory (at most 0o7777: no
+// file type). In JSON it is a string of exactly four octal digits ("0644",
+// "4755"); decoding anything else is an error wrapping [ErrMalformed].
+type Mode uint32
+
+// MaxMode is the largest valid [Mode]: every permission bit with setuid,
+// setgid and sticky.
+const MaxMode Mode = 0o7777
+
+// String returns m as four octal digits.
+func (m Mode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
+// MarshalText returns m as four octal digits; it fails for a mode above
+// [MaxMode].
+func (m Mode) MarshalText() ([]byte, error) {
+	if m > MaxMode {
+		return nil, fmt.Errorf("%w: mode %o: expected at most 7777", ErrInvalid, uint32(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText sets m from exactly four octal digits.
+func (m *Mode) UnmarshalText(b []byte) error {
+	if len(b) != 4 {
+		return fmt.Errorf("%w: mode: expected four octal digits, found %d characters", ErrMalformed, len(b))
+	}
+	var v uint32
+	for _, c := range b {
+		if c < '0' || c > '7' {
+			return fmt.Errorf("%w: mode: expected four octal digits, found %q", ErrMalformed, c)
+		}
+		v = v<<3 | uint32(c-'0')
+	}
+	*m = Mode(v)
+	return nil
 }
 
 // Coordinator is the Coordinator identity a launcher accepts: any MRENCLAVE

@@ -134,7 +134,7 @@ func TestParseRejects(t *testing.T) {
 		{"modified manifest", replace(valid, `"isvsvn":2`, `"isvsvn":3`), ErrSignature},
 		{"signature by other key", replace(signRaw(t, s.Raw, other),
 			hex.EncodeToString(other.N.FillBytes(make([]byte, 384))), hex.EncodeToString(key.N.FillBytes(make([]byte, 384)))), ErrSignature},
-		{"signed unknown field", signed(strings.Replace(raw, `"version":1`, `"version":1,"debug":true`, 1)), ErrMalformed},
+		{"signed unknown field", signed(strings.Replace(raw, `"version":2`, `"version":2,"debug":true`, 1)), ErrMalformed},
 		{"signed duplicate key", signed(strings.Replace(raw, `"isvsvn":2`, `"isvsvn":2,"isvsvn":1`, 1)), ErrMalformed},
 		{"signed case-folded key", signed(strings.Replace(raw, `"argv":`, `"ARGV":["/evil"],"argv":`, 1)), ErrMalformed},
 		{"signed kelvin-sign key", signed(strings.Replace(raw, `"key":"app-key"`, "\"\u212aey\":\"app-key\"", 1)), ErrMalformed},
@@ -144,7 +144,7 @@ func TestParseRejects(t *testing.T) {
 		{"signed short digest", signed(strings.Replace(raw, `"sha256":"0c`, `"sha256":"`, 1)), ErrMalformed},
 		{"signed trailing data", signed(raw + " 1"), ErrMalformed},
 		{"signed array", signed(`[1]`), ErrMalformed},
-		{"signed invalid manifest", signed(strings.Replace(raw, `"version":1`, `"version":2`, 1)), ErrInvalid},
+		{"signed invalid manifest", signed(strings.Replace(raw, `"version":2`, `"version":3`, 1)), ErrInvalid},
 		{"signed unsorted files", signed(strings.Replace(raw, `"path":"/etc/app.conf"`, `"path":"/zzz"`, 1)), ErrInvalid},
 	}
 	for _, tc := range tests {
@@ -171,7 +171,7 @@ func TestSignRejects(t *testing.T) {
 	}{
 		{"exponent 65537", minimalManifest(), weak, "found a 3072-bit odd modulus with exponent 65537"},
 		{"duplicate file", bad, key, "expected sorted unique paths"},
-		{"no argv", &Manifest{Version: 1}, key, "argv: expected at least one element"},
+		{"no argv", &Manifest{Version: FormatVersion}, key, "argv: expected at least one element"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

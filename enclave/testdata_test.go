@@ -22,13 +22,13 @@ func sum(s string) Digest { return sha256.Sum256([]byte(s)) }
 
 // minimalManifest is the smallest valid manifest.
 func minimalManifest() *Manifest {
-	return &Manifest{Version: 1, Argv: []string{"/bin/true"}}
+	return &Manifest{Version: FormatVersion, Argv: []string{"/bin/true"}}
 }
 
 // fullManifest sets every field; its files are deliberately out of order.
 func fullManifest() *Manifest {
 	return &Manifest{
-		Version:    1,
+		Version:    FormatVersion,
 		ISVProdID:  7,
 		ISVSVN:     2,
 		Argv:       []string{"/usr/bin/app", "--config", "/etc/app.conf", "--greeting=<hi & bye>"},
@@ -42,8 +42,15 @@ func fullManifest() *Manifest {
 			{Path: "/usr/lib/libapp.so.1", SHA256: sum("lib"), Size: 3},
 		},
 		ProtectedFiles: []ProtectedFile{
-			{Path: "/etc/app/key.pem", Key: "app-key", Size: 100, SHA256: sum("ciphertext"), Version: 3},
+			{Path: "/etc/app/key.pem", Key: "app-key", Size: 100, SHA256: sum("ciphertext"), Version: 3,
+				Mode: 0o640, UID: 0, GID: 33},
 		},
+		ProtectedDirs: []Directory{
+			{Path: "/etc", Mode: 0o755},
+			{Path: "/etc/app", Mode: 0o750, UID: 0, GID: 33},
+		},
+		EncryptedDir: EncryptedDirDefault,
+		PlaintextDir: ProtectedDir,
 		Exclude: []string{"/tmp/", "/var/log/*.log"},
 		Coordinator: &Coordinator{
 			MRENCLAVE: []Digest{sum("coordinator")},

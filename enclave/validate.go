@@ -3,7 +3,9 @@ package enclave
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -45,11 +47,15 @@ func (p *problems) err() error {
 // decoded as is.
 func (m *Manifest) Validate() error {
 	var p problems
-	if m.Version != FormatVersion {
+	switch {
+	case m.Version == 1:
+		p.addf("version: expected %d, found 1 (made before protected files kept their modes and owners and survived restarts): convert the image again", FormatVersion)
+	case m.Version != FormatVersion:
 		p.addf("version: expected %d, found %d", FormatVersion, m.Version)
 	}
 	m.validateProcess(&p)
 	m.validateFiles(&p)
+	m.validateProtected(&p)
 	for i, pat := range m.Exclude {
 		if why := checkPattern(pat); why != "" {
 			p.addf("exclude[%d] %q: %s", i, pat, why)
@@ -159,6 +165,90 @@ func (m *Manifest) validateFiles(p *problems) {
 		if f.Size < 0 {
 			p.addf("protected_files[%d].size: expected at least 0, found %d", i, f.Size)
 		}
+	}
+}
+
+// noOwner is the owner ID chown reads as "unchanged" ((uid_t)-1).
+const noOwner = 1<<32 - 1
+
+// validateProtected checks encrypted_dir, plaintext_dir, the protected
+// files' modes and owners, and protected_dirs: exactly the directories
+// above the protected files.
+func (m *Manifest) validateProtected(p *problems) {
+	if len(m.ProtectedFiles) == 0 {
+		if m.EncryptedDir != "" || m.PlaintextDir != "" || len(m.ProtectedDirs) > 0 {
+			p.addf("encrypted_dir, plaintext_dir, protected_dirs: expected none without protected_files")
+		}
+		return
+	}
+	dirs := map[string]string{} // needed directory → a protected file below it
+	for i, f := range m.ProtectedFiles {
+		if f.Mode > MaxMode {
+			p.addf("protected_files[%d].mode %o: expected permission bits only, at most 7777", i, uint32(f.Mode))
+		}
+		if f.UID == noOwner || f.GID == noOwner {
+			p.addf("protected_files[%d]: uid %d, gid %d: expected IDs below %d", i, f.UID, f.GID, uint32(noOwner))
+		}
+		if checkPath(f.Path) != "" {
+			continue // reported by validateFiles
+		}
+		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
+			if _, ok := dirs[d]; ok {
+				break
+			}
+			dirs[d] = f.Path
+		}
+		for _, root := range []string{m.EncryptedDir, m.PlaintextDir} {
+			if root != "" && (f.Path == root || strings.HasPrefix(f.Path, root+"/")) {
+				p.addf("protected_files[%d].path %q: inside %s, where the launcher keeps protected files", i, f.Path, root)
+			}
+		}
+	}
+	for _, d := range []struct{ name, value string }{{"encrypted_dir", m.EncryptedDir}, {"plaintext_dir", m.PlaintextDir}} {
+		if why := checkPath(d.value); why != "" {
+			p.addf("%s %q: %s; expected an absolute directory when protected_files is set", d.name, d.value, why)
+		}
+	}
+	if a, b := m.EncryptedDir, m.PlaintextDir; a != "" && b != "" && (a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")) {
+		p.addf("encrypted_dir %q and plaintext_dir %q: expected two separate directories", a, b)
+	}
+	for i, f := range m.Files {
+		for _, root := range []string{m.EncryptedDir, m.PlaintextDir} {
+			if root != "" && strings.HasPrefix(f.Path, root+"/") {
+				p.addf("files[%d].path %q: inside %s, where the launcher keeps protected files", i, f.Path, root)
+			}
+		}
+	}
+	for i, f := range m.ProtectedFiles {
+		if below, ok := dirs[f.Path]; ok {
+			p.addf("protected_files[%d].path %q: also the directory of protected %q", i, f.Path, below)
+		}
+	}
+	for i, f := range m.Files {
+		if below, ok := dirs[f.Path]; ok {
+			p.addf("files[%d].path %q: also the directory of protected %q", i, f.Path, below)
+		}
+	}
+	for i, d := range m.ProtectedDirs {
+		if why := checkPath(d.Path); why != "" {
+			p.addf("protected_dirs[%d].path %q: %s", i, d.Path, why)
+		} else if i > 0 && d.Path <= m.ProtectedDirs[i-1].Path {
+			p.addf("protected_dirs[%d].path %q: expected sorted unique paths, found it after %q", i, d.Path, m.ProtectedDirs[i-1].Path)
+		}
+		if _, ok := dirs[d.Path]; ok {
+			delete(dirs, d.Path)
+		} else {
+			p.addf("protected_dirs[%d].path %q: holds no protected file; expected only the directories above protected files", i, d.Path)
+		}
+		if d.Mode > MaxMode {
+			p.addf("protected_dirs[%d].mode %o: expected permission bits only, at most 7777", i, uint32(d.Mode))
+		}
+		if d.UID == noOwner || d.GID == noOwner {
+			p.addf("protected_dirs[%d]: uid %d, gid %d: expected IDs below %d", i, d.UID, d.GID, uint32(noOwner))
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		p.addf("protected_dirs: %q missing; expected every directory above protected files (%s)", d, dirs[d])
 	}
 }
 

@@ -68,13 +68,19 @@ type fileCheck struct {
 	size int64 // bytes on disk
 	sum  Digest
 	note string // added to size descriptions, e.g. " (encrypted)"
+	// For a protected file: where its encrypted copy is, and the target the
+	// symbolic link at path must have.
+	stored, link string
 }
 
 // VerifyFiles checks every file of m.Files and m.ProtectedFiles under the
 // directory root, which stands for "/" of the image: each must be a regular
 // file (symbolic links are followed only within root) with the recorded
-// size and SHA-256 digest; a protected file's size is that of its encrypted
-// form. Files are hashed in parallel with pooled 1 MiB buffers.
+// size and SHA-256 digest. For a protected file that is its encrypted copy
+// at [Manifest.EncryptedPath], of the encrypted size, and its own path must
+// be a symbolic link whose target is exactly [Manifest.PlaintextPath] (the
+// launcher never writes there, so a restart finds the same). Files are
+// hashed in parallel with pooled 1 MiB buffers.
 //
 // It returns nil when every file matches, a [*FilesError] listing every
 // mismatch, or another error if root cannot be opened or ctx ends first.
@@ -94,7 +100,7 @@ func (m *Manifest) VerifyFiles(ctx context.Context, root string, opts VerifyOpti
 	}
 	for _, f := range m.ProtectedFiles {
 		checks = append(checks, fileCheck{path: f.Path, size: protect.EncryptedSize(f.Size, f.Path),
-			sum: f.SHA256, note: " (encrypted)"})
+			sum: f.SHA256, note: " (encrypted)", stored: m.EncryptedPath(f.Path), link: m.PlaintextPath(f.Path)})
 	}
 	// Largest first, so that one big file does not start last and run alone.
 	slices.SortStableFunc(checks, func(a, b fileCheck) int { return cmp.Compare(b.size, a.size) })
@@ -142,7 +148,16 @@ func (m *Manifest) VerifyFiles(ctx context.Context, root string, opts VerifyOpti
 // checkFile compares one file with its record.
 func checkFile(dirs *dirCache, c *fileCheck, buf []byte, done <-chan struct{}) (Mismatch, bool) {
 	mm := Mismatch{Path: c.path, Expected: "a regular file"}
-	f, err := dirs.open(strings.TrimPrefix(c.path, "/"))
+	name := c.path
+	if c.stored != "" {
+		if found := checkLink(dirs.top, c.path, c.link); found != "" {
+			mm.Expected, mm.Found = "a symbolic link to "+c.link, found
+			return mm, false
+		}
+		name = c.stored
+		mm.Expected = "its encrypted copy at " + c.stored + " (a regular file)"
+	}
+	f, err := dirs.open(strings.TrimPrefix(name, "/"))
 	if err != nil {
 		mm.Found = describeOpenError(err)
 		return mm, false
@@ -169,11 +184,32 @@ func checkFile(dirs *dirCache, c *fileCheck, buf []byte, done <-chan struct{}) (
 	case n != c.size:
 		mm.Expected, mm.Found = fmt.Sprintf("size %d%s", c.size, c.note), fmt.Sprintf("only %d bytes when read", n)
 	case sum != c.sum:
-		mm.Expected, mm.Found = "sha256 "+c.sum.String(), "sha256 "+sum.String()
+		mm.Expected, mm.Found = "sha256 "+c.sum.String()+c.note, "sha256 "+sum.String()
 	default:
 		return mm, true
 	}
 	return mm, false
+}
+
+// checkLink returns "" if p (absolute) is a symbolic link to exactly
+// target, and otherwise what it is.
+func checkLink(r *os.Root, p, target string) string {
+	name := strings.TrimPrefix(p, "/")
+	fi, err := r.Lstat(name)
+	if err != nil {
+		return describeOpenError(err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		return describeMode(fi.Mode())
+	}
+	got, err := r.Readlink(name)
+	switch {
+	case err != nil:
+		return describeOpenError(err)
+	case got != target:
+		return fmt.Sprintf("a symbolic link to %q", got)
+	}
+	return ""
 }
 
 // describeOpenError says briefly why a file could not be read.

@@ -81,10 +81,21 @@ func TestVerifyFiles(t *testing.T) {
 		}, []Mismatch{{"/../etc/passwd", "a regular file", "unreadable (path escapes from parent)"}}},
 		{"protected wrong copy", func(t *testing.T, root string, m *Manifest) {
 			m.ProtectedFiles[0].SHA256 = sum("older copy")
-		}, []Mismatch{{"/etc/secret", "sha256 " + sum("older copy").String(), "sha256 " + Digest(sha256.Sum256(secret.Bytes())).String()}}},
+		}, []Mismatch{{"/etc/secret", "sha256 " + sum("older copy").String() + " (encrypted)", "sha256 " + Digest(sha256.Sum256(secret.Bytes())).String()}}},
 		{"protected wrong size", func(t *testing.T, root string, m *Manifest) {
 			m.ProtectedFiles[0].Size = 7
 		}, []Mismatch{{"/etc/secret", fmt.Sprintf("size %d (encrypted)", secret.Len()+1), fmt.Sprintf("size %d", secret.Len())}}},
+		{"protected copy missing", func(t *testing.T, root string, m *Manifest) {
+			must(t, os.Remove(filepath.Join(root, "cloister/protected/etc/secret")))
+		}, []Mismatch{{"/etc/secret", "its encrypted copy at /cloister/protected/etc/secret (a regular file)", "missing"}}},
+		{"protected path not a link", func(t *testing.T, root string, m *Manifest) {
+			must(t, os.Remove(filepath.Join(root, "etc/secret")))
+			must(t, os.WriteFile(filepath.Join(root, "etc/secret"), []byte("plain"), 0o644))
+		}, []Mismatch{{"/etc/secret", "a symbolic link to " + ProtectedDir + "/etc/secret", "a file of mode -rw-r--r--"}}},
+		{"protected path links elsewhere", func(t *testing.T, root string, m *Manifest) {
+			must(t, os.Remove(filepath.Join(root, "etc/secret")))
+			must(t, os.Symlink("/tmp/cloister-protected/etc/secret", filepath.Join(root, "etc/secret")))
+		}, []Mismatch{{"/etc/secret", "a symbolic link to " + ProtectedDir + "/etc/secret", `a symbolic link to "/tmp/cloister-protected/etc/secret"`}}},
 		{"several, sorted", func(t *testing.T, root string, m *Manifest) {
 			must(t, os.Remove(filepath.Join(root, "usr/bin/app")))
 			must(t, os.Remove(filepath.Join(root, "etc/app.conf")))
@@ -95,11 +106,14 @@ func TestVerifyFiles(t *testing.T) {
 			root, m := writeTree(t, map[string][]byte{
 				"/usr/bin/app":  []byte("app"),
 				"/etc/app.conf": []byte("conf"),
-				"/etc/secret":   secret.Bytes(),
+				"/cloister/protected/etc/secret": secret.Bytes(),
 			})
-			m.Files = slices.DeleteFunc(m.Files, func(f File) bool { return f.Path == "/etc/secret" })
+			m.Files = slices.DeleteFunc(m.Files, func(f File) bool { return strings.HasPrefix(f.Path, "/cloister/") })
 			m.ProtectedFiles = []ProtectedFile{{Path: "/etc/secret", Key: "k", Size: 6,
-				SHA256: sha256.Sum256(secret.Bytes()), Version: 1}}
+				SHA256: sha256.Sum256(secret.Bytes()), Version: 1, Mode: 0o644}}
+			m.ProtectedDirs = []Directory{{Path: "/etc", Mode: 0o755}}
+			m.EncryptedDir, m.PlaintextDir = EncryptedDirDefault, ProtectedDir
+			must(t, os.Symlink(ProtectedDir+"/etc/secret", filepath.Join(root, "etc/secret")))
 			tc.setup(t, root, m)
 			opts := VerifyOptions{}
 			if tc.name == "one worker" {

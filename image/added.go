@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -67,9 +68,13 @@ type addedFile struct {
 }
 
 // addedLayer writes the layer the converter adds on top: /cloister with
-// the launcher, the signed enclave manifest and the Gramine manifest, and
-// each protected file, encrypted, at its original path. Files copied from
-// disk are hashed again on the way and must match what was measured.
+// the launcher, the signed enclave manifest and the Gramine manifest; each
+// protected file's encrypted copy below /cloister/protected (read-only,
+// root's); and at each protected path a symbolic link, with the original
+// owner, to its plaintext under the launcher's memory-backed directory.
+// The launcher writes nothing here, so a restarted container finds the
+// same files. Files copied from disk are hashed again on the way and must
+// match what was measured.
 func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInfo, signed []byte, gramine string, enc []*encrypted) (*fileLayer, error) {
 	files := []addedFile{
 		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "cloister/", Mode: 0o755}},
@@ -78,13 +83,26 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 		{hdr: tar.Header{Name: "cloister/launch", Mode: 0o755, Size: li.size}, file: li.path, sum: &li.sum},
 	}
 	slices.SortFunc(enc, func(a, b *encrypted) int { return cmp.Compare(a.file.Path, b.file.Path) })
+	storeDirs := map[string]bool{}
+	var stored, links []addedFile
 	for _, e := range enc {
-		files = append(files, addedFile{hdr: tar.Header{
-			Name: strings.TrimPrefix(e.file.Path, "/"), Mode: e.hdr.Mode & 0o7777,
-			Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
-			Size: fileSize(e.tmp), PAXRecords: keptPAXRecords(e.hdr.PAXRecords),
+		name := strings.TrimPrefix(enclave.EncryptedDirDefault+e.file.Path, "/")
+		for d := path.Dir(name); d != "cloister" && !storeDirs[d]; d = path.Dir(d) {
+			storeDirs[d] = true
+			stored = append(stored, addedFile{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}})
+		}
+		stored = append(stored, addedFile{hdr: tar.Header{
+			Name: name, Mode: 0o444, Size: fileSize(e.tmp), PAXRecords: keptPAXRecords(e.hdr.PAXRecords),
 		}, file: e.tmp, sum: &e.file.SHA256})
+		links = append(links, addedFile{hdr: tar.Header{
+			Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(e.file.Path, "/"), Linkname: protectedDir + e.file.Path,
+			Mode: 0o777, Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
+		}})
 	}
+	// Parents before children: the directories of /cloister/protected, in path order.
+	slices.SortStableFunc(stored, func(a, b addedFile) int { return cmp.Compare(a.hdr.Name, b.hdr.Name) })
+	files = append(files, stored...)
+	files = append(files, links...)
 	lw, err := newLayerWriter(dir, gzipLevel)
 	if err != nil {
 		return nil, err

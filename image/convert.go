@@ -120,10 +120,17 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	enc := slices.Collect(maps.Values(rw.out))
 	var prot []enclave.ProtectedFile
 	for _, e := range enc {
+		if e.file.Mode, e.file.UID, e.file.GID, err = attrs(e.hdr.Mode, e.hdr.Uid, e.hdr.Gid); err != nil {
+			return nil, fmt.Errorf("protect %s: %w", e.file.Path, err)
+		}
 		prot = append(prot, e.file)
 	}
+	dirs, err := protectedDirs(v, p)
+	if err != nil {
+		return nil, err
+	}
 
-	m, err := enclaveManifest(&src.config.Config, &cfg, files, prot)
+	m, err := enclaveManifest(&src.config.Config, &cfg, files, prot, dirs)
 	if err != nil {
 		return nil, err
 	}

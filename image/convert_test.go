@@ -100,7 +100,7 @@ func TestConvertedImage(t *testing.T) {
 	if !bytes.Equal(files["cloister/launch"], must(os.ReadFile(testLauncher()))) || files["cloister/gramine.manifest"] == nil {
 		t.Error("the added layer lacks the launcher or the Gramine manifest")
 	}
-	ct := files["etc/app/secret.conf"]
+	ct := files["cloister/protected/etc/app/secret.conf"]
 	var plain bytes.Buffer
 	v, err := protect.Decrypt(&plain, bytes.NewReader(ct), fileKey, "/etc/app/secret.conf")
 	if err != nil || v != 1 || plain.String() != "password=hunter2" {
@@ -109,6 +109,9 @@ func TestConvertedImage(t *testing.T) {
 	pf := m.ProtectedFiles[0]
 	if pf.SHA256 != enclave.Digest(sha256.Sum256(ct)) || pf.Size != 16 || pf.Key != DefaultKeyName {
 		t.Errorf("protected file record %+v does not describe the encrypted file", pf)
+	}
+	if m.EncryptedDir != "/cloister/protected" || m.PlaintextDir != enclave.ProtectedDir {
+		t.Errorf("encrypted_dir %q, plaintext_dir %q", m.EncryptedDir, m.PlaintextDir)
 	}
 }
 

@@ -46,7 +46,7 @@ func fixedEnv(env []string) (map[string]string, error) {
 }
 
 // enclaveManifest assembles the enclave manifest of the converted image.
-func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enclave.ProtectedFile) (*enclave.Manifest, error) {
+func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enclave.ProtectedFile, dirs []enclave.Directory) (*enclave.Manifest, error) {
 	argv, err := trustedArgv(c, cfg)
 	if err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enc
 		}
 		wd = path.Clean(wd)
 	}
-	return &enclave.Manifest{
+	m := &enclave.Manifest{
 		Version:        enclave.FormatVersion,
 		ISVProdID:      cfg.ISVProdID,
 		ISVSVN:         cfg.ISVSVN,
@@ -77,5 +77,10 @@ func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enc
 		Coordinator:    cfg.Coordinator,
 		EnclaveSize:    cfg.EnclaveSize,
 		Threads:        cfg.Threads,
-	}, nil
+	}
+	if len(prot) > 0 {
+		m.ProtectedDirs = dirs
+		m.EncryptedDir, m.PlaintextDir = enclave.EncryptedDirDefault, protectedDir
+	}
+	return m, nil
 }

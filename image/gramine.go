@@ -123,7 +123,7 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 		w("\n# Encrypted by the converter; the launcher checks them with the key the Coordinator delivers.\n")
 		w("sgx.allowed_files = [\n")
 		for _, f := range in.m.ProtectedFiles {
-			w("  %s,\n", tomlString("file:"+f.Path))
+			w("  %s,\n", tomlString("file:"+in.m.EncryptedPath(f.Path)))
 		}
 		w("]\n")
 	}

@@ -97,7 +97,7 @@ func TestGramineManifest(t *testing.T) {
 	if trusted["file:"+LauncherPath] != sum(files["cloister/launch"]) || trusted["file:"+EnclaveManifestPath] != sum(files["cloister/enclave.json"]) {
 		t.Error("the launcher and the enclave manifest are not trusted files with their digests")
 	}
-	if len(trusted) != len(m.Files)+2 || !slices.Equal(g.SGX.AllowedFiles, []string{"file:/etc/secret"}) {
+	if len(trusted) != len(m.Files)+2 || !slices.Equal(g.SGX.AllowedFiles, []string{"file:/cloister/protected/etc/secret"}) {
 		t.Errorf("%d trusted files, allowed %v; want %d and the protected file", len(trusted), g.SGX.AllowedFiles, len(m.Files)+2)
 	}
 }

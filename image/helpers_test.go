@@ -77,6 +77,8 @@ type te struct {
 	body string // content of a regular file
 	link string
 	mode int64
+	uid  int
+	gid  int
 	pax  map[string]string // PAX records (extended attributes)
 }
 
@@ -93,7 +95,7 @@ func tarBytes(t testing.TB, entries ...te) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, ModTime: time.Unix(1600000000, 0), PAXRecords: e.pax}
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: time.Unix(1600000000, 0), PAXRecords: e.pax}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.body))
@@ -235,4 +237,20 @@ func signedManifest(t testing.TB, img v1.Image) *enclave.Signed {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// mergedView stacks the layers of img as a runtime does.
+func mergedView(t testing.TB, img v1.Image) *view {
+	t.Helper()
+	src := source(t, img)
+	lim := Limits{}.withDefaults()
+	idx, err := indexLayers(context.Background(), src, &lim, 0, &tracker{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := mergeLayers(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -121,7 +121,8 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 // Verify inspects a converted image (see [Inspect]), then reads every
 // layer, stacks them as a runtime does, and re-hashes every trusted and
 // protected file the enclave manifest lists (following symbolic links, as
-// the launcher does). It also reports regular files that the manifest
+// the launcher does; a protected file's encrypted copy, and the symbolic
+// link at its path). It also reports regular files that the manifest
 // neither lists nor excludes, and device nodes. Any difference gives a
 // [*MismatchError]; the report is returned either way.
 func Verify(ctx context.Context, src *Source, opts ...Option) (*Report, error) {
@@ -172,7 +173,20 @@ func Verify(ctx context.Context, src *Source, opts ...Option) (*Report, error) {
 		check(f.Path, f.Size, f.SHA256, "")
 	}
 	for _, f := range m.ProtectedFiles {
-		check(f.Path, protect.EncryptedSize(f.Size, f.Path), f.SHA256, " (encrypted)")
+		listed[f.Path] = true
+		want := m.PlaintextPath(f.Path)
+		if n := v.lookup(f.Path); n == nil || n.kind != kindSymlink || v.entry(n.def).link != want {
+			found := "missing"
+			switch {
+			case n == nil:
+			case n.kind == kindSymlink:
+				found = fmt.Sprintf("a symbolic link to %q", v.entry(n.def).link)
+			default:
+				found = n.kind.String()
+			}
+			bad = append(bad, enclave.Mismatch{Path: f.Path, Expected: "a symbolic link to " + want, Found: found})
+		}
+		check(m.EncryptedPath(f.Path), protect.EncryptedSize(f.Size, f.Path), f.SHA256, " (encrypted)")
 	}
 	_ = walk("/", v.root, func(p string, n *node) error {
 		switch {

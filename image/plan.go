@@ -175,6 +175,8 @@ func (p *plan) add(v *view, req string, excluded func(string) bool) error {
 				return p.addFile(fp, c, excluded)
 			case kindSymlink:
 				p.links = append(p.links, protectedLink{path: fp, dir: real})
+			case kindFIFO, kindDevice:
+				return fmt.Errorf("protect %q: %s is %s; a protected directory may hold regular files, directories and symbolic links only (remove it from the image)", req, fp, c.kind)
 			}
 			return nil
 		})
@@ -239,6 +241,43 @@ func (p *plan) addFile(fp string, n *node, excluded func(string) bool) error {
 	}
 	p.protected[fp] = n
 	return nil
+}
+
+// protectedDirs returns every directory above the protected files, with
+// the mode and owner of the entry that made it (0755 and root for a
+// directory no layer has an entry for, as runtimes create it), sorted.
+func protectedDirs(v *view, p *plan) ([]enclave.Directory, error) {
+	seen := map[string]bool{}
+	var dirs []enclave.Directory
+	for pp := range p.protected {
+		for d := path.Dir(pp); d != "/" && !seen[d]; d = path.Dir(d) {
+			seen[d] = true
+			rec := enclave.Directory{Path: d, Mode: 0o755}
+			if n := v.lookup(d); n != nil && n.def != noRef {
+				e := v.entry(n.def)
+				var err error
+				if rec.Mode, rec.UID, rec.GID, err = attrs(e.mode, e.uid, e.gid); err != nil {
+					return nil, &LayerError{Layer: int(n.def.layer) + 1, Path: d, Err: err}
+				}
+			}
+			dirs = append(dirs, rec)
+		}
+	}
+	slices.SortFunc(dirs, func(a, b enclave.Directory) int { return strings.Compare(a.Path, b.Path) })
+	return dirs, nil
+}
+
+// attrs checks the mode and owner of a tar header for the enclave manifest:
+// permission bits (setuid, setgid and sticky kept as they are) and IDs that
+// fit a uid_t other than -1.
+func attrs(mode int64, uid, gid int) (enclave.Mode, uint32, uint32, error) {
+	switch {
+	case uid < 0 || gid < 0 || uid >= 1<<32-1 || gid >= 1<<32-1:
+		return 0, 0, 0, fmt.Errorf("%w: owner %d:%d; expected IDs from 0 to 4294967294", ErrUnsafe, uid, gid)
+	case mode < 0:
+		return 0, 0, 0, fmt.Errorf("%w: mode %d", ErrUnsafe, mode)
+	}
+	return enclave.Mode(mode & 0o7777), uint32(uid), uint32(gid), nil
 }
 
 // trustedFiles lists the regular files of the final view that are neither

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/protect"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -94,7 +95,7 @@ func TestNoPlaintextRemains(t *testing.T) {
 	// The final version is what is encrypted.
 	files, _ := layerFiles(t, out[len(out)-1])
 	var plain bytes.Buffer
-	if _, err := protect.Decrypt(&plain, bytes.NewReader(files["etc/app/key.pem"]), fileKey, "/etc/app/key.pem"); err != nil || plain.String() != final {
+	if _, err := protect.Decrypt(&plain, bytes.NewReader(files["cloister/protected/etc/app/key.pem"]), fileKey, "/etc/app/key.pem"); err != nil || plain.String() != final {
 		t.Errorf("decrypted %q, %v; want the final version", plain.String(), err)
 	}
 	if err := verifyImage(t, res.Image); err != nil {
@@ -180,7 +181,7 @@ func TestProtectHardLinkGroup(t *testing.T) {
 	files, _ := layerFiles(t, out[len(out)-1])
 	for _, p := range []string{"etc/s", "etc/t"} {
 		var plain bytes.Buffer
-		if _, err := protect.Decrypt(&plain, bytes.NewReader(files[p]), fileKey, "/"+p); err != nil || plain.String() != "LINKED-SECRET-0987654321" {
+		if _, err := protect.Decrypt(&plain, bytes.NewReader(files["cloister/protected/"+p]), fileKey, "/"+p); err != nil || plain.String() != "LINKED-SECRET-0987654321" {
 			t.Errorf("%s: %q, %v", p, plain.String(), err)
 		}
 	}
@@ -369,7 +370,8 @@ func TestPlaintextInMetadata(t *testing.T) {
 
 // TestProtectedFileKeepsAttributes protects a file with extended
 // attributes: the encrypted entry keeps its file capabilities and other
-// attributes, but not the IMA hash of the plaintext.
+// attributes, but not the IMA hash of the plaintext; the enclave manifest
+// keeps its mode, setuid included.
 func TestProtectedFileKeepsAttributes(t *testing.T) {
 	caps := "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "a"), {name: "usr/bin/server", body: "SERVER-BINARY-0123456789", mode: 0o4750,
@@ -384,15 +386,96 @@ func TestProtectedFileKeepsAttributes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no entry usr/bin/server in the added layer: %v", err)
 		}
-		if h.Name != "usr/bin/server" {
+		if h.Name != "cloister/protected/usr/bin/server" {
 			continue
 		}
 		want := map[string]string{"SCHILY.xattr.security.capability": caps, "SCHILY.xattr.user.origin": "build-7", "GOLANG.pkg.version": "1"}
 		got := maps.Clone(h.PAXRecords)
 		delete(got, "size") // the encrypted size, if the header needs it
-		if !maps.Equal(got, want) || h.Mode != 0o4750 {
-			t.Errorf("encrypted entry: mode %o, PAX records %q; want mode 4750 and %q", h.Mode, got, want)
+		if !maps.Equal(got, want) {
+			t.Errorf("encrypted entry: PAX records %q; want %q", got, want)
+		}
+		if pf := signedManifest(t, res.Image).Manifest.ProtectedFiles[0]; pf.Mode != 0o4750 {
+			t.Errorf("protected file recorded with mode %v; want the original's, 4750", pf.Mode)
 		}
 		return
+	}
+}
+
+// TestProtectedTreeKeepsModesAndOwners protects a directory tree: the
+// enclave manifest records each file's and each directory's mode and
+// numeric owner as the layers have them (0755 root for a directory no
+// layer lists); the added layer holds the encrypted copies below
+// /cloister/protected and a symbolic link, with the file's owner, at each
+// protected path; subdirectories, empty directories and symbolic links of
+// the tree stay in the image as they were.
+func TestProtectedTreeKeepsModesAndOwners(t *testing.T) {
+	img := testImage(t, []string{"/bin/app"}, []te{
+		file("bin/app", "a"),
+		{name: "srv/www/", typ: tar.TypeDir, mode: 0o750, gid: 33},
+		{name: "srv/www/index.html", body: "<h1>PROTECTED-INDEX</h1>", mode: 0o644},
+		{name: "srv/www/conf/", typ: tar.TypeDir, mode: 0o2750, uid: 33, gid: 33},
+		{name: "srv/www/conf/site.conf", body: "PROTECTED-SITE-CONFIG", mode: 0o640, gid: 33},
+		{name: "srv/www/empty/", typ: tar.TypeDir, mode: 0o700, uid: 33},
+		symlink("srv/www/current", "index.html"),
+	})
+	res := convert(t, img, testConfig(t, "/srv/www"))
+	m := signedManifest(t, res.Image).Manifest
+	type attr struct {
+		path     string
+		mode     enclave.Mode
+		uid, gid uint32
+	}
+	var gotFiles, gotDirs []attr
+	for _, f := range m.ProtectedFiles {
+		gotFiles = append(gotFiles, attr{f.Path, f.Mode, f.UID, f.GID})
+	}
+	for _, d := range m.ProtectedDirs {
+		gotDirs = append(gotDirs, attr{d.Path, d.Mode, d.UID, d.GID})
+	}
+	wantFiles := []attr{{"/srv/www/conf/site.conf", 0o640, 0, 33}, {"/srv/www/index.html", 0o644, 0, 0}}
+	wantDirs := []attr{{"/srv", 0o755, 0, 0}, {"/srv/www", 0o750, 0, 33}, {"/srv/www/conf", 0o2750, 33, 33}}
+	if !slices.Equal(gotFiles, wantFiles) || !slices.Equal(gotDirs, wantDirs) {
+		t.Errorf("protected files %v, directories %v;\nwant %v, %v", gotFiles, gotDirs, wantFiles, wantDirs)
+	}
+
+	ls, _ := res.Image.Layers()
+	_, raw := layerFiles(t, ls[len(ls)-1])
+	links := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		if h.Typeflag == tar.TypeSymlink {
+			links[h.Name] = h.Linkname
+			if h.Name == "srv/www/conf/site.conf" && (h.Uid != 0 || h.Gid != 33) {
+				t.Errorf("link %s owned by %d:%d; want the file's 0:33", h.Name, h.Uid, h.Gid)
+			}
+		}
+	}
+	wantLinks := map[string]string{
+		"srv/www/index.html":     enclave.ProtectedDir + "/srv/www/index.html",
+		"srv/www/conf/site.conf": enclave.ProtectedDir + "/srv/www/conf/site.conf",
+	}
+	if !maps.Equal(links, wantLinks) {
+		t.Errorf("links in the added layer %v; want %v", links, wantLinks)
+	}
+	v := mergedView(t, res.Image)
+	for p, kind := range map[string]kind{"/srv/www/empty": kindDir, "/srv/www/current": kindSymlink, "/srv/www/conf": kindDir} {
+		if n := v.lookup(p); n == nil || n.kind != kind {
+			t.Errorf("%s is not kept in the image as a %s", p, kind)
+		}
+	}
+	if err := verifyImage(t, res.Image); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestProtectRefusesSpecialFiles: a named pipe in a protected directory
+// cannot be recreated in memory, so the conversion is refused.
+func TestProtectRefusesSpecialFiles(t *testing.T) {
+	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "a"), file("srv/www/index.html", "PROTECTED-INDEX-0123"),
+		rawEntry("srv/www/pipe", tar.TypeFifo)})
+	_, err := Convert(t.Context(), source(t, img), testConfig(t, "/srv/www"))
+	if want := `protect "/srv/www": /srv/www/pipe is a named pipe; a protected directory may hold regular files, directories and symbolic links only`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Convert = %v; want %q", err, want)
 	}
 }

@@ -63,6 +63,10 @@ type entry struct {
 	size int64
 	sum  [32]byte // SHA-256 of a regular file's content, set by the indexer
 	kind kind
+	// mode, uid and gid are the header's, kept for the directories above
+	// protected files, which the enclave manifest records.
+	mode     int64
+	uid, gid int
 	// For a hard link, set when the layers are merged: the entry that made
 	// the target path, and the entry that holds the content.
 	target, inode ref
@@ -139,7 +143,7 @@ func checkHeader(hdr *tar.Header, lim *Limits) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	e := entry{path: name, size: hdr.Size}
+	e := entry{path: name, size: hdr.Size, mode: hdr.Mode, uid: hdr.Uid, gid: hdr.Gid}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse: // the tar reader turns legacy TypeRegA into TypeReg
 		e.kind = kindFile

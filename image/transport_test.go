@@ -170,7 +170,8 @@ func TestVerifyFindsChanges(t *testing.T) {
 		{"deleted file", []te{file("opt/.wh.data", "")}, "/opt/data: expected a regular file, found missing"},
 		{"replaced by a link", []te{symlink("opt/data", "/bin/app")}, "/opt/data: expected size 4"},
 		{"new file", []te{file("usr/lib/libevil.so", "x")}, "/usr/lib/libevil.so: expected no file"},
-		{"protected file swapped", []te{file("etc/secret", "plain")}, "/etc/secret: expected size"},
+		{"protected file swapped", []te{file("etc/secret", "plain")}, "/etc/secret: expected a symbolic link to /dev/shm/cloister-protected/etc/secret, found a regular file"},
+		{"protected copy swapped", []te{file("cloister/protected/etc/secret", "plain")}, "/cloister/protected/etc/secret: expected size"},
 		{"device", []te{rawEntry("usr/sda", tar.TypeBlock)}, "/usr/sda: expected no device node"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

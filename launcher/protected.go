@@ -2,9 +2,7 @@ package launcher
 
 import (
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,40 +16,129 @@ import (
 	"github.com/cloister-dev/cloister/protect"
 )
 
-// ProtectedDir is where the plaintext of protected files lives: memory-backed storage only.
+// ProtectedDir is where a converted image's protected files are decrypted to (its enclave
+// manifest's plaintext_dir): memory-backed storage only.
 const ProtectedDir = enclave.ProtectedDir
 
 // tmpfsMagic is the statfs type of tmpfs (linux/magic.h).
 const tmpfsMagic = 0x01021994
 
 // unlockProtected decrypts each protected file with the key the Coordinator delivered into
-// memory-backed storage, and makes it appear at its original path through a symbolic link.
-// The plaintext is never written to disk: in simulation ProtectedDir is a tmpfs; inside Gramine
-// the Gramine manifest mounts an in-enclave tmpfs there. As for delivered files, no symbolic
-// link is followed on the way to anything written: not in ProtectedDir's path, not in a
-// protected file's directory.
-func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, uid, gid int) error {
+// m.PlaintextDir, memory-backed storage, and recreates there the directories above them, every
+// file and directory with the mode, owner and group the signed enclave manifest records (the
+// original image's). The plaintext is never written to disk: in simulation PlaintextDir is on a
+// tmpfs (/dev/shm); inside Gramine the Gramine manifest mounts an in-enclave tmpfs there.
+//
+// Nothing is written outside PlaintextDir: each protected path is, in the image, a symbolic link
+// to its plaintext there, and its encrypted copy stays where the converter put it
+// (m.EncryptedDir). So whatever a start leaves behind, the next one finds the image as it was,
+// verifies it the same and unlocks again. What an earlier start left in PlaintextDir (a container
+// restarted with the same /dev/shm) is removed first. No symbolic link is followed on the way to
+// anything read or written. Owners are set only when the launcher runs as root; otherwise the
+// files belong to the launcher's user, with the recorded modes. The last two arguments, the
+// application's user, are not used: each file keeps its own recorded owner.
+func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, _, _ int) error {
 	if len(m.ProtectedFiles) == 0 {
 		return nil
 	}
-	plain, err := atomicfile.OpenDir(ProtectedDir, 0o700)
+	for _, pf := range m.ProtectedFiles { // refuse before anything is written
+		if _, ok := resp.FileKeys[pf.Key]; !ok {
+			return fmt.Errorf("protected file %s: the Coordinator delivered no key %q; list it in the workload's file_keys", pf.Path, pf.Key)
+		}
+	}
+	plain, err := openPlaintextDir(m.PlaintextDir)
 	if err != nil {
 		return fmt.Errorf("protected files: %w", err)
 	}
 	defer plain.Close()
-	if err := checkMemoryBacked(plain); err != nil {
-		return fmt.Errorf("protected files: %w", err)
+	owners := os.Geteuid() == 0
+	// Directories stay 0700 and the launcher's while files are written into them, so that a
+	// directory recorded read-only can still be filled; they get their modes last.
+	for _, d := range m.ProtectedDirs {
+		if err := plain.Mkdir(strings.TrimPrefix(d.Path, "/"), 0o700); err != nil {
+			return fmt.Errorf("protected directory %s: %w", d.Path, err)
+		}
 	}
 	for _, pf := range m.ProtectedFiles {
-		key, ok := resp.FileKeys[pf.Key]
-		if !ok {
-			return fmt.Errorf("protected file %s: the Coordinator delivered no key %q; list it in the workload's file_keys", pf.Path, pf.Key)
-		}
-		if err := unlockOne(plain, pf, key, uid, gid); err != nil {
+		if err := unlockOne(plain, m, pf, resp.FileKeys[pf.Key], owners); err != nil {
 			return fmt.Errorf("protected file %s: %w", pf.Path, err)
 		}
 	}
+	for i := len(m.ProtectedDirs) - 1; i >= 0; i-- { // deepest first
+		d := m.ProtectedDirs[i]
+		if err := setAttrs(plain, strings.TrimPrefix(d.Path, "/"), d.Mode, d.UID, d.GID, owners); err != nil {
+			return fmt.Errorf("protected directory %s: %w", d.Path, err)
+		}
+	}
 	return nil
+}
+
+// openPlaintextDir opens dir, creating it 0755 if missing, without following a symbolic link on
+// its path; refuses it unless it is memory-backed; and empties it: what is there was left by an
+// earlier start. dir itself is kept, since inside Gramine it is a mount point.
+func openPlaintextDir(dir string) (*os.Root, error) {
+	plain, err := atomicfile.OpenDir(dir, 0o755)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMemoryBacked(plain); err != nil {
+		plain.Close()
+		return nil, err
+	}
+	err = clearDir(plain)
+	if err == nil {
+		err = plain.Chmod(".", 0o755) // traversable by every user the application runs as
+	}
+	if err != nil {
+		plain.Close()
+		return nil, fmt.Errorf("clear %s, left by an earlier start: %w", dir, err)
+	}
+	return plain, nil
+}
+
+// clearDir removes everything in dir (os.Root.RemoveAll follows no symbolic link).
+func clearDir(dir *os.Root) error {
+	d, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := dir.RemoveAll(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileMode turns recorded permission bits into an os.FileMode for chmod.
+func fileMode(m enclave.Mode) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// setAttrs gives name in dir its recorded owner (when owners is set) and then its mode: chown
+// clears setuid and setgid, so the mode comes last.
+func setAttrs(dir *os.Root, name string, mode enclave.Mode, uid, gid uint32, owners bool) error {
+	if owners {
+		if err := dir.Lchown(name, int(uid), int(gid)); err != nil {
+			return err
+		}
+	}
+	return dir.Chmod(name, fileMode(mode))
 }
 
 // checkMemoryBacked refuses a directory that is not on a tmpfs.
@@ -71,12 +158,16 @@ func checkMemoryBacked(dir *os.Root) error {
 	return nil
 }
 
-// unlockOne decrypts one protected file into plainRoot, at its path below it, and links it in
-// at its path.
-func unlockOne(plainRoot *os.Root, pf enclave.ProtectedFile, key []byte, uid, gid int) error {
-	dirPath, name := filepath.Split(pf.Path)
-	dirPath = filepath.Clean(dirPath)
-	dir, err := atomicfile.OpenDir(dirPath, 0)
+// unlockOne decrypts one protected file from its encrypted copy into plainRoot, at its path
+// below it, with its recorded mode and owner, after checking that the protected path itself is
+// the converter's symbolic link to exactly that plaintext.
+func unlockOne(plainRoot *os.Root, m *enclave.Manifest, pf enclave.ProtectedFile, key []byte, owners bool) error {
+	if err := checkPlaintextLink(pf.Path, m.PlaintextPath(pf.Path)); err != nil {
+		return err
+	}
+	stored := m.EncryptedPath(pf.Path)
+	dirPath, name := filepath.Split(stored)
+	dir, err := atomicfile.OpenDir(filepath.Clean(dirPath), 0)
 	if err != nil {
 		return err
 	}
@@ -87,28 +178,21 @@ func unlockOne(plainRoot *os.Root, pf enclave.ProtectedFile, key []byte, uid, gi
 	}
 	defer in.Close()
 
-	rel := strings.TrimPrefix(dirPath, "/")
+	plainDirPath, plainName := filepath.Split(pf.Path)
+	rel := strings.TrimPrefix(filepath.Clean(plainDirPath), "/")
 	if rel == "" {
 		rel = "."
 	}
-	plainDir, err := atomicfile.OpenDirIn(plainRoot, rel, 0o700)
+	plainDir, err := atomicfile.OpenDirIn(plainRoot, rel, 0)
 	if err != nil {
 		return err
 	}
 	defer plainDir.Close()
-	if uid >= 0 {
-		// The directories are 0700 and made by root: the application's user must own them to
-		// reach its files. Chown does not leave plainRoot, which holds no links of ours.
-		for d := rel; ; d = filepath.Dir(d) {
-			if err := plainRoot.Lchown(d, uid, gid); err != nil {
-				return err
-			}
-			if d == "." {
-				break
-			}
-		}
+	uid, gid := -1, -1
+	if owners {
+		uid, gid = int(pf.UID), int(pf.GID)
 	}
-	out, err := atomicfile.CreateIn(plainDir, name, 0o600, uid, gid)
+	out, err := atomicfile.CreateIn(plainDir, plainName, 0o600, uid, gid)
 	if err != nil {
 		return err
 	}
@@ -124,10 +208,10 @@ func unlockOne(plainRoot *os.Root, pf enclave.ProtectedFile, key []byte, uid, gi
 	var sum enclave.Digest
 	h.Sum(sum[:0])
 	if sum != pf.SHA256 { // Decrypt read to the end: it refuses trailing data
-		return fmt.Errorf("encrypted copy has SHA-256 %s; the enclave manifest expects %s (an old or altered copy swapped in?)", sum, pf.SHA256)
+		return fmt.Errorf("encrypted copy %s has SHA-256 %s; the enclave manifest expects %s (an old or altered copy swapped in?)", stored, sum, pf.SHA256)
 	}
 	if version != pf.Version {
-		return fmt.Errorf("encrypted copy has version %d; the enclave manifest expects %d (an old copy swapped in?)", version, pf.Version)
+		return fmt.Errorf("encrypted copy %s has version %d; the enclave manifest expects %d (an old copy swapped in?)", stored, version, pf.Version)
 	}
 	fi, err := out.Stat()
 	if err != nil {
@@ -136,18 +220,21 @@ func unlockOne(plainRoot *os.Root, pf enclave.ProtectedFile, key []byte, uid, gi
 	if fi.Size() != pf.Size {
 		return fmt.Errorf("decrypted size %d; the enclave manifest expects %d", fi.Size(), pf.Size)
 	}
-	if err := out.Commit(); err != nil {
+	if err := out.Chmod(fileMode(pf.Mode)); err != nil { // after the chown, which clears setuid
 		return err
 	}
-	// Replace the ciphertext by a link to the plaintext, so the application finds the file
-	// at its original path. Rename over the path keeps it atomic.
-	target := filepath.Join(plainRoot.Name(), pf.Path)
-	tmp := ".cloister-link-" + rand.Text()
-	if err := dir.Symlink(target, tmp); err != nil {
-		return errors.Join(err, plainDir.Remove(name))
-	}
-	if err := dir.Rename(tmp, name); err != nil {
-		return errors.Join(err, dir.Remove(tmp), plainDir.Remove(name))
+	return out.Commit()
+}
+
+// checkPlaintextLink requires p to be a symbolic link to exactly target, as the converter made
+// it. In simulation VerifyFiles has checked it already; inside Gramine nothing else does.
+func checkPlaintextLink(p, target string) error {
+	got, err := os.Readlink(p)
+	switch {
+	case err != nil:
+		return fmt.Errorf("expected a symbolic link to %s: %w", target, err)
+	case got != target:
+		return fmt.Errorf("expected a symbolic link to %s, found one to %q", target, got)
 	}
 	return nil
 }

@@ -3,125 +3,302 @@ package launcher
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/enclave"
-	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/cloister-dev/cloister/protect"
 )
 
-// encryptTo writes plain encrypted for path (version 1) to path and returns its manifest entry.
-func encryptTo(t *testing.T, key []byte, path string, plain []byte) enclave.ProtectedFile {
-	t.Helper()
-	var ct bytes.Buffer
-	if err := protect.Encrypt(&ct, bytes.NewReader(plain), key, path, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, ct.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return enclave.ProtectedFile{Path: path, Key: "k", Size: int64(len(plain)), SHA256: sha256.Sum256(ct.Bytes()), Version: 1}
+// protectedLayout is a converted image's layout of protected files at real absolute paths: the
+// encrypted copies below enc, the plaintext below plain (a tmpfs), each protected path a link.
+type protectedLayout struct {
+	m          *enclave.Manifest
+	enc, plain string
 }
 
-// plainRoot opens a directory for plaintext as unlockProtected opens ProtectedDir.
-func plainRoot(t *testing.T) (string, *os.Root) {
+// newProtectedLayout makes the directories of a protectedLayout; plain is on /dev/shm.
+func newProtectedLayout(t *testing.T) *protectedLayout {
 	t.Helper()
-	dir := realTempDir(t)
-	r, err := atomicfile.OpenDir(dir, 0)
+	plain, err := os.MkdirTemp("/dev/shm", "cloister-test-")
+	if err != nil {
+		t.Skipf("no tmpfs at /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(plain) })
+	l := &protectedLayout{m: &enclave.Manifest{}, enc: realTempDir(t), plain: plain}
+	l.m.EncryptedDir, l.m.PlaintextDir = l.enc, l.plain
+	return l
+}
+
+// add encrypts plain for path p (an absolute path outside enc and plain) into the layout, links
+// p to its plaintext, and lists it with its mode and owner; dirs lists the directories above p
+// with their attributes (those not given are recorded 0755 root).
+func (l *protectedLayout) add(t *testing.T, key []byte, p string, plain []byte, mode enclave.Mode, uid, gid uint32, dirs map[string]enclave.Directory) {
+	t.Helper()
+	var ct bytes.Buffer
+	if err := protect.Encrypt(&ct, bytes.NewReader(plain), key, p, 1); err != nil {
+		t.Fatal(err)
+	}
+	stored := l.m.EncryptedPath(p)
+	mustMkdir(t, filepath.Dir(stored))
+	if err := os.WriteFile(stored, ct.Bytes(), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	mustMkdir(t, filepath.Dir(p))
+	mustSymlink(t, l.m.PlaintextPath(p), p)
+	l.m.ProtectedFiles = append(l.m.ProtectedFiles, enclave.ProtectedFile{Path: p, Key: "k", Size: int64(len(plain)),
+		SHA256: sha256.Sum256(ct.Bytes()), Version: 1, Mode: mode, UID: uid, GID: gid})
+	for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
+		if hasDir(l.m, d) {
+			continue
+		}
+		rec, ok := dirs[d]
+		if !ok {
+			rec = enclave.Directory{Mode: 0o755}
+		}
+		rec.Path = d
+		l.m.ProtectedDirs = append(l.m.ProtectedDirs, rec)
+	}
+	sortLayout(l.m)
+}
+
+func hasDir(m *enclave.Manifest, d string) bool {
+	for _, x := range m.ProtectedDirs {
+		if x.Path == d {
+			return true
+		}
+	}
+	return false
+}
+
+func sortLayout(m *enclave.Manifest) {
+	slices.SortFunc(m.ProtectedDirs, func(a, b enclave.Directory) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(m.ProtectedFiles, func(a, b enclave.ProtectedFile) int { return strings.Compare(a.Path, b.Path) })
+}
+
+// wantAttrs checks p's permission bits (as ls shows them) and owner.
+func wantAttrs(t *testing.T, p string, mode os.FileMode, uid, gid uint32) {
+	t.Helper()
+	fi, err := os.Lstat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
-	return dir, r
+	st := fi.Sys().(*syscall.Stat_t)
+	if got := fi.Mode() &^ (os.ModeType &^ os.ModeDir); got != mode || st.Uid != uid || st.Gid != gid {
+		t.Errorf("%s: mode %v owner %d:%d; want %v %d:%d", p, got, st.Uid, st.Gid, mode, uid, gid)
+	}
 }
 
-func TestUnlockOne(t *testing.T) {
+// TestUnlockProtectedModesAndRestarts: the plaintext gets each file's and directory's recorded
+// mode and owner (setuid and sticky included, a read-only directory filled all the same), and a
+// second and third unlock, one over what the first left and one after the tmpfs was wiped, give
+// the same result; nothing outside the plaintext directory changes.
+func TestUnlockProtectedModesAndRestarts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
 	key := bytes.Repeat([]byte{7}, 32)
-	dir, root := plainRoot(t)
-	path := filepath.Join(realTempDir(t), "secret.txt")
-
-	pf := encryptTo(t, key, path, []byte("the current secret"))
-	if err := unlockOne(root, pf, key, -1, -1); err != nil {
+	l := newProtectedLayout(t)
+	base := realTempDir(t)
+	www := filepath.Join(base, "srv", "www")
+	dirs := map[string]enclave.Directory{
+		www:                          {Mode: 0o750, UID: 0, GID: 33},
+		filepath.Join(www, "private"): {Mode: 0o500, UID: 33, GID: 33},
+		filepath.Join(base, "srv"):    {Mode: 0o1777},
+	}
+	files := []struct {
+		path     string
+		mode     enclave.Mode
+		uid, gid uint32
+		want     os.FileMode
+	}{
+		{filepath.Join(www, "index.html"), 0o644, 0, 0, 0o644},
+		{filepath.Join(www, "group.conf"), 0o640, 0, 33, 0o640},
+		{filepath.Join(www, "private", "key.pem"), 0o400, 33, 33, 0o400},
+		{filepath.Join(www, "tool"), 0o4750, 0, 33, 0o750 | os.ModeSetuid},
+	}
+	for _, f := range files {
+		l.add(t, key, f.path, []byte("content of "+f.path), f.mode, f.uid, f.gid, dirs)
+	}
+	resp := &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}}
+	check := func(run string) {
+		t.Helper()
+		for _, f := range files {
+			if b, err := os.ReadFile(f.path); err != nil || string(b) != "content of "+f.path {
+				t.Errorf("%s: %s reads %q, %v", run, f.path, b, err)
+			}
+			wantAttrs(t, l.m.PlaintextPath(f.path), f.want, f.uid, f.gid)
+			if fi, err := os.Lstat(f.path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("%s: %s is no longer the image's link", run, f.path)
+			}
+		}
+		wantAttrs(t, l.m.PlaintextPath(www), 0o750|os.ModeDir, 0, 33)
+		wantAttrs(t, l.m.PlaintextPath(filepath.Join(www, "private")), 0o500|os.ModeDir, 33, 33)
+		wantAttrs(t, l.m.PlaintextPath(filepath.Join(base, "srv")), 0o777|os.ModeDir|os.ModeSticky, 0, 0)
+		wantAttrs(t, l.plain, 0o755|os.ModeDir, 0, 0)
+	}
+	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(path); err != nil || string(b) != "the current secret" {
-		t.Fatalf("after unlocking, %s reads %q, %v", path, b, err)
+	check("first start")
+
+	// A restart with the same /dev/shm (a Kubernetes container restart): what the first start
+	// left, and a stray file, are replaced.
+	noErr(t, os.WriteFile(filepath.Join(l.plain, "stray"), []byte("x"), 0o600))
+	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
+		t.Fatalf("second start over the first one's plaintext: %v", err)
 	}
-	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Fatalf("%s is not a link to the plaintext in memory", path)
+	check("second start")
+	if _, err := os.Lstat(filepath.Join(l.plain, "stray")); !os.IsNotExist(err) {
+		t.Errorf("a file left in %s survived the restart", l.plain)
 	}
 
-	// An older copy, encrypted with the same key and version, decrypts fine: only the ciphertext
-	// hash in the signed manifest tells it apart. It must be refused, leaving no plaintext.
-	path2 := filepath.Join(realTempDir(t), "secret.txt")
-	current := encryptTo(t, key, path2, []byte("the current secret"))
-	encryptTo(t, key, path2, []byte("a revoked old value"))
-	current.Size = int64(len("a revoked old value"))
-	err := unlockOne(root, current, key, -1, -1)
-	if err == nil || !strings.Contains(err.Error(), "an old or altered copy swapped in") {
-		t.Fatalf("old copy: err = %v; want the SHA-256 mismatch", err)
+	// A restart with a new /dev/shm (podman restart).
+	noErr(t, os.RemoveAll(l.plain))
+	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
+		t.Fatalf("third start, tmpfs wiped: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, path2)); !os.IsNotExist(err) {
-		t.Errorf("the refused file's plaintext was left in %s", dir)
-	}
-
-	// A wrong key, and a file moved to another path, fail in the format itself.
-	path3 := filepath.Join(realTempDir(t), "other.txt")
-	pf3 := encryptTo(t, key, path3, []byte("x"))
-	if err := unlockOne(root, pf3, bytes.Repeat([]byte{8}, 32), -1, -1); err == nil {
-		t.Errorf("wrong key accepted")
-	}
-	moved := pf3
-	moved.Path = filepath.Join(filepath.Dir(path3), "moved.txt")
-	os.Rename(path3, moved.Path)
-	if err := unlockOne(root, moved, key, -1, -1); err == nil {
-		t.Errorf("a file moved to another path was accepted")
+	check("third start")
+	if entries, _ := os.ReadDir(l.enc); len(entries) == 0 {
+		t.Errorf("the encrypted copies are gone")
 	}
 }
 
-// TestUnlockOneRefusesLinks: the link to the plaintext is placed in the protected file's own
-// directory, never through a symbolic link planted on its path, and the ciphertext itself may not
-// be a link; the plaintext is not left behind.
-func TestUnlockOneRefusesLinks(t *testing.T) {
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnlockProtectedRefusals: an old copy, a wrong key, a missing key, a changed link and a
+// linked encrypted copy are each refused, and no plaintext is left behind for a refused file.
+func TestUnlockProtectedRefusals(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
-	dir, root := plainRoot(t)
-	real, outside := realTempDir(t), realTempDir(t)
-	mustMkdir(t, filepath.Join(real, "app"))
-	pf := encryptTo(t, key, filepath.Join(real, "app", "secret.txt"), []byte("the secret"))
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse)
+		want  string
+	}{
+		{"old copy", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			// An older copy, encrypted with the same key and version, decrypts fine: only the
+			// ciphertext hash in the signed manifest tells it apart.
+			var ct bytes.Buffer
+			noErr(t, protect.Encrypt(&ct, strings.NewReader("a revoked old value"), key, p, 1))
+			noErr(t, os.WriteFile(l.m.EncryptedPath(p), ct.Bytes(), 0o444))
+			l.m.ProtectedFiles[0].Size = int64(len("a revoked old value"))
+		}, "an old or altered copy swapped in"},
+		{"wrong key", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			resp.FileKeys["k"] = bytes.Repeat([]byte{8}, 32)
+		}, "protected file"},
+		{"no key", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			delete(resp.FileKeys, "k")
+		}, `the Coordinator delivered no key "k"`},
+		{"link changed", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			noErr(t, os.Remove(p))
+			mustSymlink(t, "/etc/passwd", p)
+		}, `found one to "/etc/passwd"`},
+		{"link replaced by a file", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			noErr(t, os.Remove(p))
+			noErr(t, os.WriteFile(p, []byte("planted"), 0o644))
+		}, "expected a symbolic link to " + "PLAIN"},
+		{"encrypted copy is a link", func(t *testing.T, l *protectedLayout, p string, resp *api.ActivationResponse) {
+			stored := l.m.EncryptedPath(p)
+			real := filepath.Join(realTempDir(t), "copy")
+			noErr(t, os.Rename(stored, real))
+			mustSymlink(t, real, stored)
+		}, "is a symbolic link; refusing to follow or replace it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newProtectedLayout(t)
+			p := filepath.Join(realTempDir(t), "app", "secret.txt")
+			l.add(t, key, p, []byte("the current secret"), 0o600, 0, 0, nil)
+			resp := &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}}
+			tc.setup(t, l, p, resp)
+			want := strings.ReplaceAll(tc.want, "PLAIN", l.m.PlaintextPath(p))
+			err := unlockProtected(l.m, resp, -1, -1)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("unlockProtected = %v; want an error with %q", err, want)
+			}
+			filepath.WalkDir(l.plain, func(q string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					t.Errorf("plaintext %s was left behind", q)
+				}
+				return err
+			})
+		})
+	}
+}
 
-	// The image links /base/app to the real directory: the protected path goes through it.
-	base := realTempDir(t)
-	mustSymlink(t, filepath.Join(real, "app"), filepath.Join(base, "app"))
-	viaLink := pf
-	viaLink.Path = filepath.Join(base, "app", "secret.txt")
-	err := unlockOne(root, viaLink, key, -1, -1)
-	if want := filepath.Join(base, "app") + " is a symbolic link; refusing to write through it"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("protected file behind a linked directory: %v; want %q", err, want)
+// TestUnlockProtectedRefusesDiskBackedDir: plaintext is never written to a directory that is
+// not a tmpfs.
+func TestUnlockProtectedRefusesDiskBackedDir(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	l := newProtectedLayout(t)
+	p := filepath.Join(realTempDir(t), "secret.txt")
+	l.add(t, key, p, []byte("s"), 0o600, 0, 0, nil)
+	l.m.PlaintextDir = realTempDir(t)
+	err := unlockProtected(l.m, &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}}, -1, -1)
+	if err == nil || !strings.Contains(err.Error(), "is not memory-backed") {
+		t.Skipf("unlockProtected = %v (the temporary directory may be a tmpfs here)", err)
 	}
+}
 
-	// The ciphertext's name is a link to a good copy elsewhere.
-	good := encryptTo(t, key, filepath.Join(outside, "secret.txt"), []byte("the secret"))
-	mustSymlink(t, good.Path, filepath.Join(base, "secret.txt"))
-	linked := good
-	linked.Path = filepath.Join(base, "secret.txt")
-	err = unlockOne(root, linked, key, -1, -1)
-	if want := linked.Path + " is a symbolic link; refusing to follow or replace it"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("protected file that is a link: %v; want %q", err, want)
-	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
-		t.Errorf("%s holds %d entries; want only the planted copy", outside, len(entries))
-	}
-	if fi, err := os.Lstat(pf.Path); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("the real ciphertext was replaced: %v, %v", fi.Mode(), err)
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			t.Errorf("plaintext %s was left behind", p)
-		}
-		return err
+// TestPrepareRestarts runs a whole launch of an image with protected files three times on the
+// same file system, as podman restart does: again over what the first left in the tmpfs, and
+// once more after the tmpfs was wiped. Each activates, verifies the trusted files and the
+// protected files' links and encrypted copies, and unlocks the plaintext again.
+func TestPrepareRestarts(t *testing.T) {
+	tc := startTestCoordinator(t)
+	tc.setManifest(t, map[string]any{
+		"packages": map[string]any{"p": signedPackage(t, 3)},
+		"workloads": map[string]any{"app": map[string]any{
+			"package": "p", "file_keys": []string{"fk"}, "env": map[string]string{"FK": "{{.Secrets.fk.Hex}}"},
+		}},
+		"secrets": map[string]any{"fk": map[string]any{"type": "symmetric-key", "size": 256}},
 	})
+	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir()}
+
+	// Learn the file key the Coordinator generated, with an image that protects nothing.
+	cfg.EnclaveManifest, _ = writeApp(t, t.TempDir(), nil)
+	plan, err := Prepare(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key []byte
+	for _, kv := range plan.Env {
+		if v, ok := strings.CutPrefix(kv, "FK="); ok {
+			key, err = hex.DecodeString(v)
+			noErr(t, err)
+		}
+	}
+
+	l := newProtectedLayout(t)
+	p := filepath.Join(realTempDir(t), "www", "index.html")
+	l.add(t, key, p, []byte("<h1>protected</h1>"), 0o644, 0, 33, nil)
+	cfg.EnclaveManifest, _ = writeApp(t, t.TempDir(), func(m *enclave.Manifest) {
+		m.ProtectedFiles, m.ProtectedDirs = l.m.ProtectedFiles, l.m.ProtectedDirs
+		m.ProtectedFiles[0].Key = "fk"
+		m.EncryptedDir, m.PlaintextDir = l.m.EncryptedDir, l.m.PlaintextDir
+	})
+	for i, before := range []func(){
+		func() {},
+		func() {}, // the first start's plaintext is still there
+		func() { noErr(t, os.RemoveAll(l.plain)) },
+	} {
+		before()
+		if _, err := Prepare(t.Context(), cfg); err != nil {
+			t.Fatalf("start %d: %v", i+1, err)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != "<h1>protected</h1>" {
+			t.Fatalf("start %d: %s reads %q, %v", i+1, p, b, err)
+		}
+	}
 }
