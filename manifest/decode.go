@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // The decoder below walks the JSON token stream alongside the Go types of the manifest.
@@ -25,6 +26,7 @@ import (
 var errStop = errors.New("stop decoding")
 
 type decoder struct {
+	src     []byte // the document, for positions in messages
 	dec     *json.Decoder
 	probs   problems
 	present map[string]struct{} // paths of the struct members found in the document
@@ -47,12 +49,14 @@ func DecodeStrict(b []byte, v any) error {
 // value from an absent one.
 // what names the document in messages ("manifest object").
 func decodeStrict(b []byte, v any, what string) (present map[string]struct{}, err error) {
-	d := &decoder{dec: json.NewDecoder(bytes.NewReader(b)), present: make(map[string]struct{})}
+	d := &decoder{src: b, dec: json.NewDecoder(bytes.NewReader(b)), present: make(map[string]struct{})}
 	d.dec.UseNumber()
 	if err := d.value("$", reflect.ValueOf(v).Elem(), false); err == nil {
 		off := d.dec.InputOffset()
 		if _, err := d.dec.Token(); err != io.EOF {
-			d.probs.add("$", "expected nothing after the %s, found more data at byte %d", what, off)
+			rest := b[off:]
+			next := off + int64(len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
+			d.probs.add("$", "expected nothing after the %s, found more data at byte %d (the next value starts at %s)", what, off, d.position(next))
 		}
 	}
 	return d.present, d.probs.err()
@@ -285,11 +289,22 @@ func (d *decoder) syntax(p string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		d.probs.add(p, "expected more JSON, found the end of the document")
 	} else if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-		d.probs.add(p, "invalid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		// Offset counts the bytes read before the offending one: it is the offending byte's offset.
+		d.probs.add(p, "invalid JSON at byte %d: %s (%s)", se.Offset, strings.TrimPrefix(se.Error(), "json: "), d.position(se.Offset))
 	} else {
 		d.probs.add(p, "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return errStop
+}
+
+// position gives the line and column of the byte at offset off of the document as editors
+// count them, "line 3, column 9": lines and columns from 1, columns in characters.
+func (d *decoder) position(off int64) string {
+	off = min(max(off, 0), int64(len(d.src)))
+	before := d.src[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	return fmt.Sprintf("line %d, column %d", line, col)
 }
 
 var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()

@@ -105,6 +105,19 @@ func compileValue(p, key, text string, kind valueKind, secrets map[string]Secret
 	}
 	t, err := template.New(tmplName).Option("missingkey=error").Funcs(deniedFuncs).Parse(text)
 	if err != nil {
+		// A call of a function text/template does not know fails the parse. When that was
+		// the only problem, the checker names each such function and the ones there are.
+		tree := parse.New(tmplName)
+		tree.Mode = parse.SkipFuncCheck
+		if _, perr := tree.Parse(text, "", "", map[string]*parse.Tree{}); perr != nil {
+			err = perr // a syntax error, which the unknown function may have hidden
+		} else if tree.Root != nil {
+			c := &checker{path: p, kind: kind, secrets: secrets, used: map[string]struct{}{}, ps: ps, before: ps.len()}
+			c.walk(tree.Root)
+			if ps.len() > c.before {
+				return cv, false
+			}
+		}
 		ps.add(p, "template syntax error: %s", cleanTemplateError(err))
 		return cv, false
 	}
@@ -114,7 +127,9 @@ func compileValue(p, key, text string, kind valueKind, secrets map[string]Secret
 	}
 	c := &checker{path: p, kind: kind, secrets: secrets, used: used, ps: ps, before: ps.len()}
 	c.walk(t.Tree.Root)
-	if ps.len() > c.before {
+	if ps.len() > c.before || c.untyped {
+		// A secret of no valid type has its problem reported at its type; what the
+		// template may do with it is unknown, so it is neither checked further nor run.
 		return cv, false
 	}
 	cv.tmpl = t
@@ -129,6 +144,8 @@ type checker struct {
 	used    map[string]struct{}
 	ps      *problems
 	before  int
+	counted bool // the value walked is an argument of len: only its length reaches the output
+	untyped bool // the template uses a secret whose type is not valid
 }
 
 func (c *checker) fail(n parse.Node, format string, args ...any) {
@@ -157,11 +174,22 @@ func (c *checker) walk(n parse.Node) {
 		c.ps.add(c.path, "template uses {{template}} or {{block}}, which manifest templates do not support")
 	case *parse.PipeNode:
 		if n != nil {
-			for _, cmd := range n.Cmds {
+			for i, cmd := range n.Cmds {
+				if i+1 < len(n.Cmds) && isLen(n.Cmds[i+1]) && len(cmd.Args) == 1 { // X | len
+					c.walkCounted(cmd.Args[0])
+					continue
+				}
 				c.walk(cmd)
 			}
 		}
 	case *parse.CommandNode:
+		if isLen(n) { // len X
+			c.walk(n.Args[0])
+			for _, arg := range n.Args[1:] {
+				c.walkCounted(arg)
+			}
+			return
+		}
 		for _, arg := range n.Args {
 			c.walk(arg)
 		}
@@ -186,6 +214,24 @@ func (c *checker) walk(n parse.Node) {
 		c.fail(n, "expected a named value, found field access on a parenthesized expression")
 	}
 	// Text, comments, and bool, number, string and nil constants need no check.
+}
+
+// isLen reports whether cmd calls len.
+func isLen(cmd *parse.CommandNode) bool {
+	id, ok := cmd.Args[0].(*parse.IdentifierNode)
+	return ok && id.Ident == "len"
+}
+
+// walkCounted walks n, an argument of len. A value named directly (.Secrets.NAME.Raw) then
+// reaches the output only as its length, a number, so raw bytes are allowed in environment
+// values and arguments; anything else is walked as usual.
+func (c *checker) walkCounted(n parse.Node) {
+	switch n.(type) {
+	case *parse.FieldNode, *parse.VariableNode:
+		c.counted = true
+		defer func() { c.counted = false }()
+	}
+	c.walk(n)
 }
 
 // reference checks a field chain from the root of the template data.
@@ -217,6 +263,10 @@ func (c *checker) secretReference(n parse.Node, ident []string) {
 		c.ps.add(c.path, "template references undefined secret %s; defined secrets: %s", quote(name), nameList(sortedKeys(c.secrets)))
 		return
 	}
+	if !slices.Contains(SecretTypes, s.Type) {
+		c.untyped = true
+		return
+	}
 	methods := secretMethods(s.Type)
 	switch {
 	case len(ident) == 1:
@@ -227,7 +277,7 @@ func (c *checker) secretReference(n parse.Node, ident []string) {
 			quote(name), s.Type, strings.Join(ident[1:], "."), strings.Join(methods, ", ."))
 		return
 	}
-	if ident[1] == "Raw" && c.kind != kindFile && (s.Type == SymmetricKey || s.Type == Certificate) {
+	if ident[1] == "Raw" && c.kind != kindFile && !c.counted && (s.Type == SymmetricKey || s.Type == Certificate) {
 		c.fail(n, "%s values cannot contain NUL bytes and the raw bytes of a %s secret may; use .Hex or .Base64",
 			c.kind, s.Type)
 		return

@@ -25,6 +25,9 @@ func TestTemplateChecks(t *testing.T) {
 		{"allowed functions", "env", `{{slice .Secrets.token.Hex 0 8}}{{len .Secrets.upload.Raw}}{{index .Workload.Name 0}}{{and .CA.Root (not false)}}{{or "" "x"}}{{if ne 1 2}}{{end}}{{if lt 1 2}}{{end}}{{if le 1 2}}{{end}}{{if gt 2 1}}{{end}}{{if ge 2 1}}{{end}}`, ""},
 		{"comments and trimming", "env", "{{/* note */}} {{- .Workload.Name -}} ", ""},
 		{"raw user-defined in argv", "argv", "{{.Secrets.upload.Raw}}", ""},
+		{"length of raw key in env", "env", "{{len .Secrets.token.Raw}}", ""},
+		{"length of raw certificate in argv", "argv", "{{.Secrets.tls.Raw | len}}", ""},
+		{"length of raw key in a condition", "env", "{{if gt (len .Secrets.token.Raw) 16}}long{{end}}", ""},
 		// rejected
 		{"undefined secret", "env", "{{.Secrets.tokn.Hex}}", `template references undefined secret "tokn"; defined secrets: tls, token, upload`},
 		{"undefined secret after $", "env", "{{$.Secrets.tokn.Hex}}", `undefined secret "tokn"`},
@@ -52,9 +55,13 @@ func TestTemplateChecks(t *testing.T) {
 		{"urlquery", "env", `{{urlquery .Secrets.upload.Raw}}`, "template calls urlquery"},
 		{"raw key in env", "env", "{{.Secrets.token.Raw}}", "environment values cannot contain NUL bytes and the raw bytes of a symmetric-key secret may; use .Hex or .Base64"},
 		{"raw certificate in argv", "argv", "{{.Secrets.tls.Raw}}", "argv values cannot contain NUL bytes and the raw bytes of a certificate secret may"},
+		{"raw key sliced in env", "env", "{{slice .Secrets.token.Raw 0 2}}", "environment values cannot contain NUL bytes"},
+		{"raw key beside len in env", "env", "{{len .Secrets.token.Raw}}{{.Secrets.token.Raw}}", "environment values cannot contain NUL bytes"},
 		{"syntax", "files", "{{.Workload.Name}", "template syntax error: line 1: bad character U+007D '}'"},
 		{"syntax on line 2", "files", "a\n{{if}}", "template syntax error: line 2: missing value for if"},
-		{"unknown function", "env", "{{upper .Workload.Name}}", `template syntax error: line 1: function "upper" not defined`},
+		{"unknown function", "env", "{{upper .Workload.Name}}", "template calls upper, which manifest templates do not offer; available functions: and, eq, ge, gt, index, le, len, lt, ne, not, or, slice"},
+		{"unknown function in pipeline", "files", "{{.Workload.Name | lower}}", "template calls lower, which manifest templates do not offer; available functions: and,"},
+		{"unknown function and syntax error", "env", "{{upper .Workload.Name}", "template syntax error: line 1: bad character U+007D '}'"},
 		{"unclosed if", "env", "{{if .CA.Root}}", "template syntax error: line 1: unexpected EOF"},
 		{"dry run index", "env", "{{index .Workload.Name 99}}", "template line 1:2: at <index .Workload.Name 99>: error calling index: index out of range: 99"},
 		{"dry run comparison", "env", "{{if lt .Workload.Name 3}}{{end}}", "error calling lt: incompatible types for comparison"},
@@ -125,5 +132,32 @@ func TestCleanTemplateErrorIsBounded(t *testing.T) {
 	fes := fieldErrors(t, err)
 	if len(fes) != 1 || len(fes[0].Msg) > maxTemplateError+64 {
 		t.Fatalf("got %d problems, first message %d bytes; want one of at most %d bytes", len(fes), len(fes[0].Msg), maxTemplateError+64)
+	}
+}
+
+// TestTemplateOfBadSecretType checks that a secret whose type is wrong gets one problem, at its
+// type: templates that use it are not checked against a type it does not have.
+func TestTemplateOfBadSecretType(t *testing.T) {
+	d := baseDoc(t)
+	at(d, "secrets")["k"] = obj{"type": "symetric-key", "size": 128}
+	at(d, "workloads", "server")["env"] = obj{"A": "{{slice .Secrets.k.Hex 0 8}}", "B": "{{.Secrets.k.Raw}}", "C": "{{.Secrets.k.Cert}}"}
+	_, err := Parse(marshal(t, d))
+	fes := fieldErrors(t, err)
+	if len(fes) != 1 || fes[0].Path != "$.secrets.k.type" {
+		t.Fatalf("Parse = %v; want one problem, at $.secrets.k.type", err)
+	}
+}
+
+// TestRenderLengthInEnv checks that the length of a key's raw bytes renders as a number.
+func TestRenderLengthInEnv(t *testing.T) {
+	d := baseDoc(t)
+	at(d, "workloads", "server")["env"] = obj{"N": "{{len .Secrets.token.Raw}}"}
+	m := mustParse(t, marshal(t, d))
+	r, err := m.Render("server", RenderInput{Secrets: map[string]SecretValue{"token": {Bytes: make([]byte, 32)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Env["N"]; got != "32" {
+		t.Errorf("rendered {{len .Secrets.token.Raw}} = %q; want 32", got)
 	}
 }
