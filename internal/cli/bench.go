@@ -48,8 +48,12 @@ its own verified connection, each activation with a fresh key, CSR and simulated
 launchers make them. Prints throughput and latency percentiles, and the Coordinator's resident
 memory when --metrics is given.
 
-The Coordinator's manifest must have a workload (--workload) whose package accepts the benchmark's
-simulated measurement; --setup --client-api ADDR sets such a manifest on a fresh Coordinator.`,
+The Coordinator's manifest must have a workload (--workload, default bench) whose package accepts
+the benchmark's simulated measurement (examples/manifest.json in the source has one). A fresh
+Coordinator has no manifest: add --setup --client-api ADDR to set such a manifest first. --setup
+fails on a Coordinator that has one already.`,
+		Example: `  cloister bench activate --coordinator 127.0.0.1:2001 --simulation sgx-sim \
+      --setup --client-api 127.0.0.1:4433 --n 1000 --concurrency 16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if simDir == "" {

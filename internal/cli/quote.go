@@ -86,7 +86,12 @@ func (a *app) newQuoteInspectCmd() *cobra.Command {
 		Use:   "inspect FILE",
 		Short: "Print the fields of an SGX quote (no verification)",
 		Long: `Print the fields of an SGX ECDSA quote version 3: header, enclave identity, QE report and
-the PCK certificate's platform identity. Nothing is verified; use "cloister quote verify" for that.`,
+the PCK certificate's platform identity. Nothing is verified; use "cloister quote verify" for that.
+
+FILE holds the raw quote bytes: what /dev/attestation/quote returns in an enclave under Gramine,
+or one of the real quotes in testdata/dcap of the source (each folder's quote.bin). A
+Coordinator's quote comes with the bundle "cloister verify --bundle FILE" writes.`,
+		Example: `  cloister quote inspect testdata/dcap/oasis-platform-swhardening/quote.bin`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readQuoteFile(args[0])

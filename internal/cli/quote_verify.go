@@ -65,7 +65,14 @@ status is 0 when verified, whatever the TCB status or debug bit: deciding whethe
 acceptable is policy, which the Coordinator applies from its manifest.
 
 By default the chain must end at Intel's SGX Root CA key; --root pins another root, such as the
-root_ca.pem of a simulated platform.`,
+root_ca.pem of a simulated platform.
+
+Where quotes come from: testdata/dcap in the source holds real SGX quotes, each folder with its
+collateral and, in vector.json, the time to verify it at (--at); a Coordinator's own quote and
+collateral are in the bundle "cloister verify --bundle FILE" writes, which "cloister verify
+--from-bundle FILE" checks again.`,
+		Example: `  cloister quote verify testdata/dcap/phala-processor-config-swhardening/quote.bin \
+      --collateral testdata/dcap/phala-processor-config-swhardening --at 2025-07-01T00:00:00Z`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			when := time.Now()
