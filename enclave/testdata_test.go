@@ -51,7 +51,7 @@ func fullManifest() *Manifest {
 		},
 		EncryptedDir: EncryptedDirDefault,
 		PlaintextDir: ProtectedDir,
-		Exclude: []string{"/tmp/", "/var/log/*.log"},
+		Exclude:      []string{"/tmp/", "/var/log/*.log"},
 		Coordinator: &Coordinator{
 			MRENCLAVE: []Digest{sum("coordinator")},
 			MRSIGNER:  sum("coordinator signer"),

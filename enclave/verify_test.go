@@ -104,8 +104,8 @@ func TestVerifyFiles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			root, m := writeTree(t, map[string][]byte{
-				"/usr/bin/app":  []byte("app"),
-				"/etc/app.conf": []byte("conf"),
+				"/usr/bin/app":                   []byte("app"),
+				"/etc/app.conf":                  []byte("conf"),
 				"/cloister/protected/etc/secret": secret.Bytes(),
 			})
 			m.Files = slices.DeleteFunc(m.Files, func(f File) bool { return strings.HasPrefix(f.Path, "/cloister/") })

@@ -11,18 +11,24 @@
 //     the layers as a container runtime does (whiteouts, opaque directories,
 //     later layers winning, hard links resolved to their target's content,
 //     symbolic links skipped);
-//   - encrypts the protected paths (Config.Protect) with package protect at
-//     their original paths, and rewrites every layer that holds one of them
-//     or an older version of one, so that no blob of the output contains
-//     their plaintext; a whiteout in a later layer would not be enough;
+//   - encrypts the protected paths (Config.Protect) with package protect
+//     for their original paths, and rewrites every layer that holds one of
+//     them or an older version of one, so that no blob of the output
+//     contains their plaintext; a whiteout in a later layer would not be
+//     enough. Each protected file's mode and numeric owner, and those of the
+//     directories above it, go into the enclave manifest; named pipes and
+//     devices in a protected directory are refused;
 //   - writes and signs the enclave manifest (package enclave): the trusted
 //     command line, environment, working directory and user, every trusted
 //     file's SHA-256 and size, the protected files, the excluded patterns and
 //     the accepted Coordinator identity;
 //   - writes a Gramine manifest for real SGX hardware;
 //   - adds one layer holding /cloister/launch (the launcher),
-//     /cloister/enclave.json, /cloister/gramine.manifest and the encrypted
-//     files, and makes the launcher the entrypoint.
+//     /cloister/enclave.json, /cloister/gramine.manifest, the encrypted
+//     files under /cloister/protected and, at each protected path, a
+//     symbolic link to its plaintext under the launcher's memory-backed
+//     directory (so the launcher writes nothing in the image and a
+//     container restarts cleanly), and makes the launcher the entrypoint.
 //
 // Unchanged layers keep their blobs byte for byte. [Write] stores the result
 // in any of the three transports. The output is reproducible: the same input,

@@ -109,7 +109,7 @@ func TestUnlockProtectedModesAndRestarts(t *testing.T) {
 	base := realTempDir(t)
 	www := filepath.Join(base, "srv", "www")
 	dirs := map[string]enclave.Directory{
-		www:                          {Mode: 0o750, UID: 0, GID: 33},
+		www:                           {Mode: 0o750, UID: 0, GID: 33},
 		filepath.Join(www, "private"): {Mode: 0o500, UID: 33, GID: 33},
 		filepath.Join(base, "srv"):    {Mode: 0o1777},
 	}

@@ -180,4 +180,3 @@ func TestProtectedFidelityAndRestarts(t *testing.T) {
 	}
 	coord.Stop(t)
 }
-
