@@ -2,9 +2,13 @@ package podman
 
 import (
 	"archive/tar"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,6 +181,156 @@ func TestProtectedFidelityAndRestarts(t *testing.T) {
 		if strings.Contains(line, "/srv/www") {
 			t.Errorf("the container layer changed the protected tree: %q\n%s", line, diff)
 		}
+	}
+	coord.Stop(t)
+}
+
+// nginxBin is Debian's nginx (nginx-light or nginx).
+const nginxBin = "/usr/sbin/nginx"
+
+// nginxImage builds an image of Debian's unmodified nginx with its stock /etc/nginx (nginx.conf:
+// user www-data, logs under /var/log/nginx, which link to /dev/stdout and /dev/stderr as in the
+// Docker nginx image), minus the default site and dynamic modules, plus one TLS site on port
+// whose certificate and key the Coordinator delivers to /run/tls, enabled through a relative
+// symbolic link in sites-enabled. The web root holds a 0644 page, a 0640 root:www-data page and a
+// 0600 root page.
+func nginxImage(t *testing.T, dir string, port int) string {
+	base := baseLayer(t, dir)
+	app := newLayer(t, dir)
+	app.hostFile("/usr/sbin/nginx", nginxBin)
+	app.file("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"), 0o644)
+	app.file("/etc/group", []byte("root:x:0:\nwww-data:x:33:\n"), 0o644)
+	app.hostTree("/etc/nginx", "/etc/nginx", "sites-enabled", "modules-enabled")
+	app.dir("/etc/nginx/modules-enabled", 0o755)
+	app.file("/etc/nginx/sites-available/tls", fmt.Appendf(nil, `server {
+	listen 127.0.0.1:%d ssl;
+	server_name web.e2e;
+	ssl_certificate /run/tls/chain.pem;
+	ssl_certificate_key /run/tls/key.pem;
+	root /srv/www;
+	location / { try_files $uri $uri/ =404; }
+}
+`, port), 0o644)
+	app.symlink("/etc/nginx/sites-enabled/tls", "../sites-available/tls")
+	app.dir("/var/lib/nginx", 0o755)
+	app.dir("/var/log/nginx", 0o755)
+	app.symlink("/var/log/nginx/access.log", "/dev/stdout")
+	app.symlink("/var/log/nginx/error.log", "/dev/stderr")
+	app.dir("/srv/www", 0o755)
+	app.file("/srv/www/index.html", []byte("<h1>nginx NGINX-PROTECTED-PAGE</h1>\n"), 0o644)
+	group := tar.Header{Typeflag: tar.TypeReg, Name: "/srv/www/group.html", Mode: 0o640, Gid: 33, Size: int64(len("group NGINX-GROUP-PAGE\n"))}
+	app.header(&group)
+	app.tw.Write([]byte("group NGINX-GROUP-PAGE\n"))
+	app.file("/srv/www/private.html", []byte("private NGINX-ROOT-ONLY\n"), 0o600)
+	return writeImage(t, filepath.Join(dir, "in"), "nginx", imageConfig{
+		entrypoint: []string{"nginx", "-g", "daemon off;"}, env: []string{"PATH=/usr/sbin:/usr/bin:/bin"},
+	}, base, libsLayer(t, dir, nginxBin), app.done())
+}
+
+// TestNginxProtectedRestarts runs Debian's nginx from a converted image with /etc/nginx and the
+// web root protected: the root master reads its protected configuration, the www-data workers
+// serve the protected pages with their original modes (a 0640 root:www-data page served, a 0600
+// root page refused with 403), over TLS with the certificate the Coordinator delivered, which a
+// client verifies against the deployment root only; the access log reaches podman logs through
+// /dev/stdout. The container is restarted three times and serves again after each, with a new
+// activation each time.
+func TestNginxProtectedRestarts(t *testing.T) {
+	eng := newEngine(t, e2etest.File(nginxBin, "apt-get install nginx-light"), e2etest.Program("ldd", "apt-get install libc-bin"))
+	env := e2etest.New(t)
+	dir := t.TempDir()
+	coord := startCoordinator(t, env)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	signKey, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "files.key")
+	mrsigner := keygen(t, signKey)
+	ref := "localhost/cloister-e2e/nginx:" + eng.run
+	archive := filepath.Join(dir, "nginx.tar")
+	convert(t, nginxImage(t, dir, port), "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
+		"--protect", "/etc/nginx", "--protect", "/srv/www", "--key-name", "web_files_key", "--key-file", keyFile)
+	eng.load(archive, ref)
+
+	operator := env.NewUser(t, "operator")
+	m, err := json.Marshal(map[string]any{
+		"packages": map[string]any{"nginx": map[string]any{"mrsigner": hex.EncodeToString(mrsigner[:]), "isvprodid": 6, "min_isvsvn": 1}},
+		"workloads": map[string]any{"web": map[string]any{"package": "nginx", "file_keys": []string{"web_files_key"},
+			"tls":   map[string]any{"dns": []string{"web.e2e"}, "ip": []string{"127.0.0.1"}},
+			"files": map[string]string{"/run/tls/chain.pem": "{{.Workload.Chain}}", "/run/tls/key.pem": "{{.Workload.Key}}"}}},
+		"secrets": map[string]any{"web_files_key": map[string]any{"type": "user-defined"}},
+		"users":   map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"keys"}}},
+		"roles":   map[string]any{"keys": map[string]any{"resource": "secrets", "names": []string{"web_files_key"}, "actions": []string{"write"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(coord.Addrs.Client, coord.root).SetManifest(t.Context(), m); err != nil {
+		t.Fatalf("set manifest: %v", err)
+	}
+	op := client.New(coord.Addrs.Client, coord.root, client.WithCertificate(operator.TLS))
+	if err := op.SetSecrets(t.Context(), map[string][]byte{"web_files_key": readFile(t, keyFile)}); err != nil {
+		t.Fatalf("upload the file key: %v", err)
+	}
+
+	roots := x509.NewCertPool()
+	roots.AddCert(coord.root)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "web.e2e"}}}
+	get := func(p string) (int, string, error) {
+		res, err := hc.Get("https://" + addr + p)
+		if err != nil {
+			return 0, "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		return res.StatusCode, string(b), err
+	}
+
+	c := eng.start("nginx", ref, coord.Platform.Dir(), map[string]string{
+		"CLOISTER_COORDINATOR": coord.Addrs.Mesh, "CLOISTER_WORKLOAD": "web", "CLOISTER_INSTANCE": "web-" + eng.run,
+		"CLOISTER_RETRY_TIMEOUT": "60s",
+	})
+	for start := 1; start <= 4; start++ {
+		began := time.Now()
+		if start > 1 {
+			eng.must(time.Minute, "restart", "-t", "5", c.name)
+		}
+		e2etest.WaitFor(t, 60*time.Second, fmt.Sprintf("nginx to serve after start %d", start), func() (bool, string) {
+			code, _, err := get("/")
+			return err == nil && code == 200, fmt.Sprintf("GET /: %d %v\n%s", code, err, tail(c.logs(), 2000))
+		})
+		t.Logf("start %d: nginx served %s after %s", start, time.Since(began).Round(time.Millisecond), map[bool]string{true: "podman restart", false: "podman run"}[start > 1])
+		for _, tc := range []struct {
+			path string
+			code int
+			body string
+		}{
+			{"/", 200, "<h1>nginx NGINX-PROTECTED-PAGE</h1>\n"},
+			{"/group.html", 200, "group NGINX-GROUP-PAGE\n"},
+			{"/private.html", 403, ""},
+		} {
+			code, body, err := get(tc.path)
+			if err != nil || code != tc.code || (tc.body != "" && body != tc.body) {
+				t.Errorf("start %d: GET %s = %d %q, %v; want %d %q", start, tc.path, code, body, err, tc.code, tc.body)
+			}
+		}
+		e2etest.WaitFor(t, 10*time.Second, fmt.Sprintf("activation %d in the Coordinator's counts", start), func() (bool, string) {
+			st, err := client.New(coord.Addrs.Client, coord.root).Status(t.Context())
+			if err != nil {
+				return false, err.Error()
+			}
+			return st.Activations["web"] == uint64(start), fmt.Sprintf("activations %v", st.Activations)
+		})
+	}
+	// The access log went to /dev/stdout, written by the www-data workers.
+	e2etest.WaitFor(t, 10*time.Second, "the access log in podman logs", func() (bool, string) {
+		logs := c.logs()
+		return strings.Count(logs, `"GET /private.html HTTP/1.1" 403`) == 4, tail(logs, 2000)
+	})
+	// Trusting anything but the deployment root, the client refuses nginx.
+	other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "web.e2e"}}}
+	if res, err := other.Get("https://" + addr + "/"); err == nil {
+		res.Body.Close()
+		t.Error("a client trusting the system roots accepted nginx' certificate")
 	}
 	coord.Stop(t)
 }
