@@ -27,7 +27,7 @@ type Link struct {
 // and at its resolved target, both with the target's size and SHA-256: the launcher's check
 // follows links (within "/"), so the link's path matches as long as it leads to the same
 // content, and the target is measured under its real name too. The links are returned in the
-// order met. A given link to a directory walks the resolved directory.
+// order met, each once. A given link to a directory walks the resolved directory.
 //
 // The result is sorted by path, without duplicates, as [Manifest.Files] wants. HostFiles
 // fails on a path that does not exist, a dangling link, or a given path that is neither a
@@ -66,6 +66,9 @@ func HostFiles(paths []string) ([]File, []Link, error) {
 			return target, nil
 		case !fi.Mode().IsRegular():
 			return "", fmt.Errorf("symbolic link %s: resolves to %s, %s; expected a regular file or a directory", p, target, describeMode(fi.Mode()))
+		}
+		if _, seen := files[p]; seen {
+			return "", nil
 		}
 		links = append(links, Link{Path: p, Target: target})
 		if err := add(p, target); err != nil {

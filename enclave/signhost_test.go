@@ -66,6 +66,10 @@ func TestHostFiles(t *testing.T) {
 		t.Errorf("the listed files do not make a valid manifest: %v", err)
 	}
 
+	// A link given by name and met again in a walk is listed once.
+	if _, links, err := HostFiles([]string{filepath.Join(dir, "to-a"), dir}); err != nil || len(links) != 1 {
+		t.Errorf("HostFiles(to-a, dir): links %+v, %v; want to-a once", links, err)
+	}
 	if _, _, err := HostFiles([]string{filepath.Join(dir, "dangling")}); err == nil {
 		t.Error("HostFiles of a dangling link given by name: no error")
 	}

@@ -107,6 +107,10 @@ func (f *enclaveSignFlags) enclaveManifest(argv []string) (*enclave.Manifest, *e
 	if c, err := coordinatorFlagIdentity(&f.coord); err != nil {
 		errs = append(errs, err)
 	} else {
+		if c != nil && c.MRSIGNER.IsZero() {
+			// The --coordinator-isvprodid default goes with --coordinator-mrsigner only.
+			c.ISVProdID, c.MinISVSVN = 0, 0
+		}
 		m.Coordinator = c
 	}
 	var key []byte
