@@ -208,3 +208,32 @@ func TestDigestText(t *testing.T) {
 		}
 	}
 }
+
+// TestModeText: a mode is exactly four octal digits in JSON, both ways.
+func TestModeText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Mode
+		ok   bool
+	}{
+		{"0644", 0o644, true}, {"4755", 0o4755, true}, {"7777", 0o7777, true}, {"0000", 0, true},
+		{"644", 0, false}, {"00644", 0, false}, {"0648", 0, false}, {"-644", 0, false}, {"0x1f", 0, false}, {"", 0, false},
+	} {
+		var m Mode
+		err := m.UnmarshalText([]byte(tc.in))
+		if (err == nil) != tc.ok || (tc.ok && m != tc.want) {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v, ok %v", tc.in, m, err, tc.want, tc.ok)
+		}
+		if !tc.ok && !errors.Is(err, ErrMalformed) {
+			t.Errorf("UnmarshalText(%q) = %v; want ErrMalformed", tc.in, err)
+		}
+		if tc.ok {
+			if b, err := m.MarshalText(); err != nil || string(b) != tc.in {
+				t.Errorf("MarshalText(%v) = %q, %v; want %q", m, b, err, tc.in)
+			}
+		}
+	}
+	if _, err := Mode(0o10000).MarshalText(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("MarshalText(010000) = %v; want ErrInvalid", err)
+	}
+}
