@@ -331,9 +331,10 @@ func coordinatorGramineManifest(out io.Writer, m *enclave.Manifest, cfg *Coordin
 	w("  { uri = %s, sha256 = \"%s\" },\n", tomlString("file:"+EnclaveManifestPath), manifestSum)
 	w("  { uri = %s, sha256 = \"%s\" },\n", tomlString("file:"+CoordinatorBinaryPath), binSum)
 	w("]\n\n")
-	w("# Name resolution reads these; their content is not trusted.\n")
+	w("# Name resolution reads these, and TLS to the Intel PCS or a PCCS the CA bundle; their content\n")
+	w("# is not trusted: collateral is verified against the pinned Intel SGX root.\n")
 	w("sgx.allowed_files = [\n")
-	for _, f := range []string{"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf"} {
+	for _, f := range []string{"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/ssl/certs/ca-certificates.crt"} {
 		w("  %s,\n", tomlString("file:"+f))
 	}
 	w("]\n")
