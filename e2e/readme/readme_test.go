@@ -177,6 +177,7 @@ func TestREADME(t *testing.T) {
 			}
 		}
 		if c.background {
+			requireFree(t, name, code)
 			sh := "exec " + strings.TrimSuffix(code, "&")
 			p := e.Start(t, name, tourEnv, "/bin/sh", "-c", sh)
 			background = append(background, p)
@@ -237,6 +238,19 @@ func waitListening(t *testing.T, p *e2etest.Proc, code string) {
 			c.Close()
 			return true, ""
 		})
+	}
+}
+
+// requireFree fails t if an address the command's --*-addr flags name is taken: the tour
+// would talk to whatever listens there.
+func requireFree(t *testing.T, name, code string) {
+	t.Helper()
+	for _, m := range addrFlag.FindAllStringSubmatch(code, -1) {
+		ln, err := net.Listen("tcp", m[1])
+		if err != nil {
+			t.Fatalf("%s: the tour needs %s free: %v", name, m[1], err)
+		}
+		ln.Close()
 	}
 }
 
