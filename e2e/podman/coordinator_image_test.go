@@ -41,7 +41,9 @@ func staticCloister(t *testing.T, dir string) string {
 // coordinator`, twice (to an archive and to an OCI layout) with the same digest, runs it in
 // podman on a simulated platform mounted at /sim with its ports published on loopback, and
 // verifies it from outside with `cloister verify --mrenclave` and the printed measurement; a
-// wrong measurement is refused with both values named. The container then stops cleanly.
+// wrong measurement is refused with both values named. A host program signed with `cloister
+// enclave sign` to accept only that measurement then activates with it through `cloister
+// launch` and gets its delivered file. The container stops cleanly.
 func TestCoordinatorImage(t *testing.T) {
 	eng := newEngine(t)
 	env := e2etest.New(t)
@@ -128,6 +130,40 @@ func TestCoordinatorImage(t *testing.T) {
 	}
 	if !v.Verified || !v.Simulation || !v.IdentityChecked || v.MREnclave != first.MREnclaveSimulation || v.MRSigner != first.MRSignerSimulation {
 		t.Errorf("verify printed %+v; want verified in simulation with MRENCLAVE %s and MRSIGNER %s", v, first.MREnclaveSimulation, first.MRSignerSimulation)
+	}
+
+	// A host program that accepts only this Coordinator (the printed MRENCLAVE) activates with
+	// it and gets its file.
+	appDir, out := env.Path("hostapp"), env.Path("out.txt")
+	e2etest.WriteFile(t, filepath.Join(appDir, "app.sh"), []byte(`cat "$FILE" > "$OUT"`+"\n"), 0o755)
+	enclaveManifest := env.Path("hostapp.enclave.json")
+	signed := env.MustCLI(t, "enclave", "sign", "--sign-key", key, "--manifest", enclaveManifest, "--file", appDir,
+		"--env", "FILE="+filepath.Join(appDir, "delivered.txt"), "--env", "OUT="+out,
+		"--coordinator-mrenclave", first.MREnclaveSimulation, "--output", "json", "--", "/bin/sh", filepath.Join(appDir, "app.sh"))
+	var s struct {
+		MREnclave string `json:"mrenclave_simulation"`
+	}
+	if err := json.Unmarshal([]byte(signed.Stdout), &s); err != nil {
+		t.Fatalf("enclave sign output: %v\n%s", err, signed.Stdout)
+	}
+	e2etest.WriteJSON(t, env.Path("manifest.json"), map[string]any{
+		"settings": map[string]any{"trust_domain": "coordinator-image.e2e.test"},
+		"packages": map[string]any{"host": map[string]any{"mrenclave": s.MREnclave}},
+		"workloads": map[string]any{"hostapp": map[string]any{
+			"package": "host",
+			"files":   map[string]string{filepath.Join(appDir, "delivered.txt"): "from the containerized Coordinator"},
+		}},
+	})
+	env.MustCLI(t, "manifest", "set", env.Path("manifest.json"), "-c", client)
+	launch := env.Start(t, "cloister launch hostapp", append(env.BaseEnv(),
+		fmt.Sprintf("CLOISTER_COORDINATOR=127.0.0.1:%d", meshPort), "CLOISTER_WORKLOAD=hostapp", "CLOISTER_INSTANCE=one",
+		"CLOISTER_SIM_DIR="+simDir, "CLOISTER_ENCLAVE_MANIFEST="+enclaveManifest, "CLOISTER_RETRY_TIMEOUT=10s"),
+		env.Bins.Cloister, "launch")
+	if code := launch.Wait(t, e2etest.RunTimeout); code != 0 {
+		t.Fatalf("cloister launch against the containerized Coordinator exited with %d:\n%s", code, launch.Output())
+	}
+	if got, err := os.ReadFile(out); err != nil || string(got) != "from the containerized Coordinator" {
+		t.Errorf("the host program wrote %q, %v; want the delivered file's content", got, err)
 	}
 
 	eng.must(time.Minute, "stop", "-t", "20", name)
