@@ -18,10 +18,14 @@ type Link struct {
 	Target string
 }
 
+// virtualDirs are the kernel's file systems, whose files change by themselves and may block
+// when read; walks skip them.
+var virtualDirs = []string{"/dev", "/proc", "/sys"}
+
 // HostFiles returns the trusted files of a program run on this host with `cloister launch`:
 // each of paths (absolute, or relative to the working directory) that is a regular file, and
 // every regular file below each that is a directory (walked in lexical order; symbolic links to
-// directories met inside are not followed, to avoid cycles).
+// directories met inside are not followed, to avoid cycles; /dev, /proc and /sys are skipped).
 //
 // A symbolic link to a regular file, given or met in a walk, is listed twice, at its own path
 // and at its resolved target, both with the target's size and SHA-256: the launcher's check
@@ -82,6 +86,8 @@ func HostFiles(paths []string) ([]File, []Link, error) {
 				return err
 			}
 			switch {
+			case d.IsDir() && slices.Contains(virtualDirs, p):
+				return fs.SkipDir
 			case d.Type().IsRegular():
 				return add(p, p)
 			case d.Type()&fs.ModeSymlink != 0:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -108,6 +109,9 @@ func TestCoordinatorImage(t *testing.T) {
 	c, err := a.Image.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Architecture != runtime.GOARCH || c.OS != "linux" {
+		t.Errorf("config platform %s/%s; want linux/%s, the binary's", c.OS, c.Architecture, runtime.GOARCH)
 	}
 	if !slices.Equal(c.Config.Entrypoint, a.Report.Entrypoint) || c.Config.Labels[LabelMREnclaveSimulation] != a.Report.MREnclaveSimulation {
 		t.Errorf("config entrypoint %q labels %v; want %q and the simulated MRENCLAVE", c.Config.Entrypoint, c.Config.Labels, a.Report.Entrypoint)
