@@ -63,10 +63,17 @@ type ProtectedFile struct {
 	Key string `json:"key"`
 	// Size is the plaintext size, in bytes.
 	Size int64 `json:"size"`
-	// SHA256 is the SHA-256 of the encrypted file as stored in the image, hex.
+	// SHA256 is the SHA-256 of the encrypted file as stored in the image (below
+	// /cloister/protected), hex.
 	SHA256 string `json:"sha256"`
 	// Version is the version number the encryption binds.
 	Version uint64 `json:"version"`
+	// Mode is the permission bits the plaintext gets, as in the original image: four octal
+	// digits ("0640").
+	Mode string `json:"mode"`
+	// UID and GID are the plaintext's numeric owner and group, as in the original image.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // CoordinatorIdentity is the Coordinator a converted image's launcher accepts: any MRENCLAVE

@@ -150,6 +150,7 @@ func imageReportJSON(r *image.Report) jsonoutput.ImageReport {
 	for _, p := range r.ProtectedFiles {
 		out.ProtectedFiles = append(out.ProtectedFiles, jsonoutput.ProtectedFile{
 			Path: p.Path, Key: p.Key, Size: p.Size, SHA256: p.SHA256.String(), Version: p.Version,
+			Mode: p.Mode.String(), UID: p.UID, GID: p.GID,
 		})
 	}
 	if c := r.Coordinator; c != nil {
@@ -190,7 +191,7 @@ func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
 	fmt.Fprintf(w, "  trusted files     %d (%s)\n", r.Files, imageByteSize(r.Bytes))
 	fmt.Fprintf(w, "  protected files   %d\n", len(r.ProtectedFiles))
 	for _, p := range r.ProtectedFiles {
-		fmt.Fprintf(w, "    %s (%d bytes, key %q, version %d)\n", p.Path, p.Size, p.Key, p.Version)
+		fmt.Fprintf(w, "    %s (%d bytes, mode %s, owner %d:%d, key %q, version %d)\n", p.Path, p.Size, p.Mode, p.UID, p.GID, p.Key, p.Version)
 	}
 	fmt.Fprintf(w, "  runs              %s\n", strings.Join(r.Argv, " "))
 	fmt.Fprintf(w, "  MRENCLAVE (sim)   %s\n", r.MREnclaveSimulation)
