@@ -3,8 +3,9 @@
 // application:
 //
 //  1. read and check the signed enclave manifest (/cloister/enclave.json);
-//  2. in simulation, verify every trusted file and compute the measurement; inside Gramine,
-//     the enclave loader has done both;
+//  2. in simulation, verify every trusted file and compute the measurement (the launcher's
+//     own hash runs meanwhile, and the first quote waits for it); inside Gramine, the enclave
+//     loader has done both;
 //  3. connect to the Coordinator and verify its quote before sending anything (mutual
 //     attestation: a workload never takes its secrets from an impostor);
 //  4. activate on the same connection with a quote over its fresh key and the connection (if
@@ -12,10 +13,15 @@
 //  5. write the delivered files (0600; never through a symbolic link, which is refused), unlock
 //     protected files, build the environment (host variables only where the enclave manifest
 //     allows them) and argv;
-//  6. exec the application.
+//  6. start the application: by default as the launcher's child, the launcher staying as the
+//     container's init ([Supervise]: signals forwarded, zombies reaped, the application's exit
+//     status, the workload certificate renewed before it expires); with the workload's exec,
+//     by exec ([Exec]). Either way, a non-root application first gets the root-owned pipes of
+//     its standard streams, so that it can reopen /dev/stdout.
 //
 // Every failure stops before step 6 with a non-zero exit and a reason: an application that
-// was not activated never starts.
+// was not activated never starts. After step 6 nothing stops or restarts the application: a
+// failed renewal is retried, and logged loudly once the certificate has expired.
 //
 // The package stays small and static (CGO_ENABLED=0): no CLI framework, metrics or image code.
 package launcher

@@ -1,6 +1,12 @@
 // Command cloister-launch is the entrypoint of a confidential container: it attests,
-// activates with the Coordinator, and only then execs the original application. See package
-// launcher. It is configured by CLOISTER_* environment variables.
+// activates with the Coordinator, and only then starts the original application, as its
+// child (staying as the container's init and renewing the workload certificate) or, for a
+// workload with exec, by exec. See package launcher. It is configured by CLOISTER_*
+// environment variables.
+//
+// Build it static, and stripped to hash a third less at every start in simulation:
+//
+//	CGO_ENABLED=0 go build -ldflags='-s -w' -o cloister-launch ./cmd/cloister-launch
 package main
 
 import (
