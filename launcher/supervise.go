@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -86,7 +87,10 @@ func start(p *Plan) (*os.Process, error) {
 	if err := os.Chdir(p.Dir); err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
-	attr := &os.ProcAttr{Env: p.Env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}, Sys: &syscall.SysProcAttr{Setpgid: true}}
+	// Pdeathsig: if the launcher is killed outright (on a host; in a container PID 1's end ends
+	// everything), the application ends with it rather than run on unsupervised and unrenewed.
+	attr := &os.ProcAttr{Env: p.Env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	if isTerminal(0) {
 		attr.Sys.Foreground, attr.Sys.Ctty = true, 0
 	}
@@ -96,7 +100,10 @@ func start(p *Plan) (*os.Process, error) {
 		}
 		attr.Sys.Credential = &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), Groups: []uint32{uint32(p.GID)}}
 	}
+	// The parent-death signal follows the thread that forked; keep it until the child exists.
+	runtime.LockOSThread()
 	proc, err := os.StartProcess(p.Path, p.Argv, attr)
+	runtime.UnlockOSThread()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", p.Path, err)
 	}

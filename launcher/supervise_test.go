@@ -436,3 +436,42 @@ func TestChangedEnv(t *testing.T) {
 		t.Errorf("changedEnv = %q, want %q (names only)", got, want)
 	}
 }
+
+// TestSuperviseKilledLauncherEndsApplication: on a host, where the launcher is not PID 1, a
+// launcher killed outright takes the application with it rather than leave it running
+// unsupervised.
+func TestSuperviseKilledLauncherEndsApplication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	app := `echo "pid $$"; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), envRunPlan+`={"Path":"/bin/sh","Argv":["sh","-c",`+strconv.Quote(app)+`],"Dir":"/","UID":-1,"GID":-1}`)
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := readLines(pr).await(t, "pid ", 10*time.Second)
+	pid, err := strconv.Atoi(strings.TrimPrefix(line, "pid "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, state, ok := procStat(pid)
+		if !ok || state == "Z" {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("application %d still running (state %s) after its launcher was killed", pid, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
