@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -65,4 +66,34 @@ func writeFiles(files map[string][]byte, uid, gid int) error {
 		}
 	}
 	return nil
+}
+
+// checkDelivered refuses delivered files that would change what the next start verifies: a
+// trusted file of the enclave manifest (replaced in the container's layer, it would no longer
+// match the manifest and every restart would be refused), a protected file's path or encrypted
+// copy, or anything below the protected files' plaintext directory. Excluded paths may be
+// delivered. It writes nothing; call it before writeFiles.
+func checkDelivered(m *enclave.Manifest, files map[string][]byte) error {
+	trusted := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		trusted[f.Path] = true
+	}
+	protected := make(map[string]bool, 2*len(m.ProtectedFiles))
+	for _, f := range m.ProtectedFiles {
+		protected[f.Path] = true
+		protected[m.EncryptedPath(f.Path)] = true
+	}
+	var errs []error
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		switch {
+		case trusted[p]:
+			errs = append(errs, fmt.Errorf("delivered file %s: expected a path the image does not measure, found a trusted file of the enclave manifest; "+
+				"replacing it would make every restart fail its check (deliver it elsewhere, or convert the image with --exclude %s)", p, p))
+		case protected[p]:
+			errs = append(errs, fmt.Errorf("delivered file %s: expected a path the image does not measure, found a protected file", p))
+		case m.PlaintextDir != "" && strings.HasPrefix(p, m.PlaintextDir+"/"):
+			errs = append(errs, fmt.Errorf("delivered file %s: inside %s, where the launcher decrypts protected files", p, m.PlaintextDir))
+		}
+	}
+	return errors.Join(errs...)
 }

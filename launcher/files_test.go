@@ -3,8 +3,11 @@ package launcher
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cloister-dev/cloister/enclave"
 )
 
 // realTempDir is t.TempDir() without symbolic links in its path (macOS's /var is one), since
@@ -193,4 +196,31 @@ func TestPrepareRefusesPlantedLink(t *testing.T) {
 		t.Errorf("Prepare = %v\nwant %s", err, want)
 	}
 	assertNothingIn(t, elsewhere)
+}
+
+// TestCheckDelivered: a delivered file may not replace what the next start verifies (a trusted
+// file, a protected file's link or encrypted copy) nor land among the decrypted plaintext; an
+// excluded or unmeasured path may be delivered.
+func TestCheckDelivered(t *testing.T) {
+	m := &enclave.Manifest{
+		Files:          []enclave.File{{Path: "/etc/nginx/nginx.conf"}},
+		ProtectedFiles: []enclave.ProtectedFile{{Path: "/srv/www/index.html"}},
+		EncryptedDir:   enclave.EncryptedDirDefault, PlaintextDir: enclave.ProtectedDir,
+		Exclude: []string{"/etc/hosts"},
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/run/tls/key.pem", ""},
+		{"/etc/hosts", ""},
+		{"/etc/nginx/nginx.conf", "found a trusted file of the enclave manifest; replacing it would make every restart fail its check"},
+		{"/srv/www/index.html", "found a protected file"},
+		{"/cloister/protected/srv/www/index.html", "found a protected file"},
+		{enclave.ProtectedDir + "/srv/www/other", "where the launcher decrypts protected files"},
+	} {
+		err := checkDelivered(m, map[string][]byte{tc.path: []byte("x")})
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("checkDelivered(%s) = %v; want %q", tc.path, err, tc.want)
+		}
+	}
 }

@@ -132,7 +132,7 @@ func buildAndConvert(t *testing.T, w *world) {
 	app := newLayer(t, w.dir)
 	app.file("/srv/app/app.py", appPy, 0o644)
 	app.file("/srv/app/secretmod.py", w.secrets["secretmod.py"], 0o644)
-	app.file("/srv/app/data.txt", w.secrets["data.txt"], 0o640)
+	app.ownedFile("/srv/app/data.txt", w.secrets["data.txt"], 0o640, 1000, 1000) // the app's own: protected files keep their owners
 	pySrc := writeImage(t, in, "python", imageConfig{
 		entrypoint: []string{"python3.11", "/srv/app/app.py"},
 		env:        []string{"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"},

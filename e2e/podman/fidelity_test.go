@@ -18,6 +18,16 @@ import (
 	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
+// ownedFile adds a regular file with an owner and group.
+func (b *layerBuilder) ownedFile(p string, content []byte, mode int64, uid, gid int) {
+	b.t.Helper()
+	b.parents(p)
+	b.header(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Uid: uid, Gid: gid, Size: int64(len(content))})
+	if _, err := b.tw.Write(content); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // fidelityTools are the host's Debian programs the fidelity image runs.
 var fidelityTools = []string{"/bin/dash", "/usr/bin/cat", "/usr/bin/setpriv", "/usr/bin/stat", "/usr/bin/sleep", "/usr/bin/tr"}
 
@@ -218,9 +228,7 @@ func nginxImage(t *testing.T, dir string, port int) string {
 	app.symlink("/var/log/nginx/error.log", "/dev/stderr")
 	app.dir("/srv/www", 0o755)
 	app.file("/srv/www/index.html", []byte("<h1>nginx NGINX-PROTECTED-PAGE</h1>\n"), 0o644)
-	group := tar.Header{Typeflag: tar.TypeReg, Name: "/srv/www/group.html", Mode: 0o640, Gid: 33, Size: int64(len("group NGINX-GROUP-PAGE\n"))}
-	app.header(&group)
-	app.tw.Write([]byte("group NGINX-GROUP-PAGE\n"))
+	app.ownedFile("/srv/www/group.html", []byte("group NGINX-GROUP-PAGE\n"), 0o640, 0, 33)
 	app.file("/srv/www/private.html", []byte("private NGINX-ROOT-ONLY\n"), 0o600)
 	return writeImage(t, filepath.Join(dir, "in"), "nginx", imageConfig{
 		entrypoint: []string{"nginx", "-g", "daemon off;"}, env: []string{"PATH=/usr/sbin:/usr/bin:/bin"},
