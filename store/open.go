@@ -257,7 +257,7 @@ func (db *DB) checkState(keyID []byte) (*stateInfo, error) {
 		return nil, &corruptError{msg: fmt.Sprintf("store: %s is empty (0 bytes), expected a bbolt database; it was left unchanged: restore it from a backup", StateFile)}
 	}
 	var plain, ad []byte
-	info, err := verifyState(f, fi.Size(), func(bucket string, key, sealed []byte) error {
+	info, err := verifyStateLimit(f, fi.Size(), db.maxValueSize, func(bucket string, key, sealed []byte) error {
 		value, space, err := openAppend(db.aead, plain[:0], ad, bucket, key, sealed)
 		if err == nil {
 			plain = value

@@ -76,7 +76,15 @@ type stateInfo struct {
 // valueErr, not as an error, so that the caller can first tell a wrong
 // data key from a damaged file. Errors match ErrCorrupt.
 func verifyState(f io.ReaderAt, size int64, open func(bucket string, key, sealed []byte) error) (*stateInfo, error) {
-	v := &verifier{f: f, size: size, open: open, info: &stateInfo{}}
+	return verifyStateLimit(f, size, DefaultMaxValueSize, open)
+}
+
+// verifyStateLimit is verifyState for a store whose values are at most maxValue bytes of
+// plaintext: no page it writes spans more than two of its largest elements past a page (bbolt
+// puts at least two elements on a page, then fills it to the page size), so a page claiming
+// more is refused before its span is read, however large a (sparse) file claims it to be.
+func verifyStateLimit(f io.ReaderAt, size int64, maxValue int, open func(bucket string, key, sealed []byte) error) (*stateInfo, error) {
+	v := &verifier{f: f, size: size, open: open, info: &stateInfo{}, maxElem: uint64(16 + MaxKeySize + maxValue + valueOverhead)}
 	if size <= maxReadWhole {
 		v.data = make([]byte, size)
 		if n, err := f.ReadAt(v.data, 0); n < len(v.data) {
@@ -107,12 +115,13 @@ func verifyState(f io.ReaderAt, size int64, open func(bucket string, key, sealed
 }
 
 type verifier struct {
-	f    io.ReaderAt
-	size int64
-	data []byte // the whole file, if at most maxReadWhole bytes
-	open func(bucket string, key, sealed []byte) error
-	info *stateInfo
-	meta boltMeta
+	f       io.ReaderAt
+	size    int64
+	maxElem uint64 // bytes of the largest element a page of this store can hold
+	data    []byte // the whole file, if at most maxReadWhole bytes
+	open    func(bucket string, key, sealed []byte) error
+	info    *stateInfo
+	meta    boltMeta
 	// elems holds a page's elements for each depth, reused.
 	elems [maxDepth + 2][]element
 }
@@ -314,6 +323,13 @@ func (v *verifier) claim(id uint64, ref loc, want uint16) (flags uint16, count i
 		v.info.pages[p] = pageUsed
 	}
 	span = first
+	limit := 2*ps + 2*v.maxElem
+	if flags == freelistPageFlag {
+		limit = 2*ps + 8*v.info.hwm // one id per page below the high-water mark
+	}
+	if (overflow+1)*ps > limit {
+		return 0, 0, nil, stateCorrupt("is corrupt: page %d: %d overflow pages (%d bytes); expected at most %d bytes for %s of this store", id, overflow, (overflow+1)*ps, limit, pageKind(flags))
+	}
 	if overflow > 0 {
 		if span, err = v.read(int64(id*ps), int((overflow+1)*ps)); err != nil {
 			return 0, 0, nil, err
