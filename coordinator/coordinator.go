@@ -180,8 +180,8 @@ func (c *Coordinator) Addrs() Addrs {
 // Run serves both APIs, metrics and pprof until ctx ends or a server fails, then shuts the
 // APIs down (at most 5 s for requests in flight), flushes the activation counts, and closes the
 // listeners and the store. It returns nil after a clean stop.
-func (c *Coordinator) Run(ctx context.Context) error {
-	defer c.Close()
+func (c *Coordinator) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, c.Close()) }()
 	addrs := c.Addrs()
 	st := c.core.Status()
 	c.log.Info("coordinator listening", "client_addr", addrs.Client, "mesh_addr", addrs.Mesh, "metrics_addr", addrs.Metrics,
@@ -203,7 +203,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	// made are flushed.
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { runErr = c.core.Run(coreCtx) })
-	err := c.srv.Serve(ctx, c.client, c.mesh, metrics, c.metrics)
+	err = c.srv.Serve(ctx, c.client, c.mesh, metrics, c.metrics)
 	c.client, c.mesh, c.metrics = nil, nil, nil // Serve closed them
 	stopCore()
 	wg.Wait()

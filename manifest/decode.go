@@ -174,9 +174,14 @@ func (d *decoder) bytes(p string, tok json.Token, v reflect.Value) error {
 	if !ok {
 		return d.mismatch(p, v.Type(), tok)
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	// Strict: padding bits must be zero, and no line breaks (which the decoder would skip), so
+	// that each value has exactly one encoding.
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err == nil && strings.ContainsAny(s, "\r\n") {
+		err = errors.New("line breaks")
+	}
 	if err != nil {
-		d.probs.add(p, "expected standard base64, found a string that is not (%v)", err)
+		d.probs.add(p, "expected standard base64 with padding, found a string that is not (%v)", err)
 		return nil
 	}
 	v.SetBytes(b)
@@ -265,6 +270,11 @@ func (d *decoder) skip(p string) error { return d.skipRest(p, 0) }
 
 // skipRest skips tokens until depth open objects and arrays are closed, or one whole value
 // when depth is 0.
+// maxSkipDepth bounds the nesting of a value that is skipped (an unknown key's, or one of the
+// wrong type). The decoder's own types nest only a few levels; without a bound, megabytes of
+// "[" would grow json.Decoder's stack by as many entries.
+const maxSkipDepth = 64
+
 func (d *decoder) skipRest(p string, depth int) error {
 	for {
 		tok, err := d.dec.Token()
@@ -274,6 +284,10 @@ func (d *decoder) skipRest(p string, depth int) error {
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			depth++
+			if depth > maxSkipDepth {
+				d.probs.add(p, "expected at most %d levels of nested objects and arrays, found more", maxSkipDepth)
+				return errStop
+			}
 		case json.Delim('}'), json.Delim(']'):
 			depth--
 		}

@@ -64,3 +64,21 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeStrictBounds(t *testing.T) {
+	deep := `{"x":` + strings.Repeat("[", 1<<20) + `}`
+	var v apiBody
+	err := DecodeStrict([]byte(deep), &v)
+	if err == nil || !strings.Contains(err.Error(), "expected at most 64 levels of nested objects and arrays") {
+		t.Errorf("deeply nested unknown value: %v", err)
+	}
+	allocs := testing.AllocsPerRun(3, func() { _ = DecodeStrict([]byte(deep), &v) })
+	if allocs > 1000 {
+		t.Errorf("refusing a deep value made %v allocations", allocs)
+	}
+	for _, in := range []string{`{"quote":"AQ\nID"}`, `{"quote":"AR=="}`, `{"quote":"AQI"}`} {
+		if err := DecodeStrict([]byte(in), &v); err == nil || !strings.Contains(err.Error(), "expected standard base64 with padding") {
+			t.Errorf("DecodeStrict(%s) = %v; want a base64 error", in, err)
+		}
+	}
+}

@@ -205,6 +205,9 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 		if err != nil {
 			return nil, 0, err
 		}
+		if err := c.stillCurrent(d); err != nil {
+			return nil, 0, err
+		}
 		return out, c.counts.add(name), nil
 	}
 	var (
@@ -214,6 +217,9 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 	// fn may run more than once (see store.DB.Batch); each run starts from the shared values.
 	err := c.db.Batch(ctx, func(tx *store.Tx) error {
 		count = 0
+		if err := storedVersionIs(tx, d.version); err != nil {
+			return err
+		}
 		if w.MaxActivations > 0 {
 			n, err := activationCount(tx, name)
 			if err != nil {
@@ -257,6 +263,32 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 	return out, count, nil
 }
 
+// An activation is judged against the manifest that is current when it is admitted, not when it
+// started: a manifest update (a raised min_isvsvn, a removed workload) must stop activations
+// that were verifying evidence when it was set. Launchers retry NOT_READY and then meet the new
+// manifest.
+
+// stillCurrent refuses if the manifest version changed since d was taken.
+func (c *Core) stillCurrent(d *deployment) error {
+	if cur := c.current(); cur == nil || cur.version != d.version {
+		return notReady("the manifest changed from version %d during the activation; retry", d.version)
+	}
+	return nil
+}
+
+// storedVersionIs refuses if the stored manifest version is not version: the store's writer
+// lock orders this against the update that replaces it.
+func storedVersionIs(tx *store.Tx, version int) error {
+	b, err := tx.Get(bucketManifest, "current")
+	if err != nil {
+		return fmt.Errorf("read the current manifest version: %w", err)
+	}
+	if string(b) != strconv.Itoa(version) {
+		return notReady("the manifest changed from version %d to %s during the activation; retry", version, b)
+	}
+	return nil
+}
+
 func activationCount(tx *store.Tx, workload string) (uint64, error) {
 	b, err := tx.Get(bucketCounts, workload)
 	if errors.Is(err, store.ErrNotFound) {
@@ -287,6 +319,9 @@ func (c *Core) instanceSecret(tx *store.Tx, d *deployment, workload, name string
 	}
 	rec, err = newSecret(d.m, name, c.root, d.inter, c.now())
 	if err != nil {
+		return nil, err
+	}
+	if err := recordIssued(tx, rec); err != nil {
 		return nil, err
 	}
 	return rec, putJSON(tx, bucketInstances, key, rec)

@@ -161,6 +161,14 @@ const maxConcurrentQuotes = 4
 // Version is the Coordinator's software version.
 const Version = "0.1.0"
 
+// ManifestVersion returns the current manifest's version, 0 before the first.
+func (c *Core) ManifestVersion() int {
+	if d := c.current(); d != nil {
+		return d.version
+	}
+	return 0
+}
+
 func (c *Core) current() *deployment {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

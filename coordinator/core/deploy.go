@@ -118,6 +118,9 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 	if err != nil {
 		return nil, &Error{Code: api.CodeManifestInvalid, Message: "manifest rejected: " + err.Error(), Err: err}
 	}
+	if err := checkUpdaters(m, c.now()); err != nil {
+		return nil, err
+	}
 	version := 1
 	if old != nil {
 		version = old.version + 1
@@ -141,6 +144,9 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 		return nil, err
 	}
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
+		if err := checkIssuedAgainst(tx, m, c.now()); err != nil {
+			return err
+		}
 		if err := tx.Put(bucketManifest, manifestKey(version), m.Bytes()); err != nil {
 			return err
 		}
@@ -165,9 +171,15 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 			if err := putJSON(tx, bucketSecrets, name, rec); err != nil {
 				return err
 			}
+			if err := recordIssued(tx, rec); err != nil {
+				return fmt.Errorf("secret %q: %w", name, err)
+			}
 		}
 		return tx.Put(bucketManifest, "current", []byte(strconv.Itoa(version)))
 	})
+	if e, ok := errors.AsType[*Error](err); ok {
+		return nil, e
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store manifest version %d: %w", version, err)
 	}

@@ -25,6 +25,7 @@ const (
 	bucketSecrets   = "secrets"   // name: secretRecord (shared secrets)
 	bucketInstances = "instances" // workload "\x00" name "\x00" instance: secretRecord (per-instance secrets)
 	bucketCounts    = "activations"
+	bucketIssued    = "issued" // serial (hex): DER of every certificate secret the deployment CA issued
 )
 
 // caRecord is a stored CA.

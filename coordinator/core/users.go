@@ -3,7 +3,9 @@ package core
 import (
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
@@ -66,12 +68,18 @@ func (c *Core) Authenticate(cert *x509.Certificate) (string, error) {
 // allowed reports whether user holds a role that permits action on resource (and, for
 // secrets, on the secret name).
 func (d *deployment) allowed(user string, resource manifest.Resource, action manifest.Action, name string) bool {
-	u, ok := d.m.Users[user]
+	return allowed(d.m, user, resource, action, name)
+}
+
+// allowed reports whether user of m holds a role that permits action on resource (and, for
+// secrets, on the secret name).
+func allowed(m *manifest.Manifest, user string, resource manifest.Resource, action manifest.Action, name string) bool {
+	u, ok := m.Users[user]
 	if !ok {
 		return false
 	}
 	for _, rn := range u.Roles {
-		r := d.m.Roles[rn]
+		r := m.Roles[rn]
 		if r.Resource != resource || !slices.Contains(r.Actions, action) {
 			continue
 		}
@@ -81,4 +89,35 @@ func (d *deployment) allowed(user string, resource manifest.Resource, action man
 		return true
 	}
 	return false
+}
+
+// checkUpdaters refuses a manifest in which users hold the manifest update role but none of
+// their certificates is valid at now: once set, nobody could ever update it again. A manifest
+// with no updater at all is a deliberate choice (a deployment nobody may change) and allowed.
+func checkUpdaters(m *manifest.Manifest, now time.Time) error {
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(m.Users)) {
+		u := m.Users[name]
+		if !allowed(m, name, manifest.ResourceManifest, manifest.Update, "") {
+			continue
+		}
+		certs, err := pki.ParseCertsPEM([]byte(u.Certificate))
+		if err != nil || len(certs) != 1 {
+			return fmt.Errorf("user %q: certificate: %v", name, err)
+		}
+		c := certs[0]
+		switch {
+		case now.After(c.NotAfter):
+			problems = append(problems, fmt.Sprintf("%s: expired at %s", name, c.NotAfter.UTC().Format(time.RFC3339)))
+		case now.Before(c.NotBefore):
+			problems = append(problems, fmt.Sprintf("%s: not valid before %s", name, c.NotBefore.UTC().Format(time.RFC3339)))
+		default:
+			return nil
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errorf(api.CodeManifestInvalid, "manifest rejected: no user with the manifest update role has a certificate valid now (%s); nobody could update the deployment again",
+		strings.Join(problems, "; "))
 }

@@ -106,22 +106,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id 
 		s.logRefusal(r, apiName, id, e.Code, body.Message)
 	} else if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		body.Code, status = api.CodePayloadTooLarge, http.StatusRequestEntityTooLarge
-		body.Message = fmt.Sprintf("request body is larger than the %d bytes allowed for %s %s", mbe.Limit, r.Method, bounded(r.URL.Path, 80))
+		body.Message = fmt.Sprintf("request body is larger than the %d bytes allowed for %s %s", mbe.Limit, bounded(r.Method, 16), bounded(r.URL.Path, 80))
 		s.logRefusal(r, apiName, id, body.Code, body.Message)
 	} else {
-		s.log.Error("request failed", "request_id", id, "method", r.Method, "path", bounded(r.URL.Path, 80), "error", bounded(err.Error(), maxLogMessage))
+		s.log.Error("request failed", "request_id", id, "method", bounded(r.Method, 16), "path", bounded(r.URL.Path, 80), "error", bounded(err.Error(), maxLogMessage))
 	}
 	writeJSON(w, status, api.Error{Error: body})
 }
 
 // logRefusal logs a refused request unless refusals come faster than the log may take.
 func (s *Server) logRefusal(r *http.Request, apiName, id, code, msg string) {
-	ok, skipped := s.refusals.allow(s.now())
+	ok, skipped := s.refusals[apiName].allow(s.now())
 	if !ok {
 		s.unlogged.WithLabelValues(apiName).Inc()
 		return
 	}
-	attrs := []any{"request_id", id, "api", apiName, "method", r.Method, "path", bounded(r.URL.Path, 80), "code", code, "reason", bounded(msg, maxLogMessage)}
+	attrs := []any{"request_id", id, "api", apiName, "method", bounded(r.Method, 16), "path", bounded(r.URL.Path, 80), "code", code, "reason", bounded(msg, maxLogMessage)}
 	if skipped > 0 {
 		attrs = append(attrs, "refusals_not_logged_before", skipped)
 	}
@@ -155,7 +155,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // [manifest.DecodeStrict]): duplicate keys, unknown keys, wrong types and trailing data are
 // errors that name the JSON path. The message keeps the first few problems, each bounded.
 func decodeJSON(r *http.Request, v any) error {
-	b, err := io.ReadAll(r.Body)
+	b, err := readBody(r)
 	if err != nil {
 		return err
 	}
@@ -163,6 +163,20 @@ func decodeJSON(r *http.Request, v any) error {
 		return &core.Error{Code: api.CodeBadRequest, Message: "request body: " + firstProblems(err), Err: err}
 	}
 	return nil
+}
+
+// readBody reads the whole request body. A body over the route's bound is a
+// *http.MaxBytesError; one that ends early or arrives too slowly is the caller's doing, a
+// refusal like any other (and rate-limited in the log like any other).
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, err
+	}
+	if err != nil {
+		return nil, &core.Error{Code: api.CodeBadRequest, Message: "request body: could not be read to its end: " + bounded(err.Error(), 200), Err: err}
+	}
+	return b, nil
 }
 
 // maxProblemsShown bounds how many decoding problems an error answer lists.

@@ -87,8 +87,25 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// preAuthenticate refuses, before the body is read, a caller the current manifest already
+// refuses: bodies may be megabytes, and strangers must not make the Coordinator read and decode
+// them. The decision that counts is made again with the body, under the lock that applies it.
+func (s *Server) preAuthenticate(cert *x509.Certificate, needUser bool, anonymous string) error {
+	if _, err := s.core.Authenticate(cert); err != nil {
+		return err
+	}
+	if needUser && cert == nil {
+		return &core.Error{Code: api.CodeUnauthenticated, Message: anonymous}
+	}
+	return nil
+}
+
 func (s *Server) setManifest(w http.ResponseWriter, r *http.Request) error {
-	raw, err := io.ReadAll(r.Body)
+	if err := s.preAuthenticate(clientCert(r), s.core.ManifestVersion() > 0,
+		"a manifest is already set; updating it needs a client certificate of a user with the manifest update role"); err != nil {
+		return err
+	}
+	raw, err := readBody(r)
 	if err != nil {
 		return err
 	}
@@ -113,8 +130,8 @@ func (s *Server) getSecrets(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) setSecrets(w http.ResponseWriter, r *http.Request) error {
 	cert := clientCert(r)
-	if cert == nil { // say so before reading the body; who the caller is is decided after it
-		return &core.Error{Code: api.CodeUnauthenticated, Message: "setting secrets needs a client certificate of a manifest user"}
+	if err := s.preAuthenticate(cert, true, "setting secrets needs a client certificate of a manifest user"); err != nil {
+		return err
 	}
 	var req api.SetSecretsRequest
 	if err := decodeJSON(r, &req); err != nil {

@@ -24,8 +24,8 @@ type Server struct {
 	log      *slog.Logger
 	reqs     *prometheus.CounterVec
 	unlogged *prometheus.CounterVec
-	refusals refusalLimiter
-	now      func() time.Time // the refusal limiter's clock
+	refusals map[string]*refusalLimiter // by API: junk on one must not silence the other
+	now      func() time.Time           // the refusal limiter's clock
 }
 
 // Option configures a Server.
@@ -42,9 +42,10 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // New returns a Server for c.
 func New(c *core.Core, opts ...Option) *Server {
 	s := &Server{
-		core: c,
-		log:  slog.New(slog.DiscardHandler),
-		now:  time.Now,
+		core:     c,
+		log:      slog.New(slog.DiscardHandler),
+		now:      time.Now,
+		refusals: map[string]*refusalLimiter{"client": {}, "mesh": {}},
 		reqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloister_api_requests_total",
 			Help: "API requests by API (client, mesh), route and HTTP status code.",
