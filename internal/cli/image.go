@@ -285,7 +285,13 @@ func coordinatorFlagIdentity(f *imageConvertFlags) (*enclave.Coordinator, error)
 		}
 		return nil, nil
 	}
-	c := &enclave.Coordinator{ISVProdID: f.coordProdID, MinISVSVN: f.coordMinSVN}
+	if f.coordMRSigner == "" && (f.coordProdID != attest.CoordinatorProdID || f.coordMinSVN != 0) {
+		return nil, errors.New("--coordinator-isvprodid and --coordinator-min-isvsvn need --coordinator-mrsigner")
+	}
+	c := &enclave.Coordinator{}
+	if f.coordMRSigner != "" { // product and SVN qualify a signer; with MRENCLAVE alone they mean nothing
+		c.ISVProdID, c.MinISVSVN = f.coordProdID, f.coordMinSVN
+	}
 	for _, h := range f.coordMREnclave {
 		var d enclave.Digest
 		if err := d.UnmarshalText([]byte(strings.ToLower(h))); err != nil {
