@@ -2,13 +2,20 @@ package podman
 
 import (
 	"archive/tar"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +23,9 @@ import (
 
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/e2etest"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // ownedFile adds a regular file with an owner and group.
@@ -254,7 +264,9 @@ func TestNginxProtectedRestarts(t *testing.T) {
 	mrsigner := keygen(t, signKey)
 	ref := "localhost/cloister-e2e/nginx:" + eng.run
 	archive := filepath.Join(dir, "nginx.tar")
-	convert(t, nginxImage(t, dir, port), "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
+	src := nginxImage(t, dir, port)
+	original := measureOriginalNginx(t, eng, src, dir, addr)
+	convert(t, src, "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
 		"--protect", "/etc/nginx", "--protect", "/srv/www", "--key-name", "web_files_key", "--key-file", keyFile)
 	eng.load(archive, ref)
 
@@ -293,20 +305,23 @@ func TestNginxProtectedRestarts(t *testing.T) {
 		return res.StatusCode, string(b), err
 	}
 
+	runBegan := time.Now()
 	c := eng.start("nginx", ref, coord.Platform.Dir(), map[string]string{
 		"CLOISTER_COORDINATOR": coord.Addrs.Mesh, "CLOISTER_WORKLOAD": "web", "CLOISTER_INSTANCE": "web-" + eng.run,
 		"CLOISTER_RETRY_TIMEOUT": "60s",
 	})
 	for start := 1; start <= 4; start++ {
-		began := time.Now()
+		began := runBegan
 		if start > 1 {
+			began = time.Now()
 			eng.must(time.Minute, "restart", "-t", "5", c.name)
 		}
 		e2etest.WaitFor(t, 60*time.Second, fmt.Sprintf("nginx to serve after start %d", start), func() (bool, string) {
 			code, _, err := get("/")
 			return err == nil && code == 200, fmt.Sprintf("GET /: %d %v\n%s", code, err, tail(c.logs(), 2000))
 		})
-		t.Logf("start %d: nginx served %s after %s", start, time.Since(began).Round(time.Millisecond), map[bool]string{true: "podman restart", false: "podman run"}[start > 1])
+		t.Logf("start %d: nginx served %s after %s (the original image: %s)", start, time.Since(began).Round(time.Millisecond),
+			map[bool]string{true: "podman restart", false: "podman run"}[start > 1], original[min(start, 2)-1])
 		for _, tc := range []struct {
 			path string
 			code int
@@ -341,4 +356,88 @@ func TestNginxProtectedRestarts(t *testing.T) {
 		t.Error("a client trusting the system roots accepted nginx' certificate")
 	}
 	coord.Stop(t)
+}
+
+// measureOriginalNginx runs the unconverted nginx image, with a self-signed certificate mounted
+// at /run/tls, and returns how long after podman run, then after podman restart, it served.
+func measureOriginalNginx(t *testing.T, eng *engine, src, dir, addr string) [2]time.Duration {
+	t.Helper()
+	tlsDir := filepath.Join(dir, "original-tls")
+	if err := os.MkdirAll(tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "web.e2e"}, DNSNames: []string{"web.e2e"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"chain.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"key.pem":   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+	} {
+		if err := os.WriteFile(filepath.Join(tlsDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The original image, from the OCI layout src ("oci:DIR:NAME") into podman.
+	layoutDir, tagName, _ := strings.Cut(strings.TrimPrefix(src, "oci:"), ":")
+	lp, err := layout.FromPath(layoutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img v1.Image
+	for _, d := range im.Manifests {
+		if d.Annotations["org.opencontainers.image.ref.name"] == tagName {
+			img, err = lp.Image(d.Digest)
+		}
+	}
+	if img == nil || err != nil {
+		t.Fatalf("image %s in %s: %v", tagName, layoutDir, err)
+	}
+	id := "localhost/cloister-e2e/nginx-original:" + eng.run
+	archive := filepath.Join(dir, "nginx-original.tar")
+	if err := tarball.WriteToFile(archive, mustTag(t, id), img); err != nil {
+		t.Fatal(err)
+	}
+	eng.load(archive, id)
+	name := "cloister-e2e-nginx-original-" + eng.run
+	t.Cleanup(func() { eng.podman(time.Minute, "rm", "-f", "-t", "2", name) })
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	serves := func() (bool, string) {
+		res, err := hc.Get("https://" + addr + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		res.Body.Close()
+		return res.StatusCode == 200, res.Status
+	}
+	var took [2]time.Duration
+	began := time.Now()
+	eng.must(time.Minute, "run", "-d", "--name", name, "--network", "host", "-v", tlsDir+":/run/tls:ro", id)
+	e2etest.WaitFor(t, 30*time.Second, "the original nginx to serve", serves)
+	took[0] = time.Since(began).Round(time.Millisecond)
+	began = time.Now()
+	eng.must(time.Minute, "restart", "-t", "5", name)
+	e2etest.WaitFor(t, 30*time.Second, "the original nginx to serve after a restart", serves)
+	took[1] = time.Since(began).Round(time.Millisecond)
+	eng.must(time.Minute, "rm", "-f", "-t", "5", name)
+	return took
 }
