@@ -225,27 +225,35 @@ func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *sl
 			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
 		}
 		log.Warn("SIMULATION MODE: this workload is not protected by SGX; its evidence can be forged by anyone holding the simulated platform")
-		p, err := sim.Load(cfg.SimDir)
-		if err != nil {
-			return nil, fmt.Errorf("simulated platform: %w", err)
-		}
 		// The launcher's own hash is half the measurement and the slowest step of a start: it
-		// is taken while the trusted files are verified and the Coordinator is dialled and
-		// verified, and the first quote waits for it. Nothing is quoted, so nothing is sent
-		// that depends on the measurement, before it is complete.
+		// is taken while the platform is loaded, the trusted files are verified and the
+		// Coordinator is dialled and verified, and the first quote waits for it. Nothing is
+		// quoted, so nothing is sent that depends on the measurement, before it is complete.
 		pending := &pendingIssuer{done: make(chan struct{})}
+		loaded := make(chan *sim.Platform, 1) // nil if the platform did not load
 		go func() {
 			defer close(pending.done)
 			start := time.Now()
 			exe, err := hashExecutable()
-			if err != nil {
+			p := <-loaded
+			switch {
+			case err != nil:
 				pending.err = err
+				return
+			case p == nil:
+				pending.err = errors.New("no simulated platform")
 				return
 			}
 			mr := enclave.SimMRENCLAVE(exe, signed.Raw)
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
 			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", time.Since(start).Round(100*time.Microsecond))
 		}()
+		p, err := sim.Load(cfg.SimDir)
+		loaded <- p
+		if err != nil {
+			<-pending.done
+			return nil, fmt.Errorf("simulated platform: %w", err)
+		}
 		start := time.Now()
 		if err := m.VerifyFiles(ctx, "/", enclave.VerifyOptions{}); err != nil {
 			<-pending.done

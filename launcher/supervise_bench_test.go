@@ -84,40 +84,45 @@ func BenchmarkStartup(b *testing.B) {
 }
 
 // BenchmarkLaunchProcess measures what a container's start pays: the cloister-launch binary
-// (built here as for images, CGO_ENABLED=0) from its exec to the exec of the application
-// (/bin/true, exec: true), the runtime's start, process creation and /bin/true included. The
-// Coordinator runs in this process, so on a machine with few CPUs the two compete.
+// (built here as for images, CGO_ENABLED=0; "stripped" with -ldflags='-s -w') from its exec to
+// the exec of the application (/bin/true, exec: true), the runtime's start, process creation
+// and /bin/true included. The Coordinator runs in this process, so on a machine with few CPUs
+// the two compete.
 func BenchmarkLaunchProcess(b *testing.B) {
 	tc, path := startupSetup(b, true)
-	bin := filepath.Join(b.TempDir(), "cloister-launch")
-	build := exec.Command("go", "build", "-o", bin, "github.com/cloister-dev/cloister/cmd/cloister-launch")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build cloister-launch: %v\n%s", err, out)
-	}
 	env := []string{EnvCoordinator + "=" + tc.mesh, EnvWorkload + "=app", EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
 		EnvSimDir + "=" + tc.platform.Dir(), EnvEnclaveManifest + "=" + path, EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
-	fi, err := os.Stat(bin)
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct{ name, ldflags string }{{"default", ""}, {"stripped", "-s -w"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			bin := filepath.Join(b.TempDir(), "cloister-launch")
+			build := exec.Command("go", "build", "-ldflags="+bc.ldflags, "-o", bin, "github.com/cloister-dev/cloister/cmd/cloister-launch")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				b.Fatalf("build cloister-launch: %v\n%s", err, out)
+			}
+			fi, err := os.Stat(bin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fastest := time.Duration(1 << 62)
+			var cpu time.Duration
+			for b.Loop() {
+				cmd := exec.Command(bin)
+				cmd.Env = env
+				t0 := time.Now()
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("cloister-launch: %v\n%s", err, out)
+				}
+				fastest = min(fastest, time.Since(t0))
+				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			}
+			b.ReportMetric(float64(fi.Size())/1e6, "exe-MB")
+			// On a loaded machine the mean is mostly waiting for a CPU: the fastest start and
+			// the launcher's own CPU time say more.
+			b.ReportMetric(float64(fastest.Microseconds())/1000, "min-ms")
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
 	}
-	fastest := time.Duration(1 << 62)
-	var cpu time.Duration
-	for b.Loop() {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		t0 := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("cloister-launch: %v\n%s", err, out)
-		}
-		fastest = min(fastest, time.Since(t0))
-		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	}
-	b.ReportMetric(float64(fi.Size())/1e6, "exe-MB")
-	// On a loaded machine the mean is mostly waiting for a CPU: the fastest start and the
-	// launcher's own CPU time say more.
-	b.ReportMetric(float64(fastest.Microseconds())/1000, "min-ms")
-	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkRenew measures one renewal as the supervisor does it: a new key, the Coordinator
