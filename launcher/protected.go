@@ -188,6 +188,11 @@ func unlockOne(plainRoot *os.Root, m *enclave.Manifest, pf enclave.ProtectedFile
 		return err
 	}
 	defer plainDir.Close()
+	// Every directory the plaintext goes into, not only the top one: a mount on a
+	// subdirectory would put plaintext on disk.
+	if err := checkMemoryBacked(plainDir); err != nil {
+		return err
+	}
 	uid, gid := -1, -1
 	if owners {
 		uid, gid = int(pf.UID), int(pf.GID)
