@@ -27,7 +27,8 @@ import (
 //     starts or stops the application; a failed one is retried until it succeeds.
 //
 // It returns the application's exit status, 128+N if signal N killed it, once the application
-// has ended. An error means the application could not be started. The application runs as
+// has ended. An error means the application could not be started. ctx ending stops renewals,
+// never the application, which only signals stop. The application runs as
 // p.UID:p.GID in p.Dir with p.Env, as [Exec] would run it, in a process group of its own; when
 // standard input is a terminal, that group is the terminal's foreground, so a Ctrl-C reaches
 // the application once, from the terminal, as it would without the launcher.
