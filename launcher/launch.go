@@ -109,6 +109,9 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDelivered(m, resp.Files); err != nil {
+		return nil, err
+	}
 	if err := writeFiles(resp.Files, uid, gid); err != nil {
 		return nil, err
 	}

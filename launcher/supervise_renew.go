@@ -101,6 +101,9 @@ func (r *renewer) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDelivered(l.m, a.resp.Files); err != nil { // a manifest update may have changed the files
+		return err
+	}
 	if err := writeFiles(a.resp.Files, l.uid, l.gid); err != nil {
 		return err
 	}
