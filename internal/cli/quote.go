@@ -92,7 +92,7 @@ FILE holds the raw quote bytes: what /dev/attestation/quote returns in an enclav
 or one of the real quotes in testdata/dcap of the source (each folder's quote.bin). A
 Coordinator's quote comes with the bundle "cloister verify --bundle FILE" writes.`,
 		Example: `  cloister quote inspect testdata/dcap/oasis-platform-swhardening/quote.bin`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := readQuoteFile(args[0])
 			if err != nil {
