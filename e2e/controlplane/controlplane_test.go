@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/pki"
@@ -253,23 +254,6 @@ func fingerprint(c *x509.Certificate) string {
 	return hex.EncodeToString(h[:])
 }
 
-// verifyOutput is `cloister verify --output json`.
-type verifyOutput struct {
-	Coordinator      string   `json:"coordinator"`
-	Verified         bool     `json:"verified"`
-	Simulation       bool     `json:"simulation"`
-	IdentityChecked  bool     `json:"identity_checked"`
-	MREnclave        string   `json:"mrenclave"`
-	MRSigner         string   `json:"mrsigner"`
-	ISVProdID        uint16   `json:"isvprodid"`
-	ISVSVN           uint16   `json:"isvsvn"`
-	TCBStatus        string   `json:"tcb_status"`
-	AdvisoryIDs      []string `json:"advisory_ids"`
-	CollateralExpiry string   `json:"collateral_expiry"`
-	RootFingerprint  string   `json:"root_sha256"`
-	PinnedAt         string   `json:"pinned_at"`
-}
-
 func (d *deployment) verifyAndPin(t *testing.T) {
 	d.cliFails(t, "", []string{"coordinator " + d.client() + " has not been verified yet: run `cloister verify --coordinator " + d.client() + "` first"}, "status")
 
@@ -286,8 +270,8 @@ func (d *deployment) verifyAndPin(t *testing.T) {
 		t.Fatalf("a failed verification pinned a root in %s", d.pinFile())
 	}
 
-	out := decodeOutput[verifyOutput](t, d.mustCLI(t, "", "verify", "--simulation", d.p.Dir(), "--output", "json"))
-	want := verifyOutput{
+	out := decodeOutput[jsonoutput.Verify](t, d.mustCLI(t, "", "verify", "--simulation", d.p.Dir(), "--output", "json"))
+	want := jsonoutput.Verify{
 		Coordinator: d.client(), Verified: true, Simulation: true, IdentityChecked: true,
 		MREnclave: hex.EncodeToString(mr[:]), MRSigner: hex.EncodeToString(attest.SimCoordinatorSigner[:]),
 		ISVProdID: attest.CoordinatorProdID, ISVSVN: attest.CoordinatorSVN, TCBStatus: "UpToDate",
@@ -343,17 +327,11 @@ func (d *deployment) manifestCheck(t *testing.T) {
 			t.Errorf("manifest check does not report %s: %s:\n%s", p, msg, r.Stdout)
 		}
 	}
-	type problem struct{ Path, Message string }
-	type checkOut struct {
-		Valid    bool      `json:"valid"`
-		Digest   string    `json:"digest"`
-		Problems []problem `json:"problems"`
-	}
 	r = d.e.CLI(t, "manifest", "check", badPath, "--output", "json")
 	if r.Code != 1 {
 		t.Errorf("%v\nwant exit code 1 for an invalid manifest", r)
 	}
-	out := decodeOutput[checkOut](t, r)
+	out := decodeOutput[jsonoutput.ManifestCheck](t, r)
 	if out.Valid || out.Digest != "" {
 		t.Errorf("manifest check --output json: valid %v, digest %q; want false and none", out.Valid, out.Digest)
 	}
@@ -378,15 +356,15 @@ func (d *deployment) manifestCheck(t *testing.T) {
 
 // ignoreActivations leaves the activation counts out of a comparison of statuses: launchers
 // still running may activate again at any time.
-var ignoreActivations = cmpopts.IgnoreFields(api.Status{}, "Activations")
+var ignoreActivations = cmpopts.IgnoreFields(jsonoutput.Status{}, "Activations")
 
-func (d *deployment) status(t *testing.T) api.Status {
+func (d *deployment) status(t *testing.T) jsonoutput.Status {
 	t.Helper()
-	return decodeOutput[api.Status](t, d.mustCLI(t, "", "status", "--output", "json"))
+	return decodeOutput[jsonoutput.Status](t, d.mustCLI(t, "", "status", "--output", "json"))
 }
 
 func (d *deployment) firstManifest(t *testing.T) {
-	if got, want := d.status(t), (api.Status{
+	if got, want := d.status(t), (jsonoutput.Status{
 		State: api.StateWaitingForManifest, Simulation: true, TEE: "sgx-simulation", Version: "0.1.0",
 		Message: "SIMULATION MODE: not secure; anyone with the simulated platform can forge its evidence",
 	}); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
@@ -396,9 +374,9 @@ func (d *deployment) firstManifest(t *testing.T) {
 	d.cliFails(t, "", []string{"coordinator refused (NOT_READY): no manifest has been set yet"}, "manifest", "get")
 
 	// Trust on first use: anyone who reached the verified Coordinator sets the first manifest.
-	res := decodeOutput[api.SetManifestResponse](t, d.mustCLI(t, "", "manifest", "set", d.v1Path, "--output", "json"))
+	res := decodeOutput[jsonoutput.ManifestSet](t, d.mustCLI(t, "", "manifest", "set", d.v1Path, "--output", "json"))
 	digest := fmt.Sprintf("%x", sha256.Sum256(d.v1))
-	if want := (api.SetManifestResponse{Version: 1, Digest: digest}); res != want {
+	if want := (jsonoutput.ManifestSet{Version: 1, Digest: digest}); res != want {
 		t.Errorf("manifest set = %+v, want %+v", res, want)
 	}
 	st := d.status(t)
@@ -773,15 +751,12 @@ func (d *deployment) manifestUpdateRoles(t *testing.T) {
 	}
 }
 
-// secretsOutput is `cloister secret get --output json`.
-type secretsOutput map[string]api.Secret
-
 func (d *deployment) secretRoles(t *testing.T) {
 	r := d.e.CLISecrets(t, append([]string{"secret", "get", "shared", "tlscert", "user", "greeting", "--output", "json"}, d.conn("reader")...)...)
 	if r.Code != 0 {
 		t.Fatalf("%v\nwant exit code 0", r)
 	}
-	got := decodeOutput[secretsOutput](t, r)
+	got := decodeOutput[jsonoutput.Secrets](t, r)
 	if hex.EncodeToString(got["shared"].Value) != d.secrets["shared (hex)"] {
 		t.Errorf("secret get shared differs from what the workloads received")
 	}
@@ -819,7 +794,7 @@ func (d *deployment) secretRoles(t *testing.T) {
 		})
 	}
 	r = d.e.CLISecrets(t, append([]string{"secret", "get", "user", "--output", "json"}, d.conn("reader")...)...)
-	if v := decodeOutput[secretsOutput](t, r)["user"].Value; string(v) != d.userValue {
+	if v := decodeOutput[jsonoutput.Secrets](t, r)["user"].Value; string(v) != d.userValue {
 		t.Errorf("refused writes changed the user-defined secret to %q", v)
 	}
 }

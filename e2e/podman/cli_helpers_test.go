@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloister-dev/cloister/image"
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
@@ -52,11 +52,8 @@ func mustCloister(t *testing.T, args ...string) string {
 	return out
 }
 
-// convertOutput is the part of `image convert --output json` the tests read.
-type convertOutput struct {
-	image.Report
-	ManifestEntry image.Snippet `json:"manifest_entry"`
-}
+// convertOutput is `image convert --output json`.
+type convertOutput = jsonoutput.ImageConvert
 
 // convert runs `cloister image convert SRC DST --output json` with the
 // built launcher.
@@ -73,7 +70,7 @@ func convert(t *testing.T, src, dst string, args ...string) *convertOutput {
 // keygen makes a signing key with the CLI and returns its MRSIGNER.
 func keygen(t *testing.T, file string) [32]byte {
 	t.Helper()
-	var r struct{ MRSigner string }
+	var r jsonoutput.ImageKeygen
 	if err := json.Unmarshal([]byte(mustCloister(t, "image", "keygen", file, "--output", "json")), &r); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -73,7 +74,7 @@ func TestConvertCLI(t *testing.T) {
 	}
 	if len(a.ProtectedFiles) != 1 || a.ProtectedFiles[0].Path != "/etc/app/secret.conf" || a.Files != 1 ||
 		a.ISVProdID != 7 || a.ISVSVN != 3 || strings.Join(a.Argv, " ") != "/bin/app --verbose" || a.Coordinator == nil {
-		t.Errorf("report: %+v", a.Report)
+		t.Errorf("report: %+v", a.ImageReport)
 	}
 	pkg := a.ManifestEntry.Packages["out"]
 	w := a.ManifestEntry.Workloads["out"]
@@ -90,10 +91,7 @@ func TestConvertCLI(t *testing.T) {
 	}
 
 	// inspect shows the same identity and --verify passes.
-	var ins struct {
-		MREnclaveSimulation string `json:"mrenclave_simulation"`
-		Verified            bool   `json:"verified"`
-	}
+	var ins jsonoutput.ImageInspect
 	out := mustCloister(t, "image", "inspect", "--verify", "--output", "json", "oci:"+filepath.Join(dir, "out")+":a")
 	if err := json.Unmarshal([]byte(out), &ins); err != nil || !ins.Verified || ins.MREnclaveSimulation != a.MREnclaveSimulation {
 		t.Errorf("inspect --verify: %v\n%s", err, out)
@@ -198,11 +196,7 @@ func TestBenchCommand(t *testing.T) {
 	e2etest.SkipShort(t)
 	rss := map[string]float64{}
 	for _, size := range []string{"48MiB", "192MiB"} {
-		var r struct {
-			Files        int     `json:"files"`
-			Ratio        float64 `json:"ratio"`
-			PeakRSSBytes float64 `json:"peak_rss_bytes"`
-		}
+		var r jsonoutput.ImageBench
 		out := mustCloister(t, "image", "bench", "--size", size, "--dir", t.TempDir(), "--launcher", e2etest.Bins(t).Launcher, "--output", "json")
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("bench output: %v\n%s", err, out)
@@ -210,8 +204,8 @@ func TestBenchCommand(t *testing.T) {
 		if r.Files < 10 || r.Ratio <= 0 || r.PeakRSSBytes <= 0 || r.PeakRSSBytes > 256<<20 {
 			t.Errorf("bench %s: %+v; want a ratio and a peak RSS within 256 MiB", size, r)
 		}
-		rss[size] = r.PeakRSSBytes
-		t.Logf("bench %s: ratio %.2f, peak RSS %.1f MiB", size, r.Ratio, r.PeakRSSBytes/(1<<20))
+		rss[size] = float64(r.PeakRSSBytes)
+		t.Logf("bench %s: ratio %.2f, peak RSS %.1f MiB", size, r.Ratio, float64(r.PeakRSSBytes)/(1<<20))
 	}
 	// The Go heap settles as the image grows (about 15 MiB here); holding the
 	// layers being read (32 MiB each, two at a time) would add 48 MiB more.

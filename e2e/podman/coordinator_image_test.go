@@ -10,18 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 )
 
-// coordinatorImageOutput is the part of `image coordinator --output json` the test reads.
-type coordinatorImageOutput struct {
-	Image               string `json:"image"`
-	Digest              string `json:"digest"`
-	MREnclaveSimulation string `json:"mrenclave_simulation"`
-	MRSigner            string `json:"mrsigner"`
-	MRSignerSimulation  string `json:"mrsigner_simulation"`
-	BinarySHA256        string `json:"binary_sha256"`
-}
+// coordinatorImageOutput is `image coordinator --output json`.
+type coordinatorImageOutput = jsonoutput.ImageCoordinator
 
 // staticCloister builds cmd/cloister without cgo, as the Coordinator image needs (the test
 // binaries of e2etest link cgo), into dir.
@@ -118,13 +112,7 @@ func TestCoordinatorImage(t *testing.T) {
 		fmt.Sprintf("mrenclave %s not accepted; expected one of [%s]", first.MREnclaveSimulation, wrong)},
 		"verify", "-c", client, "--simulation", simDir, "--mrenclave", wrong)
 	res := env.MustCLI(t, "verify", "-c", client, "--simulation", simDir, "--mrenclave", first.MREnclaveSimulation, "--output", "json")
-	var v struct {
-		Verified        bool   `json:"verified"`
-		Simulation      bool   `json:"simulation"`
-		IdentityChecked bool   `json:"identity_checked"`
-		MREnclave       string `json:"mrenclave"`
-		MRSigner        string `json:"mrsigner"`
-	}
+	var v jsonoutput.Verify
 	if err := json.Unmarshal([]byte(res.Stdout), &v); err != nil {
 		t.Fatalf("verify output: %v\n%s", err, res.Stdout)
 	}
