@@ -22,7 +22,8 @@ import (
 type Binaries struct {
 	// Cloister is cmd/cloister: the Coordinator, the operator CLI and `cloister launch`.
 	Cloister string
-	// Launcher is cmd/cloister-launch, built with CGO_ENABLED=0 so that it runs in any image.
+	// Launcher is cmd/cloister-launch, built with CGO_ENABLED=0 so that it runs in any image,
+	// and stripped (launcherFlags).
 	Launcher string
 }
 
@@ -155,8 +156,10 @@ func buildInto(root, dir string) (*Binaries, error) {
 	b := &Binaries{Cloister: filepath.Join(dir, cloisterName), Launcher: filepath.Join(dir, launcherName)}
 	var errCloister, errLauncher error
 	var wg sync.WaitGroup
-	wg.Go(func() { errCloister = goBuild(root, b.Cloister, "./cmd/cloister") })
-	wg.Go(func() { errLauncher = goBuild(root, b.Launcher, "./cmd/cloister-launch", "CGO_ENABLED=0") })
+	wg.Go(func() { errCloister = goBuild(root, b.Cloister, "./cmd/cloister", nil) })
+	wg.Go(func() {
+		errLauncher = goBuild(root, b.Launcher, "./cmd/cloister-launch", launcherFlags, "CGO_ENABLED=0")
+	})
 	wg.Wait()
 	if err := errors.Join(errCloister, errLauncher); err != nil {
 		return nil, err
@@ -164,8 +167,13 @@ func buildInto(root, dir string) (*Binaries, error) {
 	return b, nil
 }
 
-func goBuild(root, out, pkg string, env ...string) error {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+// launcherFlags build the launcher as the README and images do: stripped, since in simulation
+// it hashes its own executable at every start, and without local paths.
+var launcherFlags = []string{"-trimpath", "-ldflags=-s -w"}
+
+func goBuild(root, out, pkg string, flags []string, env ...string) error {
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
