@@ -103,8 +103,12 @@ var (
 	SimCoordinatorSigner = sha256.Sum256([]byte("cloister-sim-coordinator-signer-v1"))
 )
 
-// CoordinatorProdID is the ISVPRODID of the Cloister Coordinator enclave.
-const CoordinatorProdID = 1
+// CoordinatorProdID is the ISVPRODID of the Cloister Coordinator enclave. It is not 1, the
+// default of workloads: SGX derives the sealing key (Gramine's _sgx_mrsigner) from MRSIGNER and
+// ISVPRODID, and a signer-based pin checks the same two, so a workload signed with the
+// Coordinator's key and product ID could unseal the Coordinator's state and pass for it. The
+// converter refuses this product ID for workloads.
+const CoordinatorProdID = 0xC105
 
 // CoordinatorSVN is the security version of this Coordinator build.
 const CoordinatorSVN = 1

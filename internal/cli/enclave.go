@@ -81,6 +81,9 @@ secrets as files from the Coordinator instead (the workload's "files").`,
 // checking everything at once.
 func (f *enclaveSignFlags) enclaveManifest(argv []string) (*enclave.Manifest, *enclave.Signed, []enclave.Link, []byte, error) {
 	var errs []error
+	if err := checkWorkloadProdID(f.isvProdID); err != nil {
+		errs = append(errs, err)
+	}
 	m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, Argv: argv,
 		AllowEnv: f.allowEnv, User: f.user}
 	if f.manifest == "" {

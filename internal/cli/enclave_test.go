@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/internal/e2etest"
@@ -125,8 +126,8 @@ func TestImageCoordinatorCmd(t *testing.T) {
 	if want := enclave.Digest(enclave.SimMeasurement(enclave.SimCoordinatorTag, sum[:])); a.MREnclaveSimulation != want.String() {
 		t.Errorf("printed MRENCLAVE %s, want %s", a.MREnclaveSimulation, want)
 	}
-	if a.ISVProdID != 1 || a.MRSignerSimulation == a.MRSigner {
-		t.Errorf("printed %+v; want ISVPRODID 1 and the simulated signer apart from the key's", a)
+	if a.ISVProdID != attest.CoordinatorProdID || a.MRSignerSimulation == a.MRSigner {
+		t.Errorf("printed %+v; want the Coordinator's ISVPRODID and the simulated signer apart from the key's", a)
 	}
 
 	dyn, err := filepath.EvalSymlinks("/bin/sh")

@@ -210,6 +210,16 @@ func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
 	}
 }
 
+// checkWorkloadProdID refuses the Coordinator's product ID for a workload: with the same
+// signing key such a workload would derive the Coordinator's sealing key and match a
+// signer-based pin of the Coordinator.
+func checkWorkloadProdID(id uint16) error {
+	if id == attest.CoordinatorProdID {
+		return fmt.Errorf("--isvprodid %d is the Coordinator's product ID; a workload signed with the Coordinator's key and it could unseal the Coordinator's state and pass for it: choose another (and sign workloads with another key)", id)
+	}
+	return nil
+}
+
 // imageConvertConfig turns the flags into an image.Config, reading the keys and
 // checking everything at once.
 func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*image.Config, error) {
@@ -222,6 +232,9 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 	var errs []error
 	if f.protectVersion == 0 {
 		errs = append(errs, errors.New("--protect-version: expected at least 1"))
+	}
+	if err := checkWorkloadProdID(f.isvProdID); err != nil {
+		errs = append(errs, err)
 	}
 	for _, o := range []struct {
 		flag, val string

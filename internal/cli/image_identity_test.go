@@ -23,3 +23,12 @@ func TestCoordinatorFlagIdentity(t *testing.T) {
 		t.Errorf("--coordinator-min-isvsvn without a signer was accepted")
 	}
 }
+
+func TestWorkloadProdIDNotCoordinators(t *testing.T) {
+	if err := checkWorkloadProdID(attest.CoordinatorProdID); err == nil || !strings.Contains(err.Error(), "the Coordinator's product ID") {
+		t.Errorf("checkWorkloadProdID(Coordinator's) = %v", err)
+	}
+	if err := checkWorkloadProdID(1); err != nil {
+		t.Errorf("checkWorkloadProdID(1) = %v", err)
+	}
+}
