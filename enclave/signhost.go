@@ -91,7 +91,9 @@ func HostFiles(paths []string) ([]File, []Link, error) {
 			case d.Type().IsRegular():
 				return add(p, p)
 			case d.Type()&fs.ModeSymlink != 0:
-				if _, err := addLink(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// A dangling link is refused too: listed, its path would be unmeasured, and the
+				// host could later make it resolve to content of its choosing.
+				if _, err := addLink(p); err != nil {
 					return err
 				}
 			}

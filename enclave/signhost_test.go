@@ -10,8 +10,8 @@ import (
 )
 
 // TestHostFiles lists a directory with a subdirectory, a link to a file (listed at both
-// paths with the target's content), a link to a directory (not followed) and a dangling link
-// (skipped), and a given link whose target is outside the walked directory.
+// paths with the target's content) and a link to a directory (not followed), and a given link
+// whose target is outside the walked directory. A dangling link in a walk is refused.
 func TestHostFiles(t *testing.T) {
 	dir := t.TempDir()
 	other := t.TempDir()
@@ -35,7 +35,6 @@ func TestHostFiles(t *testing.T) {
 	write(filepath.Join(other, "c"), "ccc")
 	link("a", filepath.Join(dir, "to-a"))
 	link("sub", filepath.Join(dir, "to-sub"))
-	link("missing", filepath.Join(dir, "dangling"))
 	link(filepath.Join(other, "c"), filepath.Join(other, "to-c"))
 
 	files, links, err := HostFiles([]string{dir, filepath.Join(other, "to-c")})
@@ -70,8 +69,12 @@ func TestHostFiles(t *testing.T) {
 	if _, links, err := HostFiles([]string{filepath.Join(dir, "to-a"), dir}); err != nil || len(links) != 1 {
 		t.Errorf("HostFiles(to-a, dir): links %+v, %v; want to-a once", links, err)
 	}
+	link("missing", filepath.Join(dir, "dangling"))
 	if _, _, err := HostFiles([]string{filepath.Join(dir, "dangling")}); err == nil {
 		t.Error("HostFiles of a dangling link given by name: no error")
+	}
+	if _, _, err := HostFiles([]string{dir}); err == nil || !strings.Contains(err.Error(), "dangling") {
+		t.Errorf("HostFiles of a directory with a dangling link = %v; want it refused by name", err)
 	}
 	if _, _, err := HostFiles([]string{filepath.Join(dir, "none")}); err == nil {
 		t.Error("HostFiles of a missing path: no error")
