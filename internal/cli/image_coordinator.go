@@ -110,6 +110,7 @@ func printImageCoordinator(w io.Writer, binary string, d *jsonoutput.ImageCoordi
 	fmt.Fprintf(w, "\nIn simulation, with a platform made by `cloister sim init DIR` mounted at /sim:\n")
 	fmt.Fprintf(w, "  podman run -d -p 127.0.0.1:4433:4433 -p 127.0.0.1:2001:2001 -v DIR:/sim:ro IMAGE --simulation /sim\n")
 	fmt.Fprintf(w, "  cloister verify -c 127.0.0.1:4433 --simulation DIR --mrenclave %s\n", d.MREnclaveSimulation)
-	fmt.Fprintf(w, "On SGX, sign /cloister/gramine.manifest with gramine-sgx-sign and the same key, then:\n")
+	fmt.Fprintf(w, "On SGX the MRENCLAVE is the one gramine-sgx-sign prints when it signs /cloister/gramine.manifest\n")
+	fmt.Fprintf(w, "with the same key (it depends on Gramine's own files); pin it, or the signer:\n")
 	fmt.Fprintf(w, "  cloister verify -c HOST:4433 --mrsigner %s --isvprodid %d --min-isvsvn %d\n", d.MRSigner, d.ISVProdID, d.ISVSVN)
 }
