@@ -82,12 +82,23 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
+	tee, err := chooseTEE(cfg)
 	if err != nil {
 		return nil, err
 	}
+	// In simulation the launcher's own hash is half the measurement and the slowest step of a
+	// start: it needs nothing else, so it starts first (see attestSelf).
+	var exe *exeHash
+	if tee == TEESimulation && cfg.SimDir != "" {
+		exe = startHashExecutable()
+	}
+	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
+	if err != nil {
+		exe.wait() // the measurement, never needed, ends with the launch
+		return nil, err
+	}
 	m := signed.Manifest
-	att, err := attestSelf(ctx, cfg, signed, log)
+	att, err := attestSelf(ctx, cfg, tee, exe, signed, log)
 	if err != nil {
 		return nil, err
 	}
@@ -196,20 +207,26 @@ func readEnclaveManifest(path string) (*enclave.Signed, error) {
 	return s, nil
 }
 
-// attestSelf sets up the evidence of this launch and the Coordinator identity it accepts.
-func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *slog.Logger) (*attestation, error) {
-	tee := cfg.TEE
-	gramine := &attest.GramineIssuer{Dir: cfg.GramineDir}
-	if tee == "" {
-		switch {
-		case gramine.Available():
-			tee = TEEGramine
-		case cfg.SimDir != "":
-			tee = TEESimulation
-		default:
-			return nil, fmt.Errorf("no TEE: not inside Gramine (no %s/quote) and %s is not set", attest.DefaultGramineDir, EnvSimDir)
-		}
+// chooseTEE returns the configured TEE, or the one this launch runs in: Gramine if its
+// attestation interface is there, else simulation if a simulated platform is configured.
+func chooseTEE(cfg Config) (string, error) {
+	if cfg.TEE != "" {
+		return cfg.TEE, nil
 	}
+	switch {
+	case (&attest.GramineIssuer{Dir: cfg.GramineDir}).Available():
+		return TEEGramine, nil
+	case cfg.SimDir != "":
+		return TEESimulation, nil
+	default:
+		return "", fmt.Errorf("no TEE: not inside Gramine (no %s/quote) and %s is not set", attest.DefaultGramineDir, EnvSimDir)
+	}
+}
+
+// attestSelf sets up the evidence of this launch in tee and the Coordinator identity it
+// accepts. In simulation, exe is the launcher's own hash, under way (see Prepare).
+func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signed *enclave.Signed, log *slog.Logger) (*attestation, error) {
+	gramine := &attest.GramineIssuer{Dir: cfg.GramineDir}
 	m := signed.Manifest
 	att := &attestation{}
 	switch tee {
@@ -228,28 +245,30 @@ func attestSelf(ctx context.Context, cfg Config, signed *enclave.Signed, log *sl
 			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
 		}
 		log.Warn("SIMULATION MODE: this workload is not protected by SGX; its evidence can be forged by anyone holding the simulated platform")
-		// The launcher's own hash is half the measurement and the slowest step of a start: it
-		// is taken while the platform is loaded, the trusted files are verified and the
-		// Coordinator is dialled and verified, and the first quote waits for it. Nothing is
-		// quoted, so nothing is sent that depends on the measurement, before it is complete.
+		// The launcher's own hash, started before the enclave manifest was read, goes on while
+		// the platform is loaded, the trusted files are verified and the Coordinator is dialled
+		// and verified, and the first quote waits for it. Nothing is quoted, so nothing is sent
+		// that depends on the measurement, before it is complete.
+		if exe == nil {
+			exe = startHashExecutable()
+		}
 		pending := &pendingIssuer{done: make(chan struct{})}
 		loaded := make(chan *sim.Platform, 1) // nil if the platform did not load
 		go func() {
 			defer close(pending.done)
-			start := time.Now()
-			exe, err := hashExecutable()
+			exe.wait()
 			p := <-loaded
 			switch {
-			case err != nil:
-				pending.err = err
+			case exe.err != nil:
+				pending.err = exe.err
 				return
 			case p == nil:
 				pending.err = errors.New("no simulated platform")
 				return
 			}
-			mr := enclave.SimMRENCLAVE(exe, signed.Raw)
+			mr := enclave.SimMRENCLAVE(exe.sum, signed.Raw)
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
-			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", time.Since(start).Round(100*time.Microsecond))
+			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", exe.took.Round(100*time.Microsecond))
 		}()
 		p, err := sim.Load(cfg.SimDir)
 		loaded <- p
@@ -400,6 +419,32 @@ func (p *pendingIssuer) Quote(ctx context.Context, reportData [64]byte) ([]byte,
 		return nil, p.err
 	}
 	return p.issuer.Quote(ctx, reportData)
+}
+
+// exeHash is [hashExecutable] under way in its own goroutine.
+type exeHash struct {
+	done chan struct{}
+	sum  [32]byte // set, with err and took, before done is closed
+	err  error
+	took time.Duration
+}
+
+func startHashExecutable() *exeHash {
+	h := &exeHash{done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		start := time.Now()
+		h.sum, h.err = hashExecutable()
+		h.took = time.Since(start)
+	}()
+	return h
+}
+
+// wait waits for the hash to end; a nil h has nothing to wait for.
+func (h *exeHash) wait() {
+	if h != nil {
+		<-h.done
+	}
 }
 
 // hashExecutable returns the SHA-256 of the running launcher's executable, the file the
