@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -11,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cloister-dev/cloister/attest"
@@ -23,11 +23,16 @@ const maxResponse = 16 << 20
 
 // oneConn is an HTTP/1.1 client bound to a single TLS connection. Quotes are bound to one
 // connection (its server key, or its exporter), so the requests that depend on them must not
-// wander to another connection from a pool.
+// wander to another connection from a pool. It writes its requests and reads the answers
+// itself, one at a time, rather than through an http.Transport: the launcher makes two
+// requests per start and links the Transport (and its HTTP/2 client) for nothing else.
 type oneConn struct {
 	conn *tls.Conn
-	hc   *http.Client
+	br   *bufio.Reader
 	host string
+	// broken is set once the connection can carry no more requests: a request failed on it,
+	// its answer was left unread, or the server said it closes it.
+	broken bool
 }
 
 // ErrConnClosed is wrapped by the errors of requests on an attested connection (a
@@ -52,20 +57,7 @@ func dialUnverified(ctx context.Context, addr string, verifyConn func(tls.Connec
 		return nil, &DialError{Addr: addr, Err: err}
 	}
 	conn := c.(*tls.Conn)
-	var once sync.Once
-	tr := &http.Transport{
-		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
-			var out net.Conn
-			once.Do(func() { out = conn })
-			if out == nil {
-				return nil, ErrConnClosed
-			}
-			return out, nil
-		},
-		MaxConnsPerHost: 1,
-		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-	}
-	return &oneConn{conn: conn, hc: &http.Client{Transport: tr}, host: addr}, nil
+	return &oneConn{conn: conn, br: bufio.NewReader(conn), host: addr}, nil
 }
 
 func (c *oneConn) peer() *x509.Certificate {
@@ -82,18 +74,88 @@ func (c *oneConn) exporter() ([32]byte, error) {
 }
 
 func (c *oneConn) Close() error {
-	c.hc.CloseIdleConnections()
+	c.broken = true
 	return c.conn.Close()
 }
 
 func (c *oneConn) do(ctx context.Context, method, path string, in, out any) error {
-	err := doJSON(ctx, c.hc, "https://"+c.host, method, path, in, out)
+	err := c.roundTrip(ctx, method, path, in, out)
 	// A transport failure (not an answer, nor the caller's cancellation) means the single
-	// connection is gone: the transport drops a connection a request failed on.
+	// connection is gone: no other request is sent on a connection a request failed on.
 	if _, transport := errors.AsType[*transportError](err); transport && ctx.Err() == nil && !errors.Is(err, ErrConnClosed) {
 		err = fmt.Errorf("%w: %w", ErrConnClosed, err)
 	}
 	return err
+}
+
+// roundTrip sends one request on the connection and reads its answer in full, as doJSON does.
+// ctx bounds both: its end breaks the connection.
+func (c *oneConn) roundTrip(ctx context.Context, method, path string, in, out any) error {
+	if c.broken {
+		return &transportError{ErrConnClosed}
+	}
+	body, err := requestBody(in)
+	if err != nil {
+		return err
+	}
+	var req bytes.Buffer
+	req.Grow(256 + len(body))
+	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cloister-client\r\n", method, path, c.host)
+	if body != nil {
+		fmt.Fprintf(&req, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+	}
+	req.WriteString("\r\n")
+	req.Write(body)
+
+	// Until the answer is read, the connection is in the middle of a request: any failure,
+	// or the end of ctx, leaves it unusable.
+	c.broken = true
+	if d, ok := ctx.Deadline(); ok {
+		c.conn.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	resp, b, err := c.exchange(req.Bytes(), method)
+	if !stop() {
+		err = fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+	}
+	if err != nil {
+		return &transportError{err}
+	}
+	if len(b) > maxResponse {
+		return fmt.Errorf("answer to %s %s is larger than %d bytes", method, path, maxResponse)
+	}
+	c.conn.SetDeadline(time.Time{})
+	c.broken = resp.Close
+	return decodeAnswer(resp, b, method, path, out)
+}
+
+// exchange writes req and reads the answer, its body up to one byte more than maxResponse.
+func (c *oneConn) exchange(req []byte, method string) (*http.Response, []byte, error) {
+	if _, err := c.conn.Write(req); err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read answer: %w", err)
+	}
+	return resp, b, nil
+}
+
+// requestBody is in as JSON (raw bytes when in is []byte), or nil for no body.
+func requestBody(in any) ([]byte, error) {
+	switch v := in.(type) {
+	case nil:
+		return nil, nil
+	case []byte:
+		return v, nil
+	default:
+		return json.Marshal(v)
+	}
 }
 
 // doJSON sends in as JSON (raw bytes when in is []byte) and decodes the answer into out
@@ -101,15 +163,11 @@ func (c *oneConn) do(ctx context.Context, method, path string, in, out any) erro
 func doJSON(ctx context.Context, hc *http.Client, base, method, path string, in, out any) error {
 	var body io.Reader
 	contentType := ""
-	switch v := in.(type) {
-	case nil:
-	case []byte:
-		body, contentType = bytes.NewReader(v), "application/json"
-	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
+	b, err := requestBody(in)
+	if err != nil {
+		return err
+	}
+	if b != nil {
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
@@ -124,13 +182,19 @@ func doJSON(ctx context.Context, hc *http.Client, base, method, path string, in,
 		return &transportError{err}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	b, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return &transportError{fmt.Errorf("read answer to %s %s: %w", method, path, err)}
 	}
 	if len(b) > maxResponse {
 		return fmt.Errorf("answer to %s %s is larger than %d bytes", method, path, maxResponse)
 	}
+	return decodeAnswer(resp, b, method, path, out)
+}
+
+// decodeAnswer decodes the answer resp, whose body is b, into out ([]byte out receives the raw
+// body). Error answers become *APIError.
+func decodeAnswer(resp *http.Response, b []byte, method, path string, out any) error {
 	if resp.StatusCode >= 300 {
 		return newAPIError(resp, b)
 	}
