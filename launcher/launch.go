@@ -449,11 +449,13 @@ func (h *exeHash) wait() {
 
 // hashExecutable returns the SHA-256 of the running launcher's executable, the file the
 // kernel runs (/proc/self/exe), not whatever is at its path now: the same bytes that
-// attest.ExecutableSHA256 hashes, in 128 KiB reads rather than 32 KiB (measured best here;
-// mapping the file is slower on these virtual machines, whose page faults are dear). SHA-256
-// itself is most of it, about 6 ms for a 10 MB launcher with SHA instructions, so Prepare
-// runs it while it verifies the trusted files and the Coordinator; a launcher built with
-// -ldflags='-s -w' has a third less to hash.
+// attest.ExecutableSHA256 hashes, in 32 KiB reads into one buffer. Mapping the file
+// (even with MAP_POPULATE) is slower on these virtual machines, whose page faults are dear,
+// and so is a 128 KiB buffer in a fresh process: its 32 new pages fault, which an in-process
+// benchmark, reusing the heap, does not see (cloister-launch started 60 times x 3: median
+// 0.5-2.8 ms and CPU 0.6-3 ms less with 32 KiB). SHA-256 itself is most of it, about 4 ms
+// for a 6.5 MB stripped launcher with SHA instructions, so Prepare starts it first and runs
+// it while it reads the enclave manifest, verifies the trusted files and the Coordinator.
 func hashExecutable() (sum [32]byte, err error) {
 	f, err := os.Open("/proc/self/exe")
 	if err != nil {
@@ -461,8 +463,8 @@ func hashExecutable() (sum [32]byte, err error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	// Hidden behind a plain Reader, the file cannot pick its own 32 KiB buffer (WriteTo).
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 128<<10)); err != nil {
+	// Hidden behind a plain Reader, the file cannot take another path (WriteTo).
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 32<<10)); err != nil {
 		return sum, fmt.Errorf("hash own executable: %w", err)
 	}
 	h.Sum(sum[:0])
