@@ -224,3 +224,28 @@ func TestCheckDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareRefusesUnmeasuredProgram: a bare argv[0] found through a PATH directory the enclave
+// manifest does not measure (a host-planted program ahead of the measured /bin/sh) is refused.
+func TestPrepareRefusesUnmeasuredProgram(t *testing.T) {
+	tc := startTestCoordinator(t)
+	dir := realTempDir(t)
+	planted := filepath.Join(dir, "planted")
+	mustMkdir(t, planted)
+	if err := os.WriteFile(filepath.Join(planted, "sh"), []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := writeApp(t, dir, func(m *enclave.Manifest) {
+		m.Argv = []string{"sh", "-c", "true"}
+		m.Env["PATH"] = planted + ":/usr/bin:/bin"
+	})
+	tc.setManifest(t, map[string]any{
+		"packages":  map[string]any{"p": signedPackage(t, 3)},
+		"workloads": map[string]any{"app": map[string]any{"package": "p"}},
+	})
+	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(), EnclaveManifest: path}
+	_, err := Prepare(t.Context(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "program "+filepath.Join(planted, "sh")+" is not a trusted file of the enclave manifest") {
+		t.Errorf("Prepare = %v; want the planted program refused", err)
+	}
+}

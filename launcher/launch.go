@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -118,6 +119,9 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	// Everything that can still fail without writing anything comes first.
 	path, err := lookPath(a.argv[0], a.env)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkProgramTrusted(m, path); err != nil {
 		return nil, err
 	}
 	if err := checkDelivered(m, resp.Files); err != nil {
@@ -399,6 +403,37 @@ func lookPath(prog string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("program %q not found in PATH %s", prog, path)
+}
+
+// checkProgramTrusted refuses to run a program that is not a trusted file of m: PATH comes from
+// the environment, which the host may set, so a bare argv[0] could otherwise resolve to a file
+// planted ahead of the measured one. The program must be a listed path, or resolve (through
+// symbolic links) to the same file as one; the trusted-file check has verified the content at
+// every listed path.
+func checkProgramTrusted(m *enclave.Manifest, path string) error {
+	listed := func(p string) bool {
+		return slices.ContainsFunc(m.Files, func(f enclave.File) bool { return f.Path == p })
+	}
+	if listed(path) {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil && listed(real) {
+		return nil
+	}
+	if fi, err := os.Stat(real); err == nil {
+		// A listed path that links to the same file (/bin/sh for /usr/bin/dash): only files of
+		// the same size can be it, so few are resolved.
+		for _, f := range m.Files {
+			if f.Size != fi.Size() {
+				continue
+			}
+			if r, err := filepath.EvalSymlinks(f.Path); err == nil && r == real {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("program %s is not a trusted file of the enclave manifest; refusing to run unmeasured code (is PATH set to a directory the manifest does not measure?)", path)
 }
 
 // pendingIssuer quotes as issuer once done is closed, or fails with err.
