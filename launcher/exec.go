@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,11 @@ func Exec(p *Plan) error {
 		if err := chownStdio(p.UID, p.GID); err != nil {
 			return err
 		}
-		if err := syscall.Setgroups([]int{p.GID}); err != nil {
+		groups := p.Groups
+		if len(groups) == 0 {
+			groups = []int{p.GID}
+		}
+		if err := syscall.Setgroups(groups); err != nil {
 			return fmt.Errorf("drop supplementary groups: %w", err)
 		}
 		if err := syscall.Setgid(p.GID); err != nil {
@@ -33,6 +38,30 @@ func Exec(p *Plan) error {
 		return fmt.Errorf("exec %s: %w", p.Path, err)
 	}
 	return nil
+}
+
+// supplementaryGroups returns the groups of user uid in the image's /etc/group with gid
+// first, as container runtimes set them; just gid when the user has no entry. It returns nil
+// when no switch is needed (uid < 0).
+func supplementaryGroups(uid, gid int) []int {
+	if uid < 0 {
+		return nil
+	}
+	groups := []int{gid}
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return groups
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return groups
+	}
+	for _, s := range ids {
+		if g, err := strconv.Atoi(s); err == nil && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	return groups
 }
 
 // resolveUser turns an OCI-style user ("name", "uid", "name:group", "uid:gid") into numeric

@@ -31,6 +31,9 @@ type Plan struct {
 	Dir  string // working directory
 	// UID and GID are the user to switch to before exec, or -1 to keep the launcher's.
 	UID, GID int
+	// Groups are the user's supplementary groups (the image's /etc/group, as container
+	// runtimes give them), GID included; used only when UID >= 0.
+	Groups []int
 	// Exec is the workload's exec: replace the launcher by the application ([Exec]) instead
 	// of running it as a child ([Supervise]).
 	Exec bool
@@ -43,6 +46,9 @@ type Plan struct {
 	launch *launch
 	// activated is when the activation answered, by the launcher's clock.
 	activated time.Time
+	// noParentDeathSignal is set under Gramine, whose prctl refuses PR_SET_PDEATHSIG (and
+	// whose child enclaves end with the application's process group anyway).
+	noParentDeathSignal bool
 }
 
 // attestation is how this launch proves itself and whom it trusts.
@@ -144,8 +150,9 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	}
 	log.Info("activated; starting the application", "program", path, "files", len(resp.Files), "manifest_version", resp.ManifestVersion,
 		"exec", resp.Exec, "certificate_not_after", a.notAfter.UTC().Format(time.RFC3339))
-	return &Plan{Path: path, Argv: a.argv, Env: a.env, Dir: dir, UID: uid, GID: gid,
-		Exec: resp.Exec, ReloadSignal: a.reload, NotBefore: a.notBefore, NotAfter: a.notAfter, launch: l, activated: a.activated}, nil
+	return &Plan{Path: path, Argv: a.argv, Env: a.env, Dir: dir, UID: uid, GID: gid, Groups: supplementaryGroups(uid, gid),
+		noParentDeathSignal: !att.simulated,
+		Exec:                resp.Exec, ReloadSignal: a.reload, NotBefore: a.notBefore, NotAfter: a.notAfter, launch: l, activated: a.activated}, nil
 }
 
 // activate activates with a new key, as configured (retrying up to cfg.RetryTimeout), and

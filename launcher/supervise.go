@@ -92,6 +92,9 @@ func start(p *Plan) (*os.Process, error) {
 	// everything), the application ends with it rather than run on unsupervised and unrenewed.
 	attr := &os.ProcAttr{Env: p.Env, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
+	if p.noParentDeathSignal {
+		attr.Sys.Pdeathsig = 0
+	}
 	if isTerminal(0) {
 		attr.Sys.Foreground, attr.Sys.Ctty = true, 0
 	}
@@ -99,7 +102,14 @@ func start(p *Plan) (*os.Process, error) {
 		if err := chownStdio(p.UID, p.GID); err != nil {
 			return nil, err
 		}
-		attr.Sys.Credential = &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), Groups: []uint32{uint32(p.GID)}}
+		groups := []uint32{uint32(p.GID)}
+		if len(p.Groups) > 0 {
+			groups = groups[:0]
+			for _, g := range p.Groups {
+				groups = append(groups, uint32(g))
+			}
+		}
+		attr.Sys.Credential = &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), Groups: groups}
 	}
 	// The parent-death signal follows the thread that forked; keep it until the child exists.
 	runtime.LockOSThread()
