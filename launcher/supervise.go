@@ -37,6 +37,11 @@ func Supervise(ctx context.Context, p *Plan) (int, error) {
 	if p.launch != nil {
 		log = p.launch.log
 	}
+	// With the application in the terminal's foreground the launcher is in the background, and
+	// the kernel stops a background process that writes to or reads from the terminal with
+	// SIGTTOU or SIGTTIN. Those are about the launcher's own log lines, not for the
+	// application: ignored, a write goes through, and nothing is forwarded.
+	signal.Ignore(syscall.SIGTTOU, syscall.SIGTTIN)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
@@ -148,14 +153,13 @@ func exitCode(ws syscall.WaitStatus) int {
 }
 
 // forwardedSignals lists the signals Supervise passes on: every catchable one but SIGCHLD,
-// SIGURG and SIGPIPE, realtime signals included. Synchronous signals (SIGSEGV, SIGBUS, SIGFPE,
+// SIGURG, SIGPIPE, SIGTTIN and SIGTTOU (see Supervise), realtime signals included. Synchronous signals (SIGSEGV, SIGBUS, SIGFPE,
 // SIGILL, SIGTRAP) are the launcher's own faults when the kernel raises them and are not
 // listed: the Go runtime handles them.
 func forwardedSignals() []os.Signal {
 	sigs := []os.Signal{
 		syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGUSR1, syscall.SIGUSR2,
-		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGSTKFLT, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGTTIN,
-		syscall.SIGTTOU, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGWINCH,
+		syscall.SIGALRM, syscall.SIGTERM, syscall.SIGSTKFLT, syscall.SIGCONT, syscall.SIGTSTP, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM, syscall.SIGPROF, syscall.SIGWINCH,
 		syscall.SIGIO, syscall.SIGPWR, syscall.SIGSYS,
 	}
 	for s := sigRTMin; s <= sigRTMax; s++ {
