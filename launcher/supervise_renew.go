@@ -50,6 +50,10 @@ func renewAt(from, na time.Time) time.Time {
 	return from.Add(time.Duration(float64(v) * (renewFraction - renewJitter*rand.Float64())))
 }
 
+// finalRefusalBackoff is how often a renewal the Coordinator refuses outright is asked for
+// again: an operator may fix the manifest meanwhile.
+const finalRefusalBackoff = 10 * time.Minute
+
 // run renews until ctx ends.
 func (r *renewer) run(ctx context.Context) {
 	if r.now == nil {
@@ -67,6 +71,7 @@ func (r *renewer) run(ctx context.Context) {
 		}
 		validity := r.notAfter.Sub(r.from)
 		backoff := min(time.Second, validity/20)
+		lastRefusal, expiredSaid := "", false
 		for attempt := 1; ; attempt++ {
 			err := r.renew(ctx)
 			if err == nil {
@@ -74,6 +79,29 @@ func (r *renewer) run(ctx context.Context) {
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if !retryable(err) {
+				// The Coordinator refused (activation limit, policy, a workload gone): only a
+				// manifest change helps. Say so once per reason and ask again rarely.
+				left := r.notAfter.Sub(r.now())
+				switch {
+				case left <= 0 && !expiredSaid:
+					log.Error("WORKLOAD CERTIFICATE EXPIRED: the Coordinator refuses to renew it and the application still runs with the expired certificate; a manifest change is needed",
+						"attempt", attempt, "expired", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
+					expiredSaid, lastRefusal = true, err.Error()
+				case err.Error() != lastRefusal:
+					log.Error("the Coordinator refuses to renew the workload certificate; a manifest change is needed (asking again every "+finalRefusalBackoff.String()+")",
+						"attempt", attempt, "expires", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
+					lastRefusal = err.Error()
+				}
+				wait := finalRefusalBackoff
+				if left > 0 && left < wait {
+					wait = left // ask once more at expiry, and say it expired
+				}
+				if !sleep(ctx, wait) {
+					return
+				}
+				continue
 			}
 			if left := r.notAfter.Sub(r.now()); left > 0 {
 				log.Warn("renewal of the workload certificate failed; retrying", "attempt", attempt, "in", backoff,

@@ -400,10 +400,13 @@ func TestSuperviseRenewalRefused(t *testing.T) {
 	cmd, stdout, stderr := startLauncher(t, ctx, tc, path)
 	stdout.await(t, "started", 10*time.Second)
 	serial := certSerial(t, filepath.Join(out, "cert.pem"))
-	stderr.await(t, `level=WARN msg="renewal of the workload certificate failed; retrying"`, 10*time.Second)
+	stderr.await(t, `level=ERROR msg="the Coordinator refuses to renew the workload certificate; a manifest change is needed`, 10*time.Second)
 	stderr.await(t, `level=ERROR msg="WORKLOAD CERTIFICATE EXPIRED`, 15*time.Second)
 	if !strings.Contains(stderr.String(), "ACTIVATION_LIMIT") {
 		t.Errorf("the launcher did not log why the renewal was refused:\n%s", stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "ACTIVATION_LIMIT"); n != 2 {
+		t.Errorf("the refusal was logged %d times, want twice (when refused, when expired), not once per retry:\n%s", n, stderr.String())
 	}
 	if got := certSerial(t, filepath.Join(out, "cert.pem")); got != serial {
 		t.Errorf("a refused renewal changed cert.pem (serial %s, was %s)", got, serial)
