@@ -245,6 +245,47 @@ func nginxImage(t *testing.T, dir string, port int) string {
 	}, base, libsLayer(t, dir, nginxBin), app.done())
 }
 
+// deployNginx converts the nginx image src as a user would (/etc/nginx and the web root
+// protected, signed with a new key), loads it into podman as localhost/cloister-e2e/NAME, sets
+// a deployment manifest for it (changed by edit, if given) and uploads its file key. It returns
+// the image reference.
+func deployNginx(t *testing.T, eng *engine, env *e2etest.Env, coord *coordinator, dir, src, name string, edit func(m map[string]any)) string {
+	t.Helper()
+	signKey, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "files.key")
+	mrsigner := keygen(t, signKey)
+	ref := "localhost/cloister-e2e/" + name + ":" + eng.run
+	archive := filepath.Join(dir, name+".tar")
+	convert(t, src, "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
+		"--protect", "/etc/nginx", "--protect", "/srv/www", "--key-name", "web_files_key", "--key-file", keyFile)
+	eng.load(archive, ref)
+
+	operator := env.NewUser(t, "operator")
+	doc := map[string]any{
+		"packages": map[string]any{"nginx": map[string]any{"mrsigner": hex.EncodeToString(mrsigner[:]), "isvprodid": 6, "min_isvsvn": 1}},
+		"workloads": map[string]any{"web": map[string]any{"package": "nginx", "file_keys": []string{"web_files_key"},
+			"tls":   map[string]any{"dns": []string{"web.e2e"}, "ip": []string{"127.0.0.1"}},
+			"files": map[string]string{"/run/tls/chain.pem": "{{.Workload.Chain}}", "/run/tls/key.pem": "{{.Workload.Key}}"}}},
+		"secrets": map[string]any{"web_files_key": map[string]any{"type": "user-defined"}},
+		"users":   map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"keys"}}},
+		"roles":   map[string]any{"keys": map[string]any{"resource": "secrets", "names": []string{"web_files_key"}, "actions": []string{"write"}}},
+	}
+	if edit != nil {
+		edit(doc)
+	}
+	m, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(coord.Addrs.Client, coord.root).SetManifest(t.Context(), m); err != nil {
+		t.Fatalf("set manifest: %v", err)
+	}
+	op := client.New(coord.Addrs.Client, coord.root, client.WithCertificate(operator.TLS))
+	if err := op.SetSecrets(t.Context(), map[string][]byte{"web_files_key": readFile(t, keyFile)}); err != nil {
+		t.Fatalf("upload the file key: %v", err)
+	}
+	return ref
+}
+
 // TestNginxProtectedRestarts runs Debian's nginx from a converted image with /etc/nginx and the
 // web root protected: the root master reads its protected configuration, the www-data workers
 // serve the protected pages with their original modes (a 0640 root:www-data page served, a 0600
@@ -260,36 +301,9 @@ func TestNginxProtectedRestarts(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
-	signKey, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "files.key")
-	mrsigner := keygen(t, signKey)
-	ref := "localhost/cloister-e2e/nginx:" + eng.run
-	archive := filepath.Join(dir, "nginx.tar")
 	src := nginxImage(t, dir, port)
 	original := measureOriginalNginx(t, eng, src, dir, addr)
-	convert(t, src, "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
-		"--protect", "/etc/nginx", "--protect", "/srv/www", "--key-name", "web_files_key", "--key-file", keyFile)
-	eng.load(archive, ref)
-
-	operator := env.NewUser(t, "operator")
-	m, err := json.Marshal(map[string]any{
-		"packages": map[string]any{"nginx": map[string]any{"mrsigner": hex.EncodeToString(mrsigner[:]), "isvprodid": 6, "min_isvsvn": 1}},
-		"workloads": map[string]any{"web": map[string]any{"package": "nginx", "file_keys": []string{"web_files_key"},
-			"tls":   map[string]any{"dns": []string{"web.e2e"}, "ip": []string{"127.0.0.1"}},
-			"files": map[string]string{"/run/tls/chain.pem": "{{.Workload.Chain}}", "/run/tls/key.pem": "{{.Workload.Key}}"}}},
-		"secrets": map[string]any{"web_files_key": map[string]any{"type": "user-defined"}},
-		"users":   map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"keys"}}},
-		"roles":   map[string]any{"keys": map[string]any{"resource": "secrets", "names": []string{"web_files_key"}, "actions": []string{"write"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.New(coord.Addrs.Client, coord.root).SetManifest(t.Context(), m); err != nil {
-		t.Fatalf("set manifest: %v", err)
-	}
-	op := client.New(coord.Addrs.Client, coord.root, client.WithCertificate(operator.TLS))
-	if err := op.SetSecrets(t.Context(), map[string][]byte{"web_files_key": readFile(t, keyFile)}); err != nil {
-		t.Fatalf("upload the file key: %v", err)
-	}
+	ref := deployNginx(t, eng, env, coord, dir, src, "nginx", nil)
 
 	roots := x509.NewCertPool()
 	roots.AddCert(coord.root)

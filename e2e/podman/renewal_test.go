@@ -3,14 +3,11 @@ package podman
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -42,36 +39,10 @@ func TestNginxRenewal(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
-	signKey, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "files.key")
-	mrsigner := keygen(t, signKey)
-	ref := "localhost/cloister-e2e/nginx-renewal:" + eng.run
-	archive := filepath.Join(dir, "nginx.tar")
-	convert(t, nginxImage(t, dir, port), "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "6",
-		"--protect", "/etc/nginx", "--protect", "/srv/www", "--key-name", "web_files_key", "--key-file", keyFile)
-	eng.load(archive, ref)
-
-	operator := env.NewUser(t, "operator")
-	m, err := json.Marshal(map[string]any{
-		"settings": map[string]any{"workload_certificate_validity": renewalValidity.String()},
-		"packages": map[string]any{"nginx": map[string]any{"mrsigner": hex.EncodeToString(mrsigner[:]), "isvprodid": 6, "min_isvsvn": 1}},
-		"workloads": map[string]any{"web": map[string]any{"package": "nginx", "file_keys": []string{"web_files_key"},
-			"reload_signal": "SIGHUP",
-			"tls":           map[string]any{"dns": []string{"web.e2e"}, "ip": []string{"127.0.0.1"}},
-			"files":         map[string]string{"/run/tls/chain.pem": "{{.Workload.Chain}}", "/run/tls/key.pem": "{{.Workload.Key}}"}}},
-		"secrets": map[string]any{"web_files_key": map[string]any{"type": "user-defined"}},
-		"users":   map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"keys"}}},
-		"roles":   map[string]any{"keys": map[string]any{"resource": "secrets", "names": []string{"web_files_key"}, "actions": []string{"write"}}},
+	ref := deployNginx(t, eng, env, coord, dir, nginxImage(t, dir, port), "nginx-renewal", func(m map[string]any) {
+		m["settings"] = map[string]any{"workload_certificate_validity": renewalValidity.String()}
+		m["workloads"].(map[string]any)["web"].(map[string]any)["reload_signal"] = "SIGHUP"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.New(coord.Addrs.Client, coord.root).SetManifest(t.Context(), m); err != nil {
-		t.Fatalf("set manifest: %v", err)
-	}
-	op := client.New(coord.Addrs.Client, coord.root, client.WithCertificate(operator.TLS))
-	if err := op.SetSecrets(t.Context(), map[string][]byte{"web_files_key": readFile(t, keyFile)}); err != nil {
-		t.Fatalf("upload the file key: %v", err)
-	}
 
 	roots := x509.NewCertPool()
 	roots.AddCert(coord.root)
