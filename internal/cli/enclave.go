@@ -49,9 +49,10 @@ The manifest is signed like ` + "`cloister image convert`" + ` signs (a key from
 command prints the MRENCLAVE that ` + "`cloister launch`" + ` reports with it in simulation, which a
 deployment-manifest package admits with "mrenclave"; and the MRSIGNER, for "mrsigner".
 
-Protected files are not supported for host programs: the launcher would replace the encrypted
-file on the host by a link to its plaintext in memory, which outlives the program. Deliver
-secrets as files from the Coordinator instead (the workload's "files").`,
+Protected files are not supported for host programs: a protected path must be a link into
+/dev/shm/cloister-protected, which would change the host's own files, and the plaintext would
+outlive the program in the host's /dev/shm. Deliver secrets as files from the Coordinator
+instead (the workload's "files").`,
 		Example: `  cloister image keygen signer.pem
   cloister enclave sign --sign-key signer.pem --manifest hello.enclave.json \
       --file /etc/hello.conf --env GREETING=hi --allow-env 'LC_*' -- /usr/bin/env`,
