@@ -32,31 +32,40 @@ type launcherInfo struct {
 // checkLauncher hashes the launcher binary and checks that it is a
 // statically linked ELF executable, which runs in any image.
 func checkLauncher(p string) (*launcherInfo, error) {
+	li, _, err := staticBinary(p, "launcher", BuildLauncherHint)
+	return li, err
+}
+
+// staticBinary hashes the binary p (what names it in errors) and checks that it is a statically
+// linked ELF executable for x86-64 or AArch64, which runs in an image without libraries. It
+// returns the binary's OCI architecture name; hint says how to build one.
+func staticBinary(p, what, hint string) (*launcherInfo, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("launcher: %w (build it with %s)", err, BuildLauncherHint)
+		return nil, "", fmt.Errorf("%s: %w (build it with %s)", what, err, hint)
 	}
 	defer f.Close()
 	ef, err := elf.NewFile(f)
 	if err != nil {
-		return nil, fmt.Errorf("launcher %s: expected an ELF executable: %w", p, err)
+		return nil, "", fmt.Errorf("%s %s: expected an ELF executable: %w", what, p, err)
+	}
+	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		return nil, "", fmt.Errorf("%s %s: ELF type %s; expected an executable", what, p, ef.Type)
 	}
 	for _, prog := range ef.Progs {
 		if prog.Type == elf.PT_INTERP {
-			return nil, fmt.Errorf("launcher %s is dynamically linked; expected a static binary (build it with %s)", p, BuildLauncherHint)
+			return nil, "", fmt.Errorf("%s %s is dynamically linked; expected a static binary (build it with %s)", what, p, hint)
 		}
 	}
-	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
-		return nil, fmt.Errorf("launcher %s: ELF type %s; expected an executable", p, ef.Type)
+	arch, ok := map[elf.Machine]string{elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64"}[ef.Machine]
+	if !ok {
+		return nil, "", fmt.Errorf("%s %s: machine %s; expected x86-64 or AArch64", what, p, ef.Machine)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	sum, size, err := enclave.HashReader(f)
+	sum, size, err := enclave.HashReader(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
-		return nil, fmt.Errorf("launcher %s: %w", p, err)
+		return nil, "", fmt.Errorf("%s %s: %w", what, p, err)
 	}
-	return &launcherInfo{path: p, sum: sum, size: size}, nil
+	return &launcherInfo{path: p, sum: sum, size: size}, arch, nil
 }
 
 // addedFile is one file of the added layer.

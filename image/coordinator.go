@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -142,7 +141,7 @@ func Coordinator(ctx context.Context, cfg CoordinatorConfig) (_ *CoordinatorResu
 		created = time.Unix(0, 0)
 	}
 	created = created.UTC().Truncate(time.Second)
-	bin, arch, err := checkStaticBinary(cfg.Binary)
+	bin, arch, err := staticBinary(cfg.Binary, "cloister binary", BuildCoordinatorHint)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator image: %w", err)
 	}
@@ -228,38 +227,6 @@ func Coordinator(ctx context.Context, cfg CoordinatorConfig) (_ *CoordinatorResu
 	}
 	report.Digest = d.String()
 	return &CoordinatorResult{Image: img, Report: report, tmp: tmp}, nil
-}
-
-// checkStaticBinary hashes the cloister binary p and checks that it is a statically linked
-// ELF executable, which runs in an image without libraries.
-// It returns the binary's OCI architecture name.
-func checkStaticBinary(p string) (*launcherInfo, string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, "", fmt.Errorf("cloister binary: %w", err)
-	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return nil, "", fmt.Errorf("cloister binary %s: expected an ELF executable: %w", p, err)
-	}
-	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
-		return nil, "", fmt.Errorf("cloister binary %s: ELF type %s; expected an executable", p, ef.Type)
-	}
-	for _, prog := range ef.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return nil, "", fmt.Errorf("cloister binary %s is dynamically linked; expected a static binary (build one with %s)", p, BuildCoordinatorHint)
-		}
-	}
-	arch, ok := map[elf.Machine]string{elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64"}[ef.Machine]
-	if !ok {
-		return nil, "", fmt.Errorf("cloister binary %s: machine %s; expected x86-64 or AArch64", p, ef.Machine)
-	}
-	sum, size, err := enclave.HashReader(io.NewSectionReader(f, 0, 1<<62))
-	if err != nil {
-		return nil, "", fmt.Errorf("cloister binary %s: %w", p, err)
-	}
-	return &launcherInfo{path: p, sum: sum, size: size}, arch, nil
 }
 
 // coordinatorLayer writes the Coordinator image's only layer.
