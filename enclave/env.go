@@ -23,6 +23,15 @@ const (
 	// storage only (a tmpfs; inside Gramine the Gramine manifest mounts an in-enclave tmpfs
 	// there).
 	ProtectedDir = "/dev/shm/cloister-protected"
+	// DeliveredDir is where the launcher writes the files the Coordinator delivers (the
+	// workload's key among them): memory-backed storage only, as ProtectedDir. Each delivered
+	// path outside a tmpfs becomes a symbolic link into it, so no delivered secret is ever
+	// written to the container's layer.
+	DeliveredDir = "/dev/shm/cloister-delivered"
+	// SeedDir holds, at SeedDir followed by its path, the image content of each seeded
+	// encrypted volume ([Volume.Seed]): trusted files the launcher copies into the volume on
+	// its first start.
+	SeedDir = ReservedDir + "/seed"
 )
 
 // Environment variables that configure the launcher. They come from the host and are not

@@ -86,6 +86,10 @@ type Manifest struct {
 	// a path.Match pattern ("/tmp/*.log") or a directory prefix ending in "/"
 	// ("/var/cache/"). Patterns are absolute. See [Manifest.Excluded].
 	Exclude []string `json:"exclude,omitempty"`
+	// Volumes are the encrypted volumes, sorted by path: writable
+	// directories that Gramine mounts encrypted with a key the Coordinator
+	// delivers. Nothing below them is measured or protected.
+	Volumes []Volume `json:"volumes,omitempty"`
 	// Coordinator, when set, is the Coordinator identity the launcher accepts.
 	Coordinator *Coordinator `json:"coordinator,omitempty"`
 	// EnclaveSize is the enclave size as Gramine writes it: a power of two
@@ -143,6 +147,44 @@ type Directory struct {
 	Mode Mode   `json:"mode"`
 	UID  uint32 `json:"uid"`
 	GID  uint32 `json:"gid"`
+}
+
+// Volume is one encrypted volume: a directory the application writes, which
+// Gramine mounts encrypted ("type = encrypted" in fs.mounts) so that its data
+// reaches the host's disk only as ciphertext.
+type Volume struct {
+	// Path is the absolute, clean mount point.
+	Path string `json:"path"`
+	// Key names the Coordinator secret that holds the volume's 32-byte key;
+	// the workload lists it in file_keys.
+	Key string `json:"key"`
+	// Seed is set when the image held content at Path (a data directory
+	// initialised at build time): the converter moved it to [SeedPath] of
+	// Path, where its files are trusted files, and the launcher copies it
+	// into the volume once, on the first start that finds the volume empty.
+	Seed bool `json:"seed,omitempty"`
+	// Mode, UID and GID are the directory's in the original image (0755 and
+	// root when it had none); the launcher gives them to the volume when it
+	// seeds it.
+	Mode Mode   `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
+}
+
+// SeedPath returns where the image content of the seeded volume at p is
+// stored: [SeedDir] followed by p.
+func SeedPath(p string) string { return SeedDir + p }
+
+// PlaintextBytes is how much memory-backed storage the protected files'
+// plaintext takes under PlaintextDir: each file and directory rounded up to
+// whole 4 KiB pages, as tmpfs allocates them.
+func (m *Manifest) PlaintextBytes() int64 {
+	const page = 4096
+	var n int64
+	for _, f := range m.ProtectedFiles {
+		n += (f.Size + page - 1) / page * page
+	}
+	return n + int64(len(m.ProtectedDirs))*page
 }
 
 // EncryptedDirDefault is [Manifest.EncryptedDir] in a converted image.

@@ -56,6 +56,21 @@ func TestValidate(t *testing.T) {
 		{"protected key control", func(m *Manifest) { m.ProtectedFiles[0].Key = "a\tb" }, []string{"protected_files[0].key"}},
 		{"protected digest", func(m *Manifest) { m.ProtectedFiles[0].SHA256 = Digest{} }, []string{"protected_files[0].sha256: missing"}},
 		{"protected size", func(m *Manifest) { m.ProtectedFiles[0].Size = -5 }, []string{"protected_files[0].size"}},
+		{"volumes", func(m *Manifest) {
+			m.Volumes = []Volume{{Path: "/var/lib/db", Key: "vk", Seed: true, Mode: 0o700, UID: 104, GID: 104}, {Path: "/var/lib/dbx", Key: "vk"}}
+		}, nil},
+		{"volume unsorted", func(m *Manifest) { m.Volumes = []Volume{{Path: "/b", Key: "k"}, {Path: "/a", Key: "k"}} },
+			[]string{`volumes[1].path "/a": expected sorted unique paths`}},
+		{"volume nested", func(m *Manifest) { m.Volumes = []Volume{{Path: "/a", Key: "k"}, {Path: "/a/b", Key: "k"}} },
+			[]string{`volumes[1].path "/a/b": inside volume "/a"`}},
+		{"volume reserved", func(m *Manifest) { m.Volumes = []Volume{{Path: "/cloister/data", Key: "k"}} },
+			[]string{`volumes[0].path "/cloister/data": overlaps /cloister`}},
+		{"volume above delivered", func(m *Manifest) { m.Volumes = []Volume{{Path: "/dev/shm", Key: "k"}} },
+			[]string{`overlaps /dev/shm/cloister-delivered`}},
+		{"volume key", func(m *Manifest) { m.Volumes = []Volume{{Path: "/data"}} }, []string{`volumes[0].key ""`}},
+		{"volume owner", func(m *Manifest) { m.Volumes = []Volume{{Path: "/data", Key: "k", UID: 1<<32 - 1}} }, []string{"volumes[0]: uid 4294967295"}},
+		{"volume holds trusted file", func(m *Manifest) { m.Volumes = []Volume{{Path: "/usr/lib", Key: "k"}} },
+			[]string{`files[2].path "/usr/lib/libapp.so.1": inside encrypted volume "/usr/lib"`}},
 		{"protected setuid kept", func(m *Manifest) { m.ProtectedFiles[0].Mode = 0o4755; m.ProtectedDirs[1].Mode = 0o1777 }, nil},
 		{"protected mode type bits", func(m *Manifest) { m.ProtectedFiles[0].Mode = 0o10644 },
 			[]string{"protected_files[0].mode 10644: expected permission bits only"}},
@@ -235,5 +250,16 @@ func TestModeText(t *testing.T) {
 	}
 	if _, err := Mode(0o10000).MarshalText(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("MarshalText(010000) = %v; want ErrInvalid", err)
+	}
+}
+
+func TestPlaintextBytes(t *testing.T) {
+	m := &Manifest{
+		ProtectedFiles: []ProtectedFile{{Size: 0}, {Size: 1}, {Size: 4096}, {Size: 4097}},
+		ProtectedDirs:  []Directory{{Path: "/a"}, {Path: "/a/b"}},
+	}
+	// 0 + 4096 + 4096 + 8192 for the files, 2 pages for the directories.
+	if got, want := m.PlaintextBytes(), int64(16384+8192); got != want {
+		t.Errorf("PlaintextBytes = %d, want %d", got, want)
 	}
 }

@@ -56,6 +56,7 @@ func (m *Manifest) Validate() error {
 	m.validateProcess(&p)
 	m.validateFiles(&p)
 	m.validateProtected(&p)
+	m.validateVolumes(&p)
 	for i, pat := range m.Exclude {
 		if why := checkPattern(pat); why != "" {
 			p.addf("exclude[%d] %q: %s", i, pat, why)
@@ -249,6 +250,49 @@ func (m *Manifest) validateProtected(p *problems) {
 	}
 	for _, d := range slices.Sorted(maps.Keys(dirs)) {
 		p.addf("protected_dirs: %q missing; expected every directory above protected files (%s)", d, dirs[d])
+	}
+}
+
+// validateVolumes checks the encrypted volumes: sorted, not nested, outside
+// the launcher's directories, with no trusted or protected file below them,
+// and a seed's files where SeedPath puts them.
+func (m *Manifest) validateVolumes(p *problems) {
+	inside := func(x, dir string) bool { return x == dir || strings.HasPrefix(x, dir+"/") }
+	for i, v := range m.Volumes {
+		if why := checkPath(v.Path); why != "" {
+			p.addf("volumes[%d].path %q: %s", i, v.Path, why)
+			continue
+		}
+		if i > 0 && v.Path <= m.Volumes[i-1].Path {
+			p.addf("volumes[%d].path %q: expected sorted unique paths, found it after %q", i, v.Path, m.Volumes[i-1].Path)
+		}
+		if i > 0 && inside(v.Path, m.Volumes[i-1].Path) {
+			p.addf("volumes[%d].path %q: inside volume %q; expected volumes that do not nest", i, v.Path, m.Volumes[i-1].Path)
+		}
+		for _, root := range []string{ReservedDir, m.EncryptedDir, m.PlaintextDir, DeliveredDir} {
+			if root != "" && (inside(v.Path, root) || inside(root, v.Path)) {
+				p.addf("volumes[%d].path %q: overlaps %s, which the launcher keeps", i, v.Path, root)
+			}
+		}
+		if v.Key == "" || len(v.Key) > 256 || strings.ContainsFunc(v.Key, isControl) {
+			p.addf("volumes[%d].key %q: expected a secret name of 1..256 printable bytes", i, v.Key)
+		}
+		if v.Mode > MaxMode {
+			p.addf("volumes[%d].mode %o: expected permission bits only, at most 7777", i, uint32(v.Mode))
+		}
+		if v.UID == noOwner || v.GID == noOwner {
+			p.addf("volumes[%d]: uid %d, gid %d: expected IDs below %d", i, v.UID, v.GID, uint32(noOwner))
+		}
+		for j, f := range m.Files {
+			if inside(f.Path, v.Path) {
+				p.addf("files[%d].path %q: inside encrypted volume %q, whose content is written at run time and not measured", j, f.Path, v.Path)
+			}
+		}
+		for j, f := range m.ProtectedFiles {
+			if inside(f.Path, v.Path) {
+				p.addf("protected_files[%d].path %q: inside encrypted volume %q", j, f.Path, v.Path)
+			}
+		}
 	}
 }
 
