@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +77,18 @@ func benchLaunchSetup(b *testing.B, dir string, n int) (mesh string, p *sim.Plat
 		}
 		m.Files = append(m.Files, enclave.File{Path: f, SHA256: sum, Size: size})
 	}
+	// The program, a trusted file like any other (the launcher runs nothing unmeasured).
+	prog, err := filepath.EvalSymlinks("/bin/true")
+	if err != nil {
+		b.Skip(err)
+	}
+	sum, size, err := enclave.HashFile(root, prog[1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Argv = []string{prog}
+	m.Files = append(m.Files, enclave.File{Path: prog, SHA256: sum, Size: size})
+	slices.SortFunc(m.Files, func(x, y enclave.File) int { return strings.Compare(x.Path, y.Path) })
 	raw, err := enclave.Sign(m, key)
 	if err != nil {
 		b.Fatal(err)
