@@ -41,7 +41,7 @@ const (
 	EnvPrefix          = "CLOISTER_"
 	EnvCoordinator     = EnvPrefix + "COORDINATOR"      // host:port of the Coordinator's workload API
 	EnvWorkload        = EnvPrefix + "WORKLOAD"         // workload name in the deployment manifest
-	EnvInstance        = EnvPrefix + "INSTANCE"         // instance ID; default: the host name
+	EnvInstance        = EnvPrefix + "INSTANCE"         // instance ID; default: the container ID, else random
 	EnvTEE             = EnvPrefix + "TEE"              // TEEGramine or TEESimulation; default: detected
 	EnvSimDir          = EnvPrefix + "SIM_DIR"          // simulated SGX platform directory
 	EnvEnclaveManifest = EnvPrefix + "ENCLAVE_MANIFEST" // default ManifestPath

@@ -25,7 +25,7 @@ const (
 const (
 	EnvCoordinator     = enclave.EnvCoordinator     // host:port of the Coordinator's workload API
 	EnvWorkload        = enclave.EnvWorkload        // workload name in the deployment manifest
-	EnvInstance        = enclave.EnvInstance        // instance ID; default: the host name
+	EnvInstance        = enclave.EnvInstance        // instance ID; default: the container ID, else random
 	EnvTEE             = enclave.EnvTEE             // gramine or simulation; default: detected
 	EnvSimDir          = enclave.EnvSimDir          // simulated SGX platform directory
 	EnvEnclaveManifest = enclave.EnvEnclaveManifest // default DefaultEnclaveManifest
@@ -55,6 +55,9 @@ type Config struct {
 	GramineDir string
 	// Log receives progress and errors; never secrets. Default: discard.
 	Log *slog.Logger
+
+	// deliveredDir replaces DeliveredDir in tests.
+	deliveredDir string
 }
 
 // ConfigFromEnv reads a Config from environment variables (see the Env* constants), reporting
@@ -79,11 +82,14 @@ func ConfigFromEnv(getenv func(string) string, environ []string, stderr io.Write
 		errs = append(errs, fmt.Errorf("%s is not set; expected the workload's name in the deployment manifest", EnvWorkload))
 	}
 	if cfg.Instance == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s is not set and the host name is unknown: %w", EnvInstance, err))
+		id, source := defaultInstance(os.ReadFile)
+		cfg.Instance = id
+		if source != "" {
+			cfg.Log.Info(fmt.Sprintf("instance ID not set; using the container ID %s from %s", id, source))
+		} else {
+			cfg.Log.Warn(fmt.Sprintf("instance ID not set and the runtime exposes no container ID; using the random %s, "+
+				"so each start of this container is a new instance (set %s to keep one)", id, EnvInstance))
 		}
-		cfg.Instance = h
 	}
 	if cfg.EnclaveManifest == "" {
 		cfg.EnclaveManifest = DefaultEnclaveManifest
