@@ -34,6 +34,9 @@ func Exec(p *Plan) error {
 			return fmt.Errorf("switch to user %d: %w", p.UID, err)
 		}
 	}
+	if p.launch != nil {
+		p.launch.store.keepAcrossExec()
+	}
 	if err := syscall.Exec(p.Path, p.Argv, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Path, err)
 	}

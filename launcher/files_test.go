@@ -1,6 +1,10 @@
 package launcher
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,17 +85,17 @@ func TestWriteFilesRefusesLinks(t *testing.T) {
 		{"the file is a link", func(t *testing.T, base, outside string) (string, string) {
 			mustMkdir(t, filepath.Join(base, "srv", "webfiles"))
 			mustSymlink(t, filepath.Join(outside, "key.pem"), filepath.Join(base, "srv", "webfiles", "key.pem"))
-			return filepath.Join(base, "srv", "webfiles", "key.pem"), filepath.Join(base, "srv", "webfiles", "key.pem")
-		}, " is a symbolic link; refusing to write through it"},
+			return filepath.Join(base, "srv", "webfiles", "key.pem"), ""
+		}, "found a symbolic link to %q (planted?); refusing to replace it"},
 		{"the file is a link to a directory outside", func(t *testing.T, base, outside string) (string, string) {
 			mustMkdir(t, filepath.Join(base, "srv", "webfiles"))
 			mustSymlink(t, outside, filepath.Join(base, "srv", "webfiles", "key.pem"))
-			return filepath.Join(base, "srv", "webfiles", "key.pem"), filepath.Join(base, "srv", "webfiles", "key.pem")
-		}, " is a symbolic link; refusing to write through it"},
+			return filepath.Join(base, "srv", "webfiles", "key.pem"), ""
+		}, "found a symbolic link to %q (planted?); refusing to replace it"},
 		{"the file is a directory", func(t *testing.T, base, outside string) (string, string) {
 			mustMkdir(t, filepath.Join(base, "srv", "webfiles", "key.pem"))
-			return filepath.Join(base, "srv", "webfiles", "key.pem"), filepath.Join(base, "srv", "webfiles", "key.pem")
-		}, ": expected a regular file or nothing, found a directory"},
+			return filepath.Join(base, "srv", "webfiles", "key.pem"), ""
+		}, "found a directory (planted?); refusing to replace it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base, outside := realTempDir(t), realTempDir(t)
@@ -99,12 +103,22 @@ func TestWriteFilesRefusesLinks(t *testing.T) {
 			// Delivered with key.pem: a file before it and one after it in path order, in safe
 			// directories, which must not be written either.
 			before, after := filepath.Join(base, "a", "ca.pem"), filepath.Join(base, "z", "cert.pem")
-			err := writeFiles(map[string][]byte{before: []byte("ca"), file: []byte("KEY"), after: []byte("cert")}, -1, -1)
+			store := testStore(t)
+			err := writeFiles(store, map[string][]byte{before: []byte("ca"), file: []byte("KEY"), after: []byte("cert")}, -1, -1)
 			want := "delivered file " + file + ": " + link + tc.why
+			if link == "" { // the file itself: it is not replaced
+				target := filepath.Join(store.root.Name(), file)
+				found := tc.why
+				if strings.Contains(found, "%q") {
+					found = fmt.Sprintf(found, must(os.Readlink(file)))
+				}
+				want = "delivered file " + file + ": expected nothing, a regular file or a symbolic link to " + target + "; " + found
+			}
 			if err == nil || err.Error() != want {
 				t.Errorf("writeFiles = %v\nwant %s", err, want)
 			}
 			assertNothingIn(t, outside)
+			assertNoFiles(t, store.root.Name())
 			for _, p := range []string{before, after} {
 				if _, err := os.Lstat(p); err == nil {
 					t.Errorf("%s was written although the launch was refused", p)
@@ -117,10 +131,77 @@ func TestWriteFilesRefusesLinks(t *testing.T) {
 	}
 }
 
-// TestWriteFilesNested: normal delivered files, in nested directories that exist or not, get
-// mode 0600 and the application's owner, replace what was there and leave no temporary file.
+// testStore opens a delivered files' directory of its own in /dev/shm for a test.
+func testStore(t *testing.T) *deliveredStore {
+	t.Helper()
+	dir := testShmDir(t)
+	s, err := openDelivered(filepath.Join(dir, "delivered"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	return s
+}
+
+// testShmDir is a temporary directory on /dev/shm, a tmpfs.
+func testShmDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "cloister-launcher-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := checkMemoryBacked(must(os.OpenRoot(dir))); err != nil {
+		t.Skipf("/dev/shm: %v", err)
+	}
+	return dir
+}
+
+// diskTempDir is realTempDir, skipping the test where it is memory-backed.
+func diskTempDir(t *testing.T) string {
+	t.Helper()
+	d := realTempDir(t)
+	if checkMemoryBacked(must(os.OpenRoot(d))) == nil {
+		t.Skip("the temporary directory is a tmpfs here")
+	}
+	return d
+}
+
+// assertNoFiles fails t if anything but directories is below dir.
+func assertNoFiles(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("%s was left behind", p)
+		}
+		return nil
+	})
+}
+
+// wantFile checks that p reads as want with mode 0600 and owner uid:gid.
+func wantFile(t *testing.T, p string, want []byte, uid, gid int) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != string(want) {
+		t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode() != 0o600 || int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("%s: %v %d:%d; want -rw------- %d:%d", p, fi.Mode(), st.Uid, st.Gid, uid, gid)
+	}
+}
+
+// TestWriteFilesNested: delivered files on disk, in nested directories that exist or not, are
+// written only to memory-backed storage, each path a link to its copy there (0600, the
+// application's owner); a regular file there is replaced; a renewal rewrites the copies and
+// keeps the links; no temporary file is left.
 func TestWriteFilesNested(t *testing.T) {
-	base := realTempDir(t)
+	base := diskTempDir(t)
+	store := testStore(t)
 	uid, gid := os.Getuid(), os.Getgid()
 	if uid == 0 {
 		uid, gid = 1234, 5678
@@ -136,26 +217,25 @@ func TestWriteFilesNested(t *testing.T) {
 		filepath.Join(base, "etc", "tls", "cert.pem"):      []byte("CERT"),
 		filepath.Join(base, "run", "a", "b", "c", "token"): []byte("TOKEN"),
 	}
-	if err := writeFiles(files, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	for p, want := range files {
-		b, err := os.ReadFile(p)
-		if err != nil || string(b) != string(want) {
-			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
+	for round := range 2 {
+		if err := writeFiles(store, files, uid, gid); err != nil {
 			t.Fatal(err)
 		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if fi.Mode() != 0o600 || int(st.Uid) != uid || int(st.Gid) != gid {
-			t.Errorf("%s: %v %d:%d; want -rw------- %d:%d", p, fi.Mode(), st.Uid, st.Gid, uid, gid)
+		for p, want := range files {
+			wantFile(t, p, want, uid, gid)
+			copy := filepath.Join(store.root.Name(), p)
+			if got, err := os.Readlink(p); err != nil || got != copy {
+				t.Errorf("round %d: %s links to %q (%v); want a link to %s", round, p, got, err, copy)
+			}
+			wantFile(t, copy, want, uid, gid)
+			files[p] = append(want, "renewed"...)
 		}
 	}
-	for _, d := range []string{"etc/tls", "run/a/b/c"} {
-		if entries, _ := os.ReadDir(filepath.Join(base, d)); len(entries) > 2 {
-			t.Errorf("%s holds %d entries; want no temporary file left", d, len(entries))
+	for _, d := range []string{".", "etc", "etc/tls", "run/a/b/c"} {
+		for _, e := range must(os.ReadDir(filepath.Join(base, d))) {
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				t.Errorf("%s/%s: a temporary file was left", d, e.Name())
+			}
 		}
 	}
 	for p, want := range map[string]string{
@@ -166,9 +246,92 @@ func TestWriteFilesNested(t *testing.T) {
 		"/":                      `delivered file path "/": expected an absolute clean path`,
 		"/a\x00b":                `delivered file path "/a\x00b": expected an absolute clean path`,
 	} {
-		if err := writeFiles(map[string][]byte{p: nil}, -1, -1); err == nil || err.Error() != want {
+		if err := writeFiles(store, map[string][]byte{p: nil}, -1, -1); err == nil || err.Error() != want {
 			t.Errorf("writeFiles(%s) = %v; want %s", p, err, want)
 		}
+	}
+}
+
+// A delivered file whose directory is a tmpfs is written there, as a regular file, and nothing
+// goes to the delivered files' directory.
+func TestWriteFilesOnTmpfs(t *testing.T) {
+	dir := testShmDir(t)
+	store := testStore(t)
+	p := filepath.Join(dir, "tls", "key.pem")
+	if err := writeFiles(store, map[string][]byte{p: []byte("KEY")}, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("%s: %v, %v; want a regular file", p, fi, err)
+	}
+	wantFile(t, p, []byte("KEY"), os.Getuid(), os.Getgid())
+	assertNoFiles(t, store.root.Name())
+}
+
+// openDelivered empties what an earlier start left, unless another launcher holds the directory.
+func TestOpenDeliveredClears(t *testing.T) {
+	dir := filepath.Join(testShmDir(t), "delivered")
+	log := slog.New(slog.DiscardHandler)
+	first, err := openDelivered(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := diskTempDir(t)
+	p := filepath.Join(base, "key.pem")
+	if err := writeFiles(first, map[string][]byte{p: []byte("KEY")}, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	// A second launcher while the first lives: the first one's file stays.
+	second, err := openDelivered(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.close()
+	wantFile(t, p, []byte("KEY"), os.Getuid(), os.Getgid())
+	// The next start, once the first launcher is gone: emptied; the link left in the image
+	// dangles until the file is delivered again.
+	first.close()
+	third, err := openDelivered(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.close()
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stat %s after a restart = %v; want the earlier start's copy gone", p, err)
+	}
+	if err := writeFiles(third, map[string][]byte{p: []byte("KEY2")}, -1, -1); err != nil {
+		t.Fatalf("writeFiles over the link of an earlier start: %v", err)
+	}
+	wantFile(t, p, []byte("KEY2"), os.Getuid(), os.Getgid())
+
+	if _, err := openDelivered(realTempDir(t), log); err == nil || !strings.Contains(err.Error(), "is not memory-backed") {
+		t.Errorf("openDelivered on disk = %v; want a refusal saying it is not memory-backed", err)
+	}
+}
+
+// A delivered file whose link cannot be made on a read-only file system fails with the fix.
+func TestWriteFilesReadOnly(t *testing.T) {
+	requireRoot(t)
+	base := diskTempDir(t)
+	ro := filepath.Join(base, "ro")
+	mustMkdir(t, ro)
+	if err := syscall.Mount(ro, ro, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	defer syscall.Unmount(ro, syscall.MNT_DETACH)
+	if err := syscall.Mount(ro, ro, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Skipf("read-only remount: %v", err)
+	}
+	store := testStore(t)
+	for _, p := range []string{filepath.Join(ro, "key.pem"), filepath.Join(ro, "etc", "key.pem")} {
+		dir := filepath.Dir(p)
+		err := writeFiles(store, map[string][]byte{p: []byte("KEY")}, -1, -1)
+		want := fmt.Sprintf("delivered file %s: the file system at %s is read-only (", p, dir)
+		fix := fmt.Sprintf("mount a tmpfs at %s (podman run --tmpfs %s; Kubernetes: an emptyDir with medium Memory) or deliver the file below /dev/shm", dir, dir)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), fix) {
+			t.Errorf("writeFiles(%s) = %v\nwant %s…%s", p, err, want, fix)
+		}
+		assertNoFiles(t, store.root.Name())
 	}
 }
 

@@ -67,6 +67,8 @@ type launch struct {
 	m        *enclave.Manifest
 	uid, gid int
 	log      *slog.Logger
+	// store holds the delivered files, for the launch's life.
+	store *deliveredStore
 }
 
 // activation is one activation's answer with the workload's key in place.
@@ -113,12 +115,42 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log}
+	// Memory-backed storage, emptied of what an earlier start left and checked for room, before
+	// an activation is spent.
+	store, plain, err := openMemory(cfg, m, log)
+	if err != nil {
+		waitMeasured(att)
+		return nil, err
+	}
+	defer func() {
+		if plain != nil {
+			plain.Close()
+		}
+	}()
+	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store}
+	plan, err := l.prepare(ctx, plain)
+	if err != nil {
+		store.close()
+		return nil, err
+	}
+	return plan, nil
+}
+
+// waitMeasured waits for the launcher's own measurement, perhaps never needed, which ends with
+// the launch.
+func waitMeasured(att *attestation) {
+	if pi, ok := att.issuer.(*pendingIssuer); ok {
+		<-pi.done
+	}
+}
+
+// prepare activates and puts everything in place for the application: delivered files,
+// protected files (into plain) and Gramine's keys.
+func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
+	m, att, log, uid, gid := l.m, l.att, l.log, l.uid, l.gid
 	a, err := l.activate(ctx)
 	if err != nil {
-		if pi, ok := att.issuer.(*pendingIssuer); ok {
-			<-pi.done // the measurement, perhaps never needed, ends with the launch
-		}
+		waitMeasured(att)
 		return nil, err
 	}
 	resp := a.resp
@@ -133,10 +165,10 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err := checkDelivered(m, resp.Files); err != nil {
 		return nil, err
 	}
-	if err := writeFiles(resp.Files, uid, gid); err != nil {
+	if err := writeFiles(l.store, resp.Files, uid, gid); err != nil {
 		return nil, err
 	}
-	if err := unlockProtected(m, resp, uid, gid); err != nil {
+	if err := unlockProtected(plain, m, resp); err != nil {
 		return nil, err
 	}
 	if !att.simulated {

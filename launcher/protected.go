@@ -24,20 +24,19 @@ const ProtectedDir = enclave.ProtectedDir
 const tmpfsMagic = 0x01021994
 
 // unlockProtected decrypts each protected file with the key the Coordinator delivered into
-// m.PlaintextDir, memory-backed storage, and recreates there the directories above them, every
-// file and directory with the mode, owner and group the signed enclave manifest records (the
-// original image's). The plaintext is never written to disk: in simulation PlaintextDir is on a
-// tmpfs (/dev/shm); inside Gramine the Gramine manifest mounts an in-enclave tmpfs there.
+// plain, m.PlaintextDir opened by openPlaintextDir (memory-backed storage, emptied), and
+// recreates there the directories above them, every file and directory with the mode, owner and
+// group the signed enclave manifest records (the original image's). The plaintext is never
+// written to disk: in simulation PlaintextDir is on a tmpfs (/dev/shm); inside Gramine the
+// Gramine manifest mounts an in-enclave tmpfs there.
 //
 // Nothing is written outside PlaintextDir: each protected path is, in the image, a symbolic link
 // to its plaintext there, and its encrypted copy stays where the converter put it
 // (m.EncryptedDir). So whatever a start leaves behind, the next one finds the image as it was,
-// verifies it the same and unlocks again. What an earlier start left in PlaintextDir (a container
-// restarted with the same /dev/shm) is removed first. No symbolic link is followed on the way to
-// anything read or written. Owners are set only when the launcher runs as root; otherwise the
-// files belong to the launcher's user, with the recorded modes. The last two arguments, the
-// application's user, are not used: each file keeps its own recorded owner.
-func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, _, _ int) error {
+// verifies it the same and unlocks again. No symbolic link is followed on the way to anything
+// read or written. Owners are set only when the launcher runs as root; otherwise the files
+// belong to the launcher's user, with the recorded modes.
+func unlockProtected(plain *os.Root, m *enclave.Manifest, resp *api.ActivationResponse) error {
 	if len(m.ProtectedFiles) == 0 {
 		return nil
 	}
@@ -46,11 +45,6 @@ func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, _, _ int
 			return fmt.Errorf("protected file %s: the Coordinator delivered no key %q; list it in the workload's file_keys", pf.Path, pf.Key)
 		}
 	}
-	plain, err := openPlaintextDir(m.PlaintextDir)
-	if err != nil {
-		return fmt.Errorf("protected files: %w", err)
-	}
-	defer plain.Close()
 	owners := os.Geteuid() == 0
 	// Directories stay 0700 and the launcher's while files are written into them, so that a
 	// directory recorded read-only can still be filled; they get their modes last.
@@ -75,7 +69,8 @@ func unlockProtected(m *enclave.Manifest, resp *api.ActivationResponse, _, _ int
 
 // openPlaintextDir opens dir, creating it 0755 if missing, without following a symbolic link on
 // its path; refuses it unless it is memory-backed; and empties it: what is there was left by an
-// earlier start. dir itself is kept, since inside Gramine it is a mount point.
+// earlier start (a container restarted with the same /dev/shm). dir itself is kept, since inside
+// Gramine it is a mount point.
 func openPlaintextDir(dir string) (*os.Root, error) {
 	plain, err := atomicfile.OpenDir(dir, 0o755)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,7 +145,7 @@ func TestUnlockProtectedModesAndRestarts(t *testing.T) {
 		wantAttrs(t, l.m.PlaintextPath(filepath.Join(base, "srv")), 0o777|os.ModeDir|os.ModeSticky, 0, 0)
 		wantAttrs(t, l.plain, 0o755|os.ModeDir, 0, 0)
 	}
-	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
+	if err := testUnlock(l.m, resp); err != nil {
 		t.Fatal(err)
 	}
 	check("first start")
@@ -152,7 +153,7 @@ func TestUnlockProtectedModesAndRestarts(t *testing.T) {
 	// A restart with the same /dev/shm (a Kubernetes container restart): what the first start
 	// left, and a stray file, are replaced.
 	noErr(t, os.WriteFile(filepath.Join(l.plain, "stray"), []byte("x"), 0o600))
-	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
+	if err := testUnlock(l.m, resp); err != nil {
 		t.Fatalf("second start over the first one's plaintext: %v", err)
 	}
 	check("second start")
@@ -162,7 +163,7 @@ func TestUnlockProtectedModesAndRestarts(t *testing.T) {
 
 	// A restart with a new /dev/shm (podman restart).
 	noErr(t, os.RemoveAll(l.plain))
-	if err := unlockProtected(l.m, resp, -1, -1); err != nil {
+	if err := testUnlock(l.m, resp); err != nil {
 		t.Fatalf("third start, tmpfs wiped: %v", err)
 	}
 	check("third start")
@@ -223,7 +224,7 @@ func TestUnlockProtectedRefusals(t *testing.T) {
 			resp := &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}}
 			tc.setup(t, l, p, resp)
 			want := strings.ReplaceAll(tc.want, "PLAIN", l.m.PlaintextPath(p))
-			err := unlockProtected(l.m, resp, -1, -1)
+			err := testUnlock(l.m, resp)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("unlockProtected = %v; want an error with %q", err, want)
 			}
@@ -245,7 +246,7 @@ func TestUnlockProtectedRefusesDiskBackedDir(t *testing.T) {
 	p := filepath.Join(realTempDir(t), "secret.txt")
 	l.add(t, key, p, []byte("s"), 0o600, 0, 0, nil)
 	l.m.PlaintextDir = realTempDir(t)
-	err := unlockProtected(l.m, &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}}, -1, -1)
+	err := testUnlock(l.m, &api.ActivationResponse{FileKeys: map[string][]byte{"k": key}})
 	if err == nil || !strings.Contains(err.Error(), "is not memory-backed") {
 		t.Skipf("unlockProtected = %v (the temporary directory may be a tmpfs here)", err)
 	}
@@ -301,4 +302,14 @@ func TestPrepareRestarts(t *testing.T) {
 			t.Fatalf("start %d: %s reads %q, %v", i+1, p, b, err)
 		}
 	}
+}
+
+// testUnlock opens the plaintext directory, as Prepare does before it activates, and unlocks.
+func testUnlock(m *enclave.Manifest, resp *api.ActivationResponse) error {
+	plain, err := openPlaintextDir(m.PlaintextDir)
+	if err != nil {
+		return fmt.Errorf("protected files: %w", err)
+	}
+	defer plain.Close()
+	return unlockProtected(plain, m, resp)
 }

@@ -132,7 +132,7 @@ func (r *renewer) renew(ctx context.Context) error {
 	if err := checkDelivered(l.m, a.resp.Files); err != nil { // a manifest update may have changed the files
 		return err
 	}
-	if err := writeFiles(a.resp.Files, l.uid, l.gid); err != nil {
+	if err := writeFiles(l.store, a.resp.Files, l.uid, l.gid); err != nil {
 		return err
 	}
 	r.from, r.notAfter = a.activated, a.notAfter

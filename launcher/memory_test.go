@@ -1,0 +1,62 @@
+package launcher
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Too little memory-backed storage is refused with the numbers and the fix; enough passes.
+func TestCheckMemory(t *testing.T) {
+	dir := testShmDir(t)
+	noErr(t, os.Mkdir(filepath.Join(dir, "p"), 0o755))
+	noErr(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	plain, store := must(os.OpenRoot(filepath.Join(dir, "p"))), must(os.OpenRoot(filepath.Join(dir, "d")))
+	defer plain.Close()
+	defer store.Close()
+	var fs syscall.Statfs_t
+	noErr(t, syscall.Statfs(dir, &fs))
+	free := int64(fs.Bavail) * fs.Bsize
+
+	if err := checkMemory([]memoryNeed{{plain, 4096}, {store, deliveredHeadroom}}, true); err != nil {
+		t.Errorf("checkMemory with room = %v", err)
+	}
+	// Together, on one file system, they need more than it has, though each would fit.
+	half := free/2 + 1<<20
+	err := checkMemory([]memoryNeed{{plain, half}, {store, half}}, true)
+	prefix := fmt.Sprintf("protected files need %s of memory-backed storage in ", mib(2*half))
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), "free (") ||
+		!strings.Contains(err.Error(), "): give the container more (") {
+		t.Errorf("checkMemory = %v\nwant %s… free (… in all): give the container more (…)", err, prefix)
+	}
+	if err := checkMemory([]memoryNeed{{store, free + 1}}, false); err == nil || !strings.HasPrefix(err.Error(), "delivered files need ") {
+		t.Errorf("checkMemory = %v; want delivered files named", err)
+	}
+}
+
+// The message of the case: a 100 MiB protected file, podman's default 64 MiB /dev/shm.
+func TestMemoryMessage(t *testing.T) {
+	if got := suggestSize(100<<10, 101<<20); got != 256 {
+		t.Errorf("suggestSize(100 KiB used, 101 MiB needed) = %d MiB, want 256", got)
+	}
+	if got := suggestSize(0, 1<<20); got != 64 {
+		t.Errorf("suggestSize(0, 1 MiB) = %d MiB, want 64", got)
+	}
+	if got, want := mib(101<<20), "101.0 MiB"; got != want {
+		t.Errorf("mib = %q, want %q", got, want)
+	}
+	if got := mountPoint("/dev/shm/cloister-protected", devOf(t, "/dev/shm")); got != "/dev/shm" {
+		t.Errorf("mountPoint = %q, want /dev/shm", got)
+	}
+}
+
+func devOf(t *testing.T, p string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Skip(err)
+	}
+	return st.Dev
+}
