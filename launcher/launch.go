@@ -145,7 +145,7 @@ func waitMeasured(att *attestation) {
 }
 
 // prepare activates and puts everything in place for the application: delivered files,
-// protected files (into plain) and Gramine's keys.
+// protected files (into plain), Gramine's keys and the encrypted volumes.
 func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 	m, att, log, uid, gid := l.m, l.att, l.log, l.uid, l.gid
 	a, err := l.activate(ctx)
@@ -165,6 +165,9 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 	if err := checkDelivered(m, resp.Files); err != nil {
 		return nil, err
 	}
+	if err := checkVolumeKeys(m, resp); err != nil {
+		return nil, err
+	}
 	if err := writeFiles(l.store, resp.Files, uid, gid); err != nil {
 		return nil, err
 	}
@@ -175,6 +178,9 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 		if err := provisionGramineKeys(att.gramineDir, resp.FileKeys); err != nil {
 			return nil, err
 		}
+	}
+	if err := prepareVolumes(m, att.simulated, log); err != nil {
+		return nil, err
 	}
 	dir := m.WorkingDir
 	if dir == "" {
