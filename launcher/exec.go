@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,30 +40,6 @@ func Exec(p *Plan) error {
 		return fmt.Errorf("exec %s: %w", p.Path, err)
 	}
 	return nil
-}
-
-// supplementaryGroups returns the groups of user uid in the image's /etc/group with gid
-// first, as container runtimes set them; just gid when the user has no entry. It returns nil
-// when no switch is needed (uid < 0).
-func supplementaryGroups(uid, gid int) []int {
-	if uid < 0 {
-		return nil
-	}
-	groups := []int{gid}
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return groups
-	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return groups
-	}
-	for _, s := range ids {
-		if g, err := strconv.Atoi(s); err == nil && !slices.Contains(groups, g) {
-			groups = append(groups, g)
-		}
-	}
-	return groups
 }
 
 // resolveUser turns an OCI-style user ("name", "uid", "name:group", "uid:gid") into numeric

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -186,9 +187,19 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 	if dir == "" {
 		dir = "/"
 	}
+	env := a.env
+	_, imageHome := m.Env["HOME"]
+	_, deployedHome := resp.Env["HOME"]
+	if !imageHome && !deployedHome { // as runc sets it
+		appUID := uid
+		if appUID < 0 {
+			appUID = os.Getuid()
+		}
+		env = setEnv(env, "HOME", imageUsers.home(appUID))
+	}
 	log.Info("activated; starting the application", "program", path, "files", len(resp.Files), "manifest_version", resp.ManifestVersion,
 		"exec", resp.Exec, "certificate_not_after", a.notAfter.UTC().Format(time.RFC3339))
-	return &Plan{Path: path, Argv: a.argv, Env: a.env, Dir: dir, UID: uid, GID: gid, Groups: supplementaryGroups(uid, gid),
+	return &Plan{Path: path, Argv: a.argv, Env: env, Dir: dir, UID: uid, GID: gid, Groups: imageUsers.appGroups(uid, gid),
 		noParentDeathSignal: !att.simulated,
 		Exec:                resp.Exec, ReloadSignal: a.reload, NotBefore: a.notBefore, NotAfter: a.notAfter, launch: l, activated: a.activated}, nil
 }
@@ -323,6 +334,9 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		loaded <- p
 		if err != nil {
 			<-pending.done
+			if uid := os.Geteuid(); uid != 0 && errors.Is(err, fs.ErrPermission) {
+				return nil, fmt.Errorf("the simulated SGX platform directory %s is not readable by uid %d (the container runs as a non-root user): make it readable by that user: %w", cfg.SimDir, uid, err)
+			}
 			return nil, fmt.Errorf("simulated platform: %w", err)
 		}
 		start := time.Now()

@@ -150,9 +150,10 @@ func TestPrepare(t *testing.T) {
 	if len(token) != 32 {
 		t.Errorf("TOKEN %q: want 32 hex digits", token)
 	}
-	want := []string{"ALLOWED=delivered-wins", "FIXED=fixed", "LC_ALL=C", "OVERRIDE=delivered", "PATH=/usr/bin:/bin", "TOKEN=" + token}
+	// HOME, set by neither the image nor the deployment, is the user's in /etc/passwd, as runc sets it.
+	want := []string{"ALLOWED=delivered-wins", "FIXED=fixed", "HOME=" + imageUsers.home(os.Getuid()), "LC_ALL=C", "OVERRIDE=delivered", "PATH=/usr/bin:/bin", "TOKEN=" + token}
 	if !slices.Equal(plan.Env, want) {
-		t.Errorf("environment:\n got %q\nwant %q (sorted; fixed < allowed host < delivered; DENIED, host PATH and CLOISTER_* dropped)", plan.Env, want)
+		t.Errorf("environment:\n got %q\nwant %q (sorted; fixed < allowed host < delivered; DENIED, host PATH and CLOISTER_* dropped; HOME from /etc/passwd)", plan.Env, want)
 	}
 
 	keyPEM, err := os.ReadFile(filepath.Join(out, "key.pem"))
