@@ -6,13 +6,18 @@
 //  2. in simulation, verify every trusted file and compute the measurement (the launcher's
 //     own hash runs meanwhile, and the first quote waits for it); inside Gramine, the enclave
 //     loader has done both;
-//  3. connect to the Coordinator and verify its quote before sending anything (mutual
-//     attestation: a workload never takes its secrets from an impostor);
-//  4. activate on the same connection with a quote over its fresh key and the connection (if
-//     that connection closes, steps 3 and 4 again on a new one);
-//  5. write the delivered files (0600; never through a symbolic link, which is refused), unlock
-//     protected files, build the environment (host variables only where the enclave manifest
-//     allows them) and argv;
+//  3. open its memory-backed storage (/dev/shm/cloister-delivered and, with protected files,
+//     /dev/shm/cloister-protected), empty it of an earlier start's files, and check it has room
+//     for them, so that a launch bound to fail spends no activation;
+//  4. connect to the Coordinator and verify its quote before sending anything (mutual
+//     attestation: a workload never takes its secrets from an impostor), then activate on the
+//     same connection with a quote over its fresh key and the connection (if that connection
+//     closes, again on a new one);
+//  5. write the delivered files into memory only (0600; each path outside a tmpfs becomes a
+//     link to its copy; never through a symbolic link, which is refused), unlock protected
+//     files, prepare the encrypted volumes (seeded once from the image), build the environment
+//     (host variables only where the enclave manifest allows them; HOME and supplementary
+//     groups as runc gives them) and argv;
 //  6. start the application: by default as the launcher's child, the launcher staying as the
 //     container's init ([Supervise]: signals forwarded, zombies reaped, the application's exit
 //     status, the workload certificate renewed before it expires); with the workload's exec,
