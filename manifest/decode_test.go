@@ -18,7 +18,7 @@ func TestParseStrictDecoding(t *testing.T) {
 		{"empty document", ``, "$", "found the end of the document", 0},
 		{"trailing object", `{} {}`, "$", "expected nothing after the manifest object, found more data at byte 2 (the next value starts at line 1, column 4)", 0},
 		{"trailing garbage", "{}\n x", "$", "found more data at byte 2 (the next value starts at line 2, column 2)", 0},
-		{"unknown top-level key", `{"governance": {}}`, "$.governance", `unknown key "governance"; expected one of: $schema, settings`, 0},
+		{"unknown top-level key", `{"recovery": {}}`, "$.recovery", `unknown key "recovery"; expected one of: $schema, settings`, 0},
 		{"unknown nested key", `{"settings": {"trust_domian": "a"}}`, "$.settings.trust_domian", "expected one of: trust_domain, workload_certificate_validity", 0},
 		{"duplicate key", `{"packages": {}, "packages": {}}`, "$.packages", `expected each key once, found "packages" again`, 0},
 		{"duplicate map key", `{"secrets": {"a": {"type": "plain", "value": "1"}, "a": {"type": "plain", "value": "2"}}}`, "$.secrets.a", "found \"a\" again", 0},

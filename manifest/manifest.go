@@ -37,6 +37,11 @@ const (
 	DefaultKeyAlgorithm = ECDSAP256
 	// DefaultUserDefinedSize is the max_size of a user-defined secret without one, in bytes.
 	DefaultUserDefinedSize = 64 << 10
+	// DefaultUpdateThreshold is governance.update_threshold when it is absent: one updater
+	// suffices, as before governance existed.
+	DefaultUpdateThreshold = 1
+	// DefaultPendingUpdateExpiry is governance.pending_update_expiry when it is absent.
+	DefaultPendingUpdateExpiry = Duration(72 * time.Hour)
 )
 
 // Manifest is a parsed and validated deployment manifest.
@@ -46,8 +51,8 @@ const (
 // with a default holds its value, so readers need not know the defaults. A Manifest from
 // Parse must not be modified; it is then safe for concurrent use by multiple goroutines.
 //
-// Later versions add optional top-level keys (for example multi-party approval of
-// manifest updates, or recovery keys). A manifest that does not use them keeps its
+// Later versions add optional top-level keys (such as "governance": multi-party approval of
+// manifest updates and recovery keys). A manifest that does not use them keeps its
 // meaning; one that does is rejected by older versions, which know no such key.
 type Manifest struct {
 	// Schema is the "$schema" key, allowed so editors can find the JSON Schema; ignored.
@@ -64,6 +69,9 @@ type Manifest struct {
 	Users map[string]User `json:"users,omitempty"`
 	// Roles maps role names to permissions.
 	Roles map[string]Role `json:"roles,omitempty"`
+	// Governance says how many updaters must approve an update, and who can recover the
+	// Coordinator's state.
+	Governance Governance `json:"governance,omitzero"`
 
 	raw       []byte
 	digest    [32]byte
@@ -159,6 +167,12 @@ func (m *Manifest) applyDefaults() {
 	}
 	if !m.has("$.settings.workload_certificate_validity", m.Settings.WorkloadCertificateValidity != 0) {
 		m.Settings.WorkloadCertificateValidity = DefaultWorkloadCertificateValidity
+	}
+	if !m.has("$.governance.update_threshold", m.Governance.UpdateThreshold != 0) {
+		m.Governance.UpdateThreshold = DefaultUpdateThreshold
+	}
+	if !m.has("$.governance.pending_update_expiry", m.Governance.PendingUpdateExpiry != 0) {
+		m.Governance.PendingUpdateExpiry = DefaultPendingUpdateExpiry
 	}
 	for name, p := range m.Packages {
 		if p.TCBStatuses == nil {

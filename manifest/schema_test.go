@@ -90,9 +90,9 @@ func TestSchemaMatchesTypes(t *testing.T) {
 	}
 	w := &schemaWalker{t: t, root: root}
 	w.compare("$", reflect.TypeFor[Manifest](), root)
-	// Manifest, Settings, Package, Workload, TLS, Secret, User, Role.
-	if w.structs != 8 {
-		t.Errorf("compared %d struct types; want the 8 of the manifest", w.structs)
+	// Manifest, Settings, Package, Workload, TLS, Secret, User, Role, Governance, Recovery.
+	if w.structs != 10 {
+		t.Errorf("compared %d struct types; want the 10 of the manifest", w.structs)
 	}
 }
 
@@ -264,7 +264,7 @@ func TestSchemaEnums(t *testing.T) {
 		{"secret types", root.Defs["secret"].Properties["type"].Enum, strs(SecretTypes)},
 		{"key algorithms", root.Defs["secret"].Properties["algorithm"].Enum, strs(KeyAlgorithms)},
 		{"TCB statuses", root.Defs["package"].Properties["tcb_statuses"].Items.Enum, strs(verify.TCBStatuses)},
-		{"resources", root.Defs["role"].Properties["resource"].Enum, []string{string(ResourceSecrets), string(ResourceManifest)}},
+		{"resources", root.Defs["role"].Properties["resource"].Enum, strs(Resources)},
 		{"actions", root.Defs["role"].Properties["actions"].Items.Enum, []string{string(Read), string(Write), string(Update)}},
 	} {
 		if !slices.Equal(tc.schema, tc.inGo) {

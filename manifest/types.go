@@ -183,7 +183,13 @@ const (
 	ResourceSecrets Resource = "secrets"
 	// ResourceManifest is the deployment manifest itself.
 	ResourceManifest Resource = "manifest"
+	// ResourcePackages is a set of packages, named in Role.Names; its one action, update,
+	// raises a package's min_isvsvn.
+	ResourcePackages Resource = "packages"
 )
+
+// Resources lists every resource.
+var Resources = []Resource{ResourceSecrets, ResourceManifest, ResourcePackages}
 
 // Action is something a role permits on its resource.
 type Action string
@@ -194,7 +200,8 @@ const (
 	Read Action = "read"
 	// Write permits setting the named secrets' values; they must be user-defined.
 	Write Action = "write"
-	// Update permits replacing the manifest.
+	// Update permits replacing the manifest (resource manifest), or raising the min_isvsvn of
+	// the named packages (resource packages).
 	Update Action = "update"
 )
 
@@ -202,12 +209,38 @@ const (
 type Role struct {
 	// Resource is what the role grants access to; required.
 	Resource Resource `json:"resource"`
-	// Names lists the secrets a secrets role covers; required for secrets roles and
-	// not allowed for manifest roles.
+	// Names lists the secrets a secrets role covers, or the packages a packages role
+	// covers; required for secrets and packages roles and not allowed for manifest roles.
 	Names []string `json:"names,omitempty"`
 	// Actions are the permitted actions: read and write for secrets, update for the
-	// manifest; at least one.
+	// manifest and for packages; at least one.
 	Actions []Action `json:"actions"`
+}
+
+// Governance says how the manifest may change and who can recover the Coordinator's state,
+// the "governance" object. A manifest without it keeps the meaning it had before the object
+// existed: one updater suffices, and there is no recovery.
+type Governance struct {
+	// UpdateThreshold is how many users whose roles grant update on the manifest must approve
+	// an update before it applies: 1 to the number of such users. Default 1, with which one
+	// updater may also replace the manifest directly ("manifest set").
+	UpdateThreshold int `json:"update_threshold,omitempty"`
+	// PendingUpdateExpiry is how long a proposed update waits for its approvals before it
+	// lapses, from 1m to 720h. Default [DefaultPendingUpdateExpiry].
+	PendingUpdateExpiry Duration `json:"pending_update_expiry,omitzero"`
+	// Recovery lists the key holders who can, Threshold of them together, recover the
+	// Coordinator's state when it can no longer unseal it. Absent: no recovery.
+	Recovery *Recovery `json:"recovery,omitempty"`
+}
+
+// Recovery is the "governance.recovery" object: k-of-n recovery key holders.
+type Recovery struct {
+	// Threshold is how many holders must take part in a recovery: 2 to the number of keys.
+	Threshold int `json:"threshold"`
+	// Keys maps holder names (named like users) to their public keys: one PEM "PUBLIC KEY"
+	// block each, an RSA key of exactly 3072 bits (shares are encrypted with RSA-OAEP) or an
+	// X25519 key; 2 to [MaxRecoveryKeys] of them, no key given twice. See [ParseRecoveryKey].
+	Keys map[string]string `json:"keys"`
 }
 
 // Duration is a length of time, written in JSON as a Go duration string such as "24h",

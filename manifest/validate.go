@@ -33,6 +33,7 @@ func (m *Manifest) check() (map[string]*compiledWorkload, error) {
 	m.checkSecretNames(&ps)
 	m.checkRoles(&ps)
 	m.checkUsers(&ps)
+	m.checkGovernance(&ps)
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
@@ -164,8 +165,19 @@ func (m *Manifest) checkRoles(ps *problems) {
 				ps.add(p+".names", "expected no names for a manifest role (it covers the manifest), found the key")
 			}
 			checkList(ps, p+".actions", "action", actions, enumCheck("action for the manifest", Update))
+		case ResourcePackages:
+			if len(role.Names) == 0 {
+				ps.add(p+".names", "expected the names of the packages the role covers, found none")
+			}
+			checkList(ps, p+".names", "package", role.Names, func(n string) error {
+				if _, ok := m.Packages[n]; !ok {
+					return fmt.Errorf("unknown package %s; defined packages: %s", quote(n), nameList(sortedKeys(m.Packages)))
+				}
+				return nil
+			})
+			checkList(ps, p+".actions", "action", actions, enumCheck("action for packages", Update))
 		default:
-			ps.add(p+".resource", "expected %q or %q, found %s", ResourceSecrets, ResourceManifest, quote(string(role.Resource)))
+			ps.add(p+".resource", "expected %q, %q or %q, found %s", ResourceSecrets, ResourceManifest, ResourcePackages, quote(string(role.Resource)))
 		}
 	}
 }

@@ -149,7 +149,7 @@ func TestValidateRules(t *testing.T) {
 		{"user role twice", func(d obj) { at(d, "users", "alice")["roles"] = arr{"ops", "ops"} }, "$.users.alice.roles[1]", `expected each role once, found "ops" again`, 0},
 		// roles
 		{"role name", func(d obj) { at(d, "roles")["a/b"] = obj{"resource": "manifest", "actions": arr{"update"}} }, `$.roles["a/b"]`, "invalid role name", 0},
-		{"role resource", setRole(obj{"resource": "users", "actions": arr{"read"}}), "$.roles.ops.resource", `expected "secrets" or "manifest", found "users"`, 0},
+		{"role resource", setRole(obj{"resource": "users", "actions": arr{"read"}}), "$.roles.ops.resource", `expected "secrets", "manifest" or "packages", found "users"`, 0},
 		{"role without actions", setRole(obj{"resource": "secrets", "names": arr{"upload"}}), "$.roles.ops.actions", "expected at least one action, found none", 0},
 		{"secrets role without names", setRole(obj{"resource": "secrets", "actions": arr{"read"}}), "$.roles.ops.names", "expected the names of the secrets the role covers, found none", 0},
 		{"secrets role unknown secret", setRole(obj{"resource": "secrets", "names": arr{"upload", "uplaod"}, "actions": arr{"read"}}), "$.roles.ops.names[1]", `unknown secret "uplaod"; defined secrets: tls, token, upload`, 0},
