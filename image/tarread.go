@@ -63,10 +63,14 @@ type entry struct {
 	size int64
 	sum  [32]byte // SHA-256 of a regular file's content, set by the indexer
 	kind kind
-	// mode, uid and gid are the header's, kept for the directories above
-	// protected files, which the enclave manifest records.
-	mode     int64
-	uid, gid int
+	// mode, uid, gid, uname, gname and mtime (Unix seconds) are the
+	// header's: the enclave manifest records them for the directories above
+	// protected files and for encrypted volumes, and the added layer repeats
+	// them for the directories it writes and the seeds it moves.
+	mode         int64
+	uid, gid     int
+	uname, gname string
+	mtime        int64
 	// For a hard link, set when the layers are merged: the entry that made
 	// the target path, and the entry that holds the content.
 	target, inode ref
@@ -143,7 +147,8 @@ func checkHeader(hdr *tar.Header, lim *Limits) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	e := entry{path: name, size: hdr.Size, mode: hdr.Mode, uid: hdr.Uid, gid: hdr.Gid}
+	e := entry{path: name, size: hdr.Size, mode: hdr.Mode, uid: hdr.Uid, gid: hdr.Gid,
+		uname: hdr.Uname, gname: hdr.Gname, mtime: hdr.ModTime.Unix()}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse: // the tar reader turns legacy TypeRegA into TypeReg
 		e.kind = kindFile
