@@ -79,12 +79,13 @@ type addedFile struct {
 // addedLayer writes the layer the converter adds on top: /cloister with
 // the launcher, the signed enclave manifest and the Gramine manifest; each
 // protected file's encrypted copy below /cloister/protected (read-only,
-// root's); and at each protected path a symbolic link, with the original
-// owner, to its plaintext under the launcher's memory-backed directory.
-// The launcher writes nothing here, so a restarted container finds the
-// same files. Files copied from disk are hashed again on the way and must
-// match what was measured.
-func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInfo, signed []byte, gramine string, enc []*encrypted) (*fileLayer, error) {
+// root's); the seeds of the encrypted volumes below /cloister/seed; and
+// the entries outside /cloister (see [outsideEntries]). The launcher
+// writes nothing here, so a restarted container finds the same files.
+// Files copied from disk are hashed again on the way and must match what
+// was measured. Entries without a time get mtime; the converter's own
+// files always do.
+func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInfo, signed []byte, gramine string, enc []*encrypted, seed, outside []addedFile) (*fileLayer, error) {
 	files := []addedFile{
 		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "cloister/", Mode: 0o755}},
 		{hdr: tar.Header{Name: "cloister/enclave.json", Mode: 0o444, Size: int64(len(signed))}, data: signed},
@@ -93,7 +94,7 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 	}
 	slices.SortFunc(enc, func(a, b *encrypted) int { return cmp.Compare(a.file.Path, b.file.Path) })
 	storeDirs := map[string]bool{}
-	var stored, links []addedFile
+	var stored []addedFile
 	for _, e := range enc {
 		name := strings.TrimPrefix(enclave.EncryptedDirDefault+e.file.Path, "/")
 		for d := path.Dir(name); d != "cloister" && !storeDirs[d]; d = path.Dir(d) {
@@ -103,24 +104,22 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 		stored = append(stored, addedFile{hdr: tar.Header{
 			Name: name, Mode: 0o444, Size: fileSize(e.tmp), PAXRecords: keptPAXRecords(e.hdr.PAXRecords),
 		}, file: e.tmp, sum: &e.file.SHA256})
-		links = append(links, addedFile{hdr: tar.Header{
-			Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(e.file.Path, "/"), Linkname: protectedDir + e.file.Path,
-			Mode: 0o777, Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
-		}})
 	}
 	// Parents before children: the directories of /cloister/protected, in path order.
 	slices.SortStableFunc(stored, func(a, b addedFile) int { return cmp.Compare(a.hdr.Name, b.hdr.Name) })
 	files = append(files, stored...)
-	files = append(files, links...)
+	own := len(files) // the converter's own entries, which always get mtime
+	files = append(files, seed...)
+	files = append(files, outside...)
 	lw, err := newLayerWriter(dir, gzipLevel)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
+	for i, f := range files {
 		if f.hdr.Typeflag == 0 {
 			f.hdr.Typeflag = tar.TypeReg
 		}
-		if f.hdr.ModTime.IsZero() || strings.HasPrefix(f.hdr.Name, "cloister/") {
+		if f.hdr.ModTime.IsZero() || i < own {
 			f.hdr.ModTime = mtime
 		}
 		if err := writeAdded(lw.tw, &f); err != nil {
@@ -129,6 +128,46 @@ func addedLayer(dir string, mt types.MediaType, mtime time.Time, li *launcherInf
 		}
 	}
 	return lw.finish(layerMediaType(gzipMagic, mt))
+}
+
+// outsideEntries returns the added layer's entries outside /cloister: at
+// each protected path a symbolic link, with the original owner and time,
+// to its plaintext under the launcher's memory-backed directory; each
+// encrypted volume's directory with the image's attributes and, for a
+// seeded one, an opaque whiteout that hides the lower layers' content (so
+// a runtime's copy into a new named volume copies nothing); and every
+// directory above them, with the mode, owner and time the image gives it
+// (0755 and root when no layer has an entry for it). Overlay file systems
+// take a directory's attributes from the upper layer that has it, so a
+// directory left out would become root's 0755. Parents come before
+// children.
+func outsideEntries(v *view, enc []*encrypted, vols []enclave.Volume) []addedFile {
+	var out []addedFile
+	dirs := map[string]bool{}
+	parents := func(p string) {
+		for d := path.Dir(p); d != "/" && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			out = append(out, addedFile{hdr: v.dirHeader(d)})
+		}
+	}
+	for _, e := range enc {
+		parents(e.file.Path)
+		out = append(out, addedFile{hdr: tar.Header{
+			Typeflag: tar.TypeSymlink, Name: tarName(e.file.Path), Linkname: protectedDir + e.file.Path,
+			Mode: 0o777, Uid: e.hdr.Uid, Gid: e.hdr.Gid, Uname: e.hdr.Uname, Gname: e.hdr.Gname, ModTime: e.hdr.ModTime,
+		}})
+	}
+	for _, vol := range vols {
+		parents(vol.Path)
+		dirs[vol.Path] = true
+		out = append(out, addedFile{hdr: v.dirHeader(vol.Path)})
+		if vol.Seed {
+			out = append(out, addedFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: tarName(vol.Path) + "/" + whiteoutOpaque}})
+		}
+	}
+	key := func(f addedFile) string { return strings.TrimSuffix(f.hdr.Name, "/") }
+	slices.SortStableFunc(out, func(a, b addedFile) int { return cmp.Compare(key(a), key(b)) })
+	return out
 }
 
 // keptPAXRecords returns the PAX records of a protected file's entry that

@@ -18,6 +18,9 @@ const (
 	// DefaultKeyName names the deployment-manifest secret that holds the
 	// protected-file key.
 	DefaultKeyName = "protected_files_key"
+	// DefaultVolumeKeyName names the deployment-manifest secret that holds
+	// the encrypted volumes' key.
+	DefaultVolumeKeyName = "volume_key"
 	// DefaultEnclaveSize is the enclave size written to the enclave and
 	// Gramine manifests.
 	DefaultEnclaveSize = "1G"
@@ -80,9 +83,27 @@ type Config struct {
 	// Launcher is the path of the cloister-launch binary to add.
 	Launcher string
 	// EncryptedVolumes lists writable directories that Gramine mounts
-	// encrypted with the protected-file key; they must hold no files in
-	// the image.
+	// encrypted with the key VolumeKeyName names, resolved through the
+	// image's symbolic links. Each is recorded in the enclave manifest
+	// ([enclave.Volume]). When the image holds content there (a data
+	// directory initialised at build time), the content moves to
+	// [enclave.SeedPath] of the volume, where its regular files are
+	// trusted files, and the volume directory is left empty in the image;
+	// the launcher copies the seed into the volume on its first start. The
+	// seed's plaintext stays in the image's lower layers: it is integrity
+	// protected, not confidential. Device nodes and named pipes in a
+	// seeded volume are refused.
 	EncryptedVolumes []string
+	// VolumeKeyName names the deployment-manifest secret that holds the
+	// encrypted volumes' 32-byte key, which the Coordinator generates.
+	// Default [DefaultVolumeKeyName].
+	VolumeKeyName string
+	// Writable lists more directories the application writes, resolved
+	// through the image's symbolic links; like the image configuration's
+	// VOLUME paths, they are not measured (directory-prefix excludes in the
+	// enclave manifest) and their content stays in the image. A protected
+	// path may not be, contain or lie inside one.
+	Writable []string
 	// GramineLibDir is where Gramine is installed in the image that runs
 	// the converted one under SGX; default [DefaultGramineLibDir].
 	GramineLibDir string
@@ -108,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.KeyName == "" {
 		c.KeyName = DefaultKeyName
 	}
+	if c.VolumeKeyName == "" {
+		c.VolumeKeyName = DefaultVolumeKeyName
+	}
 	if c.ProtectVersion == 0 {
 		c.ProtectVersion = 1
 	}
@@ -132,15 +156,28 @@ func (c Config) withDefaults() (Config, error) {
 	if len(c.Protect) > 0 && len(c.FileKey) != protect.KeySize {
 		errs = append(errs, fmt.Errorf("protected files need a %d-byte file key; found %d bytes", protect.KeySize, len(c.FileKey)))
 	}
-	if len(c.KeyName) > 256 || strings.ContainsFunc(c.KeyName, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		errs = append(errs, fmt.Errorf("key name %q: expected 1..256 printable bytes", c.KeyName))
+	for _, k := range []struct{ what, name string }{{"key name", c.KeyName}, {"volume key name", c.VolumeKeyName}} {
+		if len(k.name) > 256 || strings.ContainsFunc(k.name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			errs = append(errs, fmt.Errorf("%s %q: expected 1..256 printable bytes", k.what, k.name))
+		}
+	}
+	if len(c.Protect) > 0 && len(c.EncryptedVolumes) > 0 && c.KeyName == c.VolumeKeyName {
+		errs = append(errs, fmt.Errorf("key name and volume key name are both %q: expected two secrets, a user-defined protected-file key and a volume key the Coordinator generates", c.KeyName))
 	}
 	c.Exclude = mergeExcludes(c.Exclude)
-	for _, v := range c.EncryptedVolumes {
-		if err := checkImagePath(v); err != nil {
-			errs = append(errs, fmt.Errorf("encrypted volume %q: %w", v, err))
-		} else if isReserved(v) {
-			errs = append(errs, fmt.Errorf("encrypted volume %q: %s is reserved for the converter", v, reservedDir))
+	for _, l := range []struct {
+		what  string
+		paths []string
+	}{{"encrypted volume", c.EncryptedVolumes}, {"writable path", c.Writable}} {
+		if len(l.paths) > maxVolumes {
+			errs = append(errs, fmt.Errorf("%d %ss; expected at most %d", len(l.paths), l.what, maxVolumes))
+		}
+		for _, v := range l.paths {
+			if err := checkImagePath(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: %w", l.what, v, err))
+			} else if isReserved(v) {
+				errs = append(errs, fmt.Errorf("%s %q: %s is reserved for the converter", l.what, v, reservedDir))
+			}
 		}
 	}
 	if !path.IsAbs(c.GramineLibDir) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloister-dev/cloister/enclave"
@@ -46,10 +47,15 @@ func (r *Result) Close() error {
 // read once to hash its files (workers layers at a time, each file hashed
 // as it streams by, nothing held in memory but the file list); the layers
 // that hold protected paths are read a second time and written without
-// them to temporary files, encrypting each protected file on the way; one
-// layer is added with /cloister/launch, the signed /cloister/enclave.json,
-// /cloister/gramine.manifest and the encrypted files. Unchanged layers
-// keep their blobs byte for byte.
+// them to temporary files, encrypting each protected file on the way; the
+// layers that hold the content of a seeded encrypted volume are read again
+// to copy it; one layer is added with /cloister/launch, the signed
+// /cloister/enclave.json, /cloister/gramine.manifest, the encrypted files,
+// the seeds and the directories above what it writes outside /cloister.
+// Unchanged layers keep their blobs byte for byte. The image's VOLUME
+// paths and cfg.Writable are left unmeasured, and a protected path at,
+// above or below one of them or an encrypted volume is refused before
+// anything is written.
 //
 // The result depends only on src, cfg.SignKey and cfg.FileKey (and the
 // launcher): timestamps come from the image's creation time, tar headers
@@ -78,8 +84,6 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 			os.RemoveAll(tmp)
 		}
 	}()
-	excluded := excluder(cfg.Exclude)
-
 	t := &tracker{phase: "reading", layers: len(src.layers), total: src.compressedSize()}
 	stop := t.report(o.progress)
 	idx, err := indexLayers(ctx, src, &cfg.Limits, cfg.Workers, t)
@@ -91,17 +95,36 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	if err != nil {
 		return nil, err
 	}
+	vp, err := planVolumes(v, src.config.Config.Volumes, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProtectConflicts(v, cfg.Protect, vp); err != nil {
+		return nil, err
+	}
+	exclude := cfg.Exclude
+	for _, pat := range vp.excludes() {
+		if !slices.Contains(exclude, pat) {
+			exclude = append(slices.Clip(exclude), pat)
+		}
+	}
+	excluded := excluder(exclude)
 	p, err := planProtection(v, cfg.Protect, excluded)
 	if err != nil {
 		return nil, err
 	}
-	files, err := trustedFiles(v, p, excluded)
+	// Nothing below an encrypted volume is measured where it lies: a seed
+	// is measured where it moves to.
+	skip := func(fp string) bool { return excluded(fp) || vp.inVolume(fp) }
+	files, err := trustedFiles(v, p, skip)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkVolumes(v, cfg.EncryptedVolumes); err != nil {
-		return nil, err
-	}
+	files = append(files, vp.seedFiles...)
+	slices.SortFunc(files, func(a, b enclave.File) int { return strings.Compare(a.Path, b.Path) })
+	warnings := writableWarnings(v, src.config.Config.User, func(fp string, n *node) bool {
+		return n.kind == kindFile && !skip(fp) && p.protected[fp] == nil
+	})
 
 	rt := &tracker{phase: "rewriting"}
 	for l, ok := range p.rewrite {
@@ -117,6 +140,15 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	if err != nil {
 		return nil, err
 	}
+	if len(vp.seedFiles) > 0 {
+		st := &tracker{phase: "seeding"}
+		stop = st.report(o.progress)
+		err = extractSeeds(ctx, src, v, vp, &cfg, tmp, st)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+	}
 	enc := slices.Collect(maps.Values(rw.out))
 	var prot []enclave.ProtectedFile
 	for _, e := range enc {
@@ -130,7 +162,7 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 		return nil, err
 	}
 
-	m, err := enclaveManifest(&src.config.Config, &cfg, files, prot, dirs)
+	m, err := enclaveManifest(&src.config.Config, &cfg, files, prot, dirs, exclude, vp.volumes)
 	if err != nil {
 		return nil, err
 	}
@@ -155,12 +187,17 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 		created = time.Unix(0, 0)
 	}
 	created = created.UTC().Truncate(time.Second)
-	added, err := addedLayer(tmp, src.mediaType, created, li, signedBytes, gramine, enc)
+	added, err := addedLayer(tmp, src.mediaType, created, li, signedBytes, gramine, enc, vp.seed, outsideEntries(v, enc, vp.volumes))
 	if err != nil {
 		return nil, err
 	}
 
 	report := newReport(signed, li.sum)
+	report.Unmeasured = vp.unmeasured
+	if w := memoryWarning(report.MemoryBytes); w != "" {
+		warnings = append(warnings, w)
+	}
+	report.Warnings = warnings
 	img, err := assemble(src, rw.lays, added, &report, created, cfg.RedactHistory)
 	if err != nil {
 		return nil, err
@@ -253,26 +290,6 @@ func checkOutputMetadata(img v1.Image, enclaveManifest []byte, plain []plaintext
 			hint: "remove the value from the image's command line, environment, working directory or user, or from --entrypoint and --cmd"},
 		{name: "the image manifest", raw: rawManifest, hint: "rebuild the image without it"},
 	}, plain)
-}
-
-// checkVolumes requires every encrypted volume to hold no files in the
-// image: Gramine expects it empty or already encrypted.
-func checkVolumes(v *view, vols []string) error {
-	for _, vol := range vols {
-		real, n := v.resolve(vol)
-		if n == nil {
-			continue
-		}
-		if n.kind != kindDir {
-			return fmt.Errorf("encrypted volume %s: %s is %s in the image; expected a directory or nothing", vol, real, n.kind)
-		}
-		count := 0
-		_ = walk(real, n, func(string, *node) error { count++; return nil })
-		if count > 0 {
-			return fmt.Errorf("encrypted volume %s: holds %d entries in the image; expected an empty directory, filled at run time", vol, count)
-		}
-	}
-	return nil
 }
 
 // writeTemp writes a new file in dir with fill and returns its name.

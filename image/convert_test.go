@@ -223,23 +223,6 @@ func TestLauncherChecks(t *testing.T) {
 	}
 }
 
-// TestEncryptedVolumes checks the volume rules and the Gramine mount.
-func TestEncryptedVolumes(t *testing.T) {
-	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "app"), dir("data/"), file("full/x", "x")})
-	cfg := testConfig(t)
-	cfg.EncryptedVolumes = []string{"/data", "/new"}
-	res := convert(t, img, cfg)
-	ls, _ := res.Image.Layers()
-	files, _ := layerFiles(t, ls[len(ls)-1])
-	if g := string(files["cloister/gramine.manifest"]); !strings.Contains(g, `{ type = "encrypted", path = "/data", uri = "file:/data", key_name = "protected_files_key" }`) {
-		t.Errorf("no encrypted mount for /data:\n%s", g)
-	}
-	cfg.EncryptedVolumes = []string{"/full"}
-	if _, err := Convert(context.Background(), source(t, img), cfg); err == nil || !strings.Contains(err.Error(), "holds 1 entries") {
-		t.Errorf("volume with files: %v", err)
-	}
-}
-
 func TestPackageName(t *testing.T) {
 	for in, want := range map[string]string{
 		"docker://registry.example/team/Web_App:1.2": "web-app",

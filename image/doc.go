@@ -18,17 +18,28 @@
 //     enough. Each protected file's mode and numeric owner, and those of the
 //     directories above it, go into the enclave manifest; named pipes and
 //     devices in a protected directory are refused;
+//   - leaves the directories the application writes unmeasured (the image
+//     configuration's VOLUME paths and Config.Writable, as directory-prefix
+//     excludes), refuses protected paths at, above or below them and the
+//     encrypted volumes (protected content is read-only), and warns about
+//     measured files in directories the application probably writes;
+//   - records each encrypted volume (Config.EncryptedVolumes) and moves the
+//     content the image has there, if any, to its seed path below
+//     /cloister/seed, leaving the volume directory empty;
 //   - writes and signs the enclave manifest (package enclave): the trusted
 //     command line, environment, working directory and user, every trusted
-//     file's SHA-256 and size, the protected files, the excluded patterns and
-//     the accepted Coordinator identity;
+//     file's SHA-256 and size, the protected files, the excluded patterns,
+//     the encrypted volumes and the accepted Coordinator identity;
 //   - writes a Gramine manifest for real SGX hardware;
 //   - adds one layer holding /cloister/launch (the launcher),
 //     /cloister/enclave.json, /cloister/gramine.manifest, the encrypted
 //     files under /cloister/protected and, at each protected path, a
 //     symbolic link to its plaintext under the launcher's memory-backed
 //     directory (so the launcher writes nothing in the image and a
-//     container restarts cleanly), and makes the launcher the entrypoint.
+//     container restarts cleanly), the seeds, each encrypted volume's
+//     directory (with an opaque whiteout when seeded) and every directory
+//     above these entries with the image's owner, mode and time; and makes
+//     the launcher the entrypoint.
 //
 // Unchanged layers keep their blobs byte for byte. [Write] stores the result
 // in any of the three transports. The output is reproducible: the same input,

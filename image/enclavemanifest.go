@@ -45,8 +45,11 @@ func fixedEnv(env []string) (map[string]string, error) {
 	return out, nil
 }
 
-// enclaveManifest assembles the enclave manifest of the converted image.
-func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enclave.ProtectedFile, dirs []enclave.Directory) (*enclave.Manifest, error) {
+// enclaveManifest assembles the enclave manifest of the converted image,
+// which leaves the exclude patterns unmeasured and records the encrypted
+// volumes vols.
+func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enclave.ProtectedFile, dirs []enclave.Directory,
+	exclude []string, vols []enclave.Volume) (*enclave.Manifest, error) {
 	argv, err := trustedArgv(c, cfg)
 	if err != nil {
 		return nil, err
@@ -73,7 +76,8 @@ func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enc
 		User:           c.User,
 		Files:          files,
 		ProtectedFiles: prot,
-		Exclude:        cfg.Exclude,
+		Exclude:        exclude,
+		Volumes:        vols,
 		Coordinator:    cfg.Coordinator,
 		EnclaveSize:    cfg.EnclaveSize,
 		Threads:        cfg.Threads,

@@ -56,7 +56,8 @@ type gramineInput struct {
 // fs.mounts). Every trusted file is listed with its SHA-256, the signed
 // enclave manifest and the launcher included, so MRENCLAVE covers them;
 // the encrypted protected files are allowed files, authenticated by the
-// launcher with their key.
+// launcher with their key; each encrypted volume is an encrypted mount
+// keyed by its volume key.
 // It streams to out (one line per trusted file) and returns out's first
 // write error.
 func gramineManifest(out io.Writer, in *gramineInput) error {
@@ -95,8 +96,8 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 	w("\nfs.root.uri = \"file:/\"\n")
 	w("fs.mounts = [\n")
 	w("  { type = \"tmpfs\", path = %s },\n", tomlString(protectedDir))
-	for _, v := range in.cfg.EncryptedVolumes {
-		w("  { type = \"encrypted\", path = %s, uri = %s, key_name = %s },\n", tomlString(v), tomlString("file:"+v), tomlString(in.cfg.KeyName))
+	for _, v := range in.m.Volumes {
+		w("  { type = \"encrypted\", path = %s, uri = %s, key_name = %s },\n", tomlString(v.Path), tomlString("file:"+v.Path), tomlString(v.Key))
 	}
 	w("]\n\n")
 

@@ -78,7 +78,7 @@ func TestGramineManifest(t *testing.T) {
 	}
 	wantMounts := []map[string]string{
 		{"type": "tmpfs", "path": "/dev/shm/cloister-protected"},
-		{"type": "encrypted", "path": "/var/data", "uri": "file:/var/data", "key_name": DefaultKeyName},
+		{"type": "encrypted", "path": "/var/data", "uri": "file:/var/data", "key_name": DefaultVolumeKeyName},
 	}
 	if !slices.EqualFunc(g.FS.Mounts, wantMounts, func(a, b map[string]string) bool { return len(a) == len(b) && all(a, b) }) {
 		t.Errorf("fs.mounts = %v; want %v", g.FS.Mounts, wantMounts)

@@ -80,6 +80,10 @@ type te struct {
 	uid  int
 	gid  int
 	pax  map[string]string // PAX records (extended attributes)
+	// uname and gname are the owner's names; mtime, when not 0, the time
+	// (Unix seconds; default 1600000000).
+	uname, gname string
+	mtime        int64
 }
 
 func file(name, body string) te         { return te{name: name, body: body} }
@@ -95,7 +99,12 @@ func tarBytes(t testing.TB, entries ...te) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: time.Unix(1600000000, 0), PAXRecords: e.pax}
+		mtime := e.mtime
+		if mtime == 0 {
+			mtime = 1600000000
+		}
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Uid: e.uid, Gid: e.gid,
+			Uname: e.uname, Gname: e.gname, ModTime: time.Unix(mtime, 0), PAXRecords: e.pax}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.body))

@@ -38,6 +38,18 @@ type Report struct {
 	ProtectedFiles []enclave.ProtectedFile `json:"protected_files"`
 	// Exclude lists the patterns of paths that are not measured.
 	Exclude []string `json:"exclude,omitempty"`
+	// Unmeasured lists the directories the application writes that are
+	// left unmeasured (VOLUME and writable paths, also in Exclude), with
+	// the files the image holds there; only in reports of [Convert].
+	Unmeasured []Unmeasured `json:"unmeasured,omitempty"`
+	// Volumes lists the encrypted volumes.
+	Volumes []Volume `json:"volumes,omitempty"`
+	// MemoryBytes is the memory-backed storage (/dev/shm) the protected
+	// files' plaintext needs, in bytes ([enclave.Manifest.PlaintextBytes]).
+	MemoryBytes int64 `json:"memory_bytes"`
+	// Warnings are problems the conversion found but did not refuse, one
+	// sentence each; only in reports of [Convert].
+	Warnings []string `json:"warnings,omitempty"`
 	// Coordinator is the Coordinator identity the launcher accepts; nil
 	// means the simulation default.
 	Coordinator *enclave.Coordinator `json:"coordinator,omitempty"`
@@ -46,6 +58,18 @@ type Report struct {
 	// Layers counts the layers by what the conversion did to them; zero
 	// in reports of [Inspect].
 	Layers LayerCounts `json:"layers"`
+}
+
+// Volume is an encrypted volume of a converted image.
+type Volume struct {
+	enclave.Volume
+	// SeedPath is where the seed is stored in the image
+	// ([enclave.SeedPath]); empty unless Seed is set.
+	SeedPath string `json:"seed_path,omitempty"`
+	// SeedFiles and SeedBytes count the seed's regular files (trusted
+	// files below SeedPath) and their total size.
+	SeedFiles int   `json:"seed_files,omitempty"`
+	SeedBytes int64 `json:"seed_bytes,omitempty"`
 }
 
 // LayerCounts counts the layers of a converted image.
@@ -76,6 +100,20 @@ func newReport(s *enclave.Signed, ls enclave.Digest) Report {
 		Exclude:             m.Exclude,
 		Coordinator:         m.Coordinator,
 		LauncherSHA256:      ls.String(),
+		MemoryBytes:         m.PlaintextBytes(),
+	}
+	for _, v := range m.Volumes {
+		rv := Volume{Volume: v}
+		if v.Seed {
+			rv.SeedPath = enclave.SeedPath(v.Path)
+			for _, f := range m.Files {
+				if strings.HasPrefix(f.Path, rv.SeedPath+"/") {
+					rv.SeedFiles++
+					rv.SeedBytes += f.Size
+				}
+			}
+		}
+		r.Volumes = append(r.Volumes, rv)
 	}
 	if r.ProtectedFiles == nil {
 		r.ProtectedFiles = []enclave.ProtectedFile{}
@@ -90,8 +128,11 @@ func hexDigest(d [32]byte) string { return hex.EncodeToString(d[:]) }
 
 // Snippet is a piece of deployment manifest to paste: the package that
 // admits the image (by signer, product and minimum security version), a
-// workload that runs it and receives the protected-file keys, and those
-// keys as user-defined secrets.
+// workload that runs it and receives the protected-file and volume keys,
+// the protected-file keys as user-defined secrets (an operator uploads
+// them) and the volume keys as 256-bit symmetric keys the Coordinator
+// generates (shared by the workload's instances, so a rescheduled instance
+// reads the volume).
 type Snippet struct {
 	Packages  map[string]SnippetPackage  `json:"packages"`
 	Workloads map[string]SnippetWorkload `json:"workloads"`
@@ -114,7 +155,15 @@ type SnippetWorkload struct {
 // SnippetSecret is a deployment-manifest secret.
 type SnippetSecret struct {
 	Type string `json:"type"`
+	// Size is the key length in bits of a symmetric-key secret.
+	Size int `json:"size,omitempty"`
 }
+
+// Secret types of a [Snippet].
+const (
+	SecretUserDefined  = "user-defined"
+	SecretSymmetricKey = "symmetric-key"
+)
 
 // Snippet returns the deployment-manifest entries for the image, under the
 // name (used for the package and the workload; see [PackageName]).
@@ -124,19 +173,24 @@ func (r *Report) Snippet(name string) Snippet {
 		Workloads: map[string]SnippetWorkload{name: {Package: name}},
 	}
 	var keys []string
+	secrets := map[string]SnippetSecret{}
 	for _, f := range r.ProtectedFiles {
 		if !slices.Contains(keys, f.Key) {
 			keys = append(keys, f.Key)
+			secrets[f.Key] = SnippetSecret{Type: SecretUserDefined}
+		}
+	}
+	for _, v := range r.Volumes {
+		if !slices.Contains(keys, v.Key) {
+			keys = append(keys, v.Key)
+			secrets[v.Key] = SnippetSecret{Type: SecretSymmetricKey, Size: 256}
 		}
 	}
 	if len(keys) > 0 {
 		w := s.Workloads[name]
 		w.FileKeys = keys
 		s.Workloads[name] = w
-		s.Secrets = map[string]SnippetSecret{}
-		for _, k := range keys {
-			s.Secrets[k] = SnippetSecret{Type: "user-defined"}
-		}
+		s.Secrets = secrets
 	}
 	return s
 }

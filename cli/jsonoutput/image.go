@@ -46,6 +46,19 @@ type ImageReport struct {
 	ProtectedFiles []ProtectedFile `json:"protected_files"`
 	// Exclude lists the patterns of paths that are not measured; omitted when none.
 	Exclude []string `json:"exclude,omitempty"`
+	// Unmeasured lists the directories the application writes that convert left unmeasured
+	// (each also a "/path/" pattern in exclude): the image's VOLUME paths and --writable paths.
+	// Omitted when none, and always by inspect.
+	Unmeasured []Unmeasured `json:"unmeasured,omitempty"`
+	// Volumes lists the encrypted volumes, sorted by path; omitted when none.
+	Volumes []Volume `json:"volumes,omitempty"`
+	// MemoryBytes is the memory-backed storage (/dev/shm) the protected files' plaintext needs,
+	// in bytes: each file and each directory above them rounded up to 4 KiB pages.
+	MemoryBytes int64 `json:"memory_bytes"`
+	// Warnings are problems convert found but did not refuse, one sentence each (in text mode
+	// they go to standard error, each after "warning: "); omitted when none, and always by
+	// inspect.
+	Warnings []string `json:"warnings,omitempty"`
 	// Coordinator is the Coordinator identity the launcher accepts; omitted when it accepts
 	// the simulated Coordinator only.
 	Coordinator *CoordinatorIdentity `json:"coordinator,omitempty"`
@@ -74,6 +87,40 @@ type ProtectedFile struct {
 	// UID and GID are the plaintext's numeric owner and group, as in the original image.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+}
+
+// Unmeasured is a directory of a converted image whose content is not measured.
+type Unmeasured struct {
+	// Path is the directory, its symbolic links resolved in the image.
+	Path string `json:"path"`
+	// Reason is "VOLUME" (the image configuration declares it) or "--writable".
+	Reason string `json:"reason"`
+	// Files counts the regular files the image holds there, which stay in it unmeasured.
+	Files int `json:"files"`
+}
+
+// Volume is an encrypted volume of a converted image: a directory Gramine mounts encrypted with
+// the key the Coordinator delivers (in simulation it is not encrypted).
+type Volume struct {
+	// Path is the mount point, its symbolic links resolved in the image.
+	Path string `json:"path"`
+	// Key names the secret that holds the volume's key.
+	Key string `json:"key"`
+	// Seed is true when the image held content at path: it was moved to seed_path, and the
+	// launcher copies it into the volume on the first start that finds the volume empty.
+	Seed bool `json:"seed,omitempty"`
+	// Mode, UID and GID are the directory's, as in the original image (0755 root when absent):
+	// four octal digits and numeric IDs.
+	Mode string `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
+	// SeedPath is where the seed lies in the image (/cloister/seed followed by path); omitted
+	// without a seed.
+	SeedPath string `json:"seed_path,omitempty"`
+	// SeedFiles and SeedBytes count the seed's regular files (trusted files) and their total
+	// size; omitted without a seed.
+	SeedFiles int   `json:"seed_files,omitempty"`
+	SeedBytes int64 `json:"seed_bytes,omitempty"`
 }
 
 // CoordinatorIdentity is the Coordinator a converted image's launcher accepts: any MRENCLAVE
@@ -105,7 +152,7 @@ type ManifestEntry struct {
 	Packages map[string]ManifestPackage `json:"packages"`
 	// Workloads run the package, by workload name.
 	Workloads map[string]ManifestWorkload `json:"workloads"`
-	// Secrets are the protected-file keys to define; omitted without protected files.
+	// Secrets are the protected-file and volume keys to define; omitted without either.
 	Secrets map[string]ManifestSecret `json:"secrets,omitempty"`
 }
 
@@ -122,14 +169,18 @@ type ManifestPackage struct {
 type ManifestWorkload struct {
 	// Package names the workload's package.
 	Package string `json:"package"`
-	// FileKeys names the secrets that hold the protected-file keys; omitted when none.
+	// FileKeys names the secrets that hold the protected-file keys and the encrypted volumes'
+	// keys; omitted when none.
 	FileKeys []string `json:"file_keys,omitempty"`
 }
 
 // ManifestSecret is a deployment-manifest secret.
 type ManifestSecret struct {
-	// Type is the secret's type: user-defined for file keys.
+	// Type is the secret's type: user-defined for protected-file keys (an operator uploads
+	// them), symmetric-key for volume keys (the Coordinator generates them).
 	Type string `json:"type"`
+	// Size is the key size in bits of a symmetric-key secret (256); omitted otherwise.
+	Size int `json:"size,omitempty"`
 }
 
 // ImageKeygen is printed by `cloister image keygen`.

@@ -37,7 +37,9 @@ or docker://REGISTRY/REPO:TAG. See docs/convert.md.`,
 // imageConvertFlags are the flags of `cloister image convert`.
 type imageConvertFlags struct {
 	protect, exclude, allowEnv, volumes, coordMREnclave  []string
+	writable                                             []string
 	keyName, keyFile, signKey, launcher, entrypoint, cmd string
+	volumeKeyName                                        string
 	enclaveSize, coordMRSigner, gramineDir, pkg          string
 	protectVersion                                       uint64
 	isvProdID, isvSVN, coordProdID, coordMinSVN          uint16
@@ -83,7 +85,9 @@ It prints the simulated measurement, the signer and the deployment-manifest entr
 	fl.Uint16Var(&f.coordProdID, "coordinator-isvprodid", attest.CoordinatorProdID, "the Coordinator's ISVPRODID, with --coordinator-mrsigner")
 	fl.Uint16Var(&f.coordMinSVN, "coordinator-min-isvsvn", 0, "the Coordinator's lowest accepted ISVSVN, with --coordinator-mrsigner")
 	fl.StringVar(&f.launcher, "launcher", "", "the cloister-launch binary (default: next to cloister, then in PATH)")
-	fl.StringArrayVar(&f.volumes, "encrypted-volume", nil, "a writable directory Gramine encrypts with the protected-file key (repeatable)")
+	fl.StringArrayVar(&f.volumes, "encrypted-volume", nil, "a directory the app writes, which Gramine mounts encrypted; content the image has there seeds it on first start (repeatable)")
+	fl.StringVar(&f.volumeKeyName, "volume-key-name", image.DefaultVolumeKeyName, "the deployment-manifest secret (a symmetric key the Coordinator generates) that holds the encrypted volumes' key")
+	fl.StringArrayVar(&f.writable, "writable", nil, "a directory the app writes, left unmeasured like the image's VOLUME paths (repeatable)")
 	fl.StringVar(&f.gramineDir, "gramine-libdir", image.DefaultGramineLibDir, "where Gramine is installed in the image that runs this one on SGX")
 	fl.StringVar(&f.pkg, "package", "", "name of the package and workload in the printed manifest entries (default: from DST)")
 	fl.BoolVar(&f.redactHistory, "redact-history", false, "replace the build commands (created_by) of the image's history, where build arguments end up, with a fixed text")
@@ -133,7 +137,12 @@ func (a *app) runImageConvert(cmd *cobra.Command, srcRef, dstRef string, f *imag
 		name = image.PackageName(dstRef)
 	}
 	doc := jsonoutput.ImageConvert{ImageReport: imageReportJSON(&res.Report), ManifestEntry: manifestEntryJSON(res.Report.Snippet(name)), KeyFile: f.keyFile}
-	return f.out.print(cmd.OutOrStdout(), doc, func(w io.Writer) { printImageConvert(w, srcRef, &doc) })
+	return f.out.print(cmd.OutOrStdout(), doc, func(w io.Writer) {
+		for _, warning := range doc.Warnings {
+			fmt.Fprintf(a.stderr, "warning: %s\n", warning)
+		}
+		printImageConvert(w, srcRef, &doc)
+	})
 }
 
 // imageReportJSON is the --output json form of r.
@@ -141,8 +150,17 @@ func imageReportJSON(r *image.Report) jsonoutput.ImageReport {
 	out := jsonoutput.ImageReport{
 		Version: r.Version, Image: r.Image, Digest: r.Digest, MREnclaveSimulation: r.MREnclaveSimulation,
 		MRSigner: r.MRSigner, ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN, Argv: r.Argv, Files: r.Files, Bytes: r.Bytes,
-		Exclude: r.Exclude, LauncherSHA256: r.LauncherSHA256,
+		Exclude: r.Exclude, LauncherSHA256: r.LauncherSHA256, MemoryBytes: r.MemoryBytes, Warnings: r.Warnings,
 		Layers: jsonoutput.LayerCounts{Copied: r.Layers.Copied, Rewritten: r.Layers.Rewritten, Added: r.Layers.Added},
+	}
+	for _, u := range r.Unmeasured {
+		out.Unmeasured = append(out.Unmeasured, jsonoutput.Unmeasured{Path: u.Path, Reason: u.Reason, Files: u.Files})
+	}
+	for _, v := range r.Volumes {
+		out.Volumes = append(out.Volumes, jsonoutput.Volume{
+			Path: v.Path, Key: v.Key, Seed: v.Seed, Mode: v.Mode.String(), UID: v.UID, GID: v.GID,
+			SeedPath: v.SeedPath, SeedFiles: v.SeedFiles, SeedBytes: v.SeedBytes,
+		})
 	}
 	if r.ProtectedFiles != nil {
 		out.ProtectedFiles = []jsonoutput.ProtectedFile{}
@@ -178,7 +196,7 @@ func manifestEntryJSON(s image.Snippet) jsonoutput.ManifestEntry {
 		out.Secrets = map[string]jsonoutput.ManifestSecret{}
 	}
 	for name, sec := range s.Secrets {
-		out.Secrets[name] = jsonoutput.ManifestSecret{Type: sec.Type}
+		out.Secrets[name] = jsonoutput.ManifestSecret{Type: sec.Type, Size: sec.Size}
 	}
 	return out
 }
@@ -193,6 +211,10 @@ func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
 	for _, p := range r.ProtectedFiles {
 		fmt.Fprintf(w, "    %s (%d bytes, mode %s, owner %d:%d, key %q, version %d)\n", p.Path, p.Size, p.Mode, p.UID, p.GID, p.Key, p.Version)
 	}
+	printVolumes(w, r)
+	if len(r.ProtectedFiles) > 0 {
+		fmt.Fprintf(w, "  memory            %s\n", image.MemoryNote(r.MemoryBytes))
+	}
 	fmt.Fprintf(w, "  runs              %s\n", strings.Join(r.Argv, " "))
 	fmt.Fprintf(w, "  MRENCLAVE (sim)   %s\n", r.MREnclaveSimulation)
 	fmt.Fprintf(w, "  MRSIGNER          %s\n", r.MRSigner)
@@ -203,10 +225,32 @@ func printImageConvert(w io.Writer, src string, d *jsonoutput.ImageConvert) {
 	snippet, _ := json.MarshalIndent(d.ManifestEntry, "  ", "  ")
 	fmt.Fprintf(w, "\nDeployment-manifest entries to merge into yours:\n  %s\n", snippet)
 	for _, k := range d.ManifestEntry.Workloads {
-		if len(k.FileKeys) > 0 && d.KeyFile != "" {
-			fmt.Fprintf(w, "\nAfter setting the manifest, upload the file key as a user with the write role on it:\n")
-			fmt.Fprintf(w, "  cloister secret set %s --file %s -c HOST:PORT --cert USER.pem --key USER.key\n", k.FileKeys[0], d.KeyFile)
+		for _, key := range k.FileKeys {
+			if d.KeyFile != "" && d.ManifestEntry.Secrets[key].Type == image.SecretUserDefined {
+				fmt.Fprintf(w, "\nAfter setting the manifest, upload the file key as a user with the write role on it:\n")
+				fmt.Fprintf(w, "  cloister secret set %s --file %s -c HOST:PORT --cert USER.pem --key USER.key\n", key, d.KeyFile)
+			}
 		}
+	}
+}
+
+// printVolumes prints the encrypted volumes and the unmeasured directories of r.
+func printVolumes(w io.Writer, r *jsonoutput.ImageReport) {
+	if len(r.Volumes) > 0 {
+		fmt.Fprintf(w, "  encrypted volumes %d (in simulation not encrypted)\n", len(r.Volumes))
+	}
+	for _, v := range r.Volumes {
+		fmt.Fprintf(w, "    %s (key %q, mode %s, owner %d:%d", v.Path, v.Key, v.Mode, v.UID, v.GID)
+		if v.Seed {
+			fmt.Fprintf(w, ", seeded on first start from %d files (%s) at %s, which are measured, not encrypted", v.SeedFiles, imageByteSize(v.SeedBytes), v.SeedPath)
+		}
+		fmt.Fprintf(w, ")\n")
+	}
+	if len(r.Unmeasured) > 0 {
+		fmt.Fprintf(w, "  unmeasured        %d directories the app writes (their content stays in the image, not measured)\n", len(r.Unmeasured))
+	}
+	for _, u := range r.Unmeasured {
+		fmt.Fprintf(w, "    %s (%s, %d files)\n", u.Path, u.Reason, u.Files)
 	}
 }
 
@@ -227,7 +271,7 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 		Protect: f.protect, KeyName: f.keyName, ProtectVersion: f.protectVersion, Exclude: f.exclude,
 		AllowEnv: f.allowEnv, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, EnclaveSize: f.enclaveSize,
 		Threads: f.threads, EncryptedVolumes: f.volumes, GramineLibDir: f.gramineDir, Workers: f.workers,
-		RedactHistory: f.redactHistory,
+		RedactHistory: f.redactHistory, Writable: f.writable, VolumeKeyName: f.volumeKeyName,
 	}
 	var errs []error
 	if f.protectVersion == 0 {
@@ -261,9 +305,9 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 	} else if cfg.SignKey, err = enclave.ParseKey(b); err != nil {
 		errs = append(errs, fmt.Errorf("--sign-key %s: %w", f.signKey, err))
 	}
-	if len(f.protect) > 0 || len(f.volumes) > 0 {
+	if len(f.protect) > 0 {
 		if f.keyFile == "" {
-			errs = append(errs, errors.New("--protect and --encrypted-volume need --key-file (it is created when it does not exist)"))
+			errs = append(errs, errors.New("--protect needs --key-file (it is created when it does not exist)"))
 		} else if key, err := a.loadProtectedFileKey(f.keyFile); err != nil {
 			errs = append(errs, err)
 		} else {

@@ -51,7 +51,7 @@ changed, missing or unmeasured file) is an error.`,
 				Verified:      verify && err == nil,
 				ManifestEntry: manifestEntryJSON(r.Snippet(image.PackageName(args[0]))),
 			}
-			if perr := out.print(cmd.OutOrStdout(), doc, func(w io.Writer) { printImageInspect(w, args[0], r, verify && err == nil) }); perr != nil {
+			if perr := out.print(cmd.OutOrStdout(), doc, func(w io.Writer) { printImageInspect(w, args[0], &doc.ImageReport, verify && err == nil) }); perr != nil {
 				return perr
 			}
 			return err
@@ -62,7 +62,7 @@ changed, missing or unmeasured file) is an error.`,
 	return cmd
 }
 
-func printImageInspect(w io.Writer, ref string, r *image.Report, verified bool) {
+func printImageInspect(w io.Writer, ref string, r *jsonoutput.ImageReport, verified bool) {
 	fmt.Fprintf(w, "%s", ref)
 	if r.Digest != "" {
 		fmt.Fprintf(w, " (%s)", r.Digest)
@@ -71,6 +71,13 @@ func printImageInspect(w io.Writer, ref string, r *image.Report, verified bool) 
 	fmt.Fprintf(w, "  trusted files     %d (%s)\n  protected files   %d\n", r.Files, imageByteSize(r.Bytes), len(r.ProtectedFiles))
 	for _, p := range r.ProtectedFiles {
 		fmt.Fprintf(w, "    %s (%d bytes, key %q, version %d)\n", p.Path, p.Size, p.Key, p.Version)
+	}
+	if len(r.ProtectedFiles) > 0 {
+		fmt.Fprintf(w, "  memory            %s\n", image.MemoryNote(r.MemoryBytes))
+	}
+	printVolumes(w, r)
+	if len(r.Exclude) > 0 {
+		fmt.Fprintf(w, "  not measured      %s\n", strings.Join(r.Exclude, " "))
 	}
 	fmt.Fprintf(w, "  MRENCLAVE (sim)   %s\n  MRSIGNER          %s\n  ISVPRODID/ISVSVN  %d/%d\n  launcher SHA-256  %s\n",
 		r.MREnclaveSimulation, r.MRSigner, r.ISVProdID, r.ISVSVN, r.LauncherSHA256)
