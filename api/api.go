@@ -7,6 +7,11 @@
 // digests and measurements lowercase hex.
 package api
 
+import (
+	"fmt"
+	"time"
+)
+
 // Routes of the client API (--client-addr).
 const (
 	PathStatus           = "/api/v1/status"
@@ -159,3 +164,108 @@ const RequestIDHeader = "X-Request-Id"
 
 // ManifestVersionHeader carries the manifest version on GET /api/v1/manifest.
 const ManifestVersionHeader = "X-Cloister-Manifest-Version"
+
+// ---- Governance: manifest updates with approval, security-version updates ----
+
+// Routes of the client API for manifest governance.
+const (
+	// PathManifestProposal: POST proposes an update (body: the manifest), GET shows the pending
+	// update, DELETE withdraws it (optionally ?id=<proposal ID>).
+	PathManifestProposal = "/api/v1/manifest/proposal"
+	// PathManifestApprove: POST approves the pending update (body: ApproveRequest).
+	PathManifestApprove = "/api/v1/manifest/proposal/approve"
+	// PathManifestSVN: POST raises a package's min_isvsvn (body: UpdateSVNRequest).
+	PathManifestSVN = "/api/v1/manifest/svn"
+)
+
+// Error codes of governance operations.
+const (
+	// CodeConflict: the request does not fit the current state: an update is already pending,
+	// an approval is for another proposal or manifest, a user approves twice, an SVN is not
+	// higher than the current one.
+	CodeConflict = "CONFLICT"
+	// CodeSignatureInvalid: an approval's signature does not verify with the approver's
+	// certificate over the pending update.
+	CodeSignatureInvalid = "SIGNATURE_INVALID"
+)
+
+// PendingUpdate is a proposed manifest update waiting for approvals: the answer of GET and
+// POST PathManifestProposal (GET includes Manifest) and of DELETE (the withdrawn update).
+type PendingUpdate struct {
+	// ID identifies this proposal: 32 hex digits, random. Approvals sign it.
+	ID string `json:"id"`
+	// Digest is the SHA-256 of the proposed manifest, hex.
+	Digest string `json:"digest"`
+	// BaseVersion and BaseDigest are the manifest version it replaces and that manifest's SHA-256.
+	BaseVersion int    `json:"base_version"`
+	BaseDigest  string `json:"base_digest"`
+	// Deployment is the SHA-256 of the deployment root certificate (DER), hex.
+	Deployment string `json:"deployment"`
+	// Proposer is the user who proposed it.
+	Proposer   string    `json:"proposer"`
+	ProposedAt time.Time `json:"proposed_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Threshold is how many approvals apply it: the update_threshold of the manifest in force.
+	Threshold int `json:"threshold"`
+	// Approvals are the approvals so far, in the order they came.
+	Approvals []Approval `json:"approvals"`
+	// Manifest is the proposed manifest exactly as proposed (base64 in JSON); only in GET.
+	Manifest []byte `json:"manifest,omitempty"`
+}
+
+// Approval is one updater's approval of a pending update.
+type Approval struct {
+	User string    `json:"user"`
+	At   time.Time `json:"at"`
+	// Signature is the user's signature over the approval message (see ApprovalMessage).
+	Signature []byte `json:"signature"`
+}
+
+// ApproveRequest is the body of POST PathManifestApprove.
+type ApproveRequest struct {
+	// ID and Digest name the pending update approved: its proposal ID and manifest SHA-256.
+	ID     string `json:"id"`
+	Digest string `json:"digest"`
+	// Signature is over ApprovalMessage of that update, made with the key of the caller's
+	// client certificate (see ApprovalMessage for the algorithms).
+	Signature []byte `json:"signature"`
+}
+
+// ApproveResponse is the answer of POST PathManifestApprove.
+type ApproveResponse struct {
+	// Approvals counts the approvals now given; Threshold is how many apply the update.
+	Approvals int `json:"approvals"`
+	Threshold int `json:"threshold"`
+	// Applied is true when this approval reached the threshold and the update was applied:
+	// Version is then the new manifest version and Digest its SHA-256.
+	Applied bool   `json:"applied"`
+	Version int    `json:"version,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+// UpdateSVNRequest is the body of POST PathManifestSVN: raise the min_isvsvn of Package to SVN.
+type UpdateSVNRequest struct {
+	Package string `json:"package"`
+	SVN     uint16 `json:"svn"`
+}
+
+// ApprovalDomain starts every approval message.
+const ApprovalDomain = "cloister-manifest-approval-v1"
+
+// ApprovalMessage returns the bytes an approver of p signs: six lines of text, each ending in
+// "\n":
+//
+//	cloister-manifest-approval-v1
+//	deployment <SHA-256 of the deployment root certificate, hex>
+//	proposal <proposal ID>
+//	base-version <version of the manifest replaced, decimal>
+//	base-sha256 <SHA-256 of the manifest replaced, hex>
+//	manifest-sha256 <SHA-256 of the proposed manifest, hex>
+//
+// A signature over it binds one proposal of one deployment, against one manifest version, so
+// it cannot be replayed for another. ECDSA keys sign the SHA-256 of the message (ASN.1
+// signature), RSA keys likewise with PKCS #1 v1.5, Ed25519 keys the message itself.
+func (p *PendingUpdate) ApprovalMessage() []byte {
+	return fmt.Appendf(nil, "%s\ndeployment %s\nproposal %s\nbase-version %d\nbase-sha256 %s\nmanifest-sha256 %s\n",
+		ApprovalDomain, p.Deployment, p.ID, p.BaseVersion, p.BaseDigest, p.Digest)
+}

@@ -342,6 +342,10 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		start := time.Now()
 		if err := m.VerifyFiles(ctx, "/", enclave.VerifyOptions{}); err != nil {
 			<-pending.done
+			if uid := os.Geteuid(); uid != 0 && errors.Is(err, fs.ErrPermission) {
+				return nil, fmt.Errorf("refusing to start: %w; in simulation the launcher reads every trusted file, and uid %d cannot (the container runs as a non-root user): "+
+					"run the container as root (the launcher itself switches to the image's user) or make the files readable by that user", err, uid)
+			}
 			return nil, fmt.Errorf("refusing to start: %w", err)
 		}
 		log.Info("trusted files verified", "files", len(m.Files)+len(m.ProtectedFiles), "took", time.Since(start).Round(time.Millisecond))

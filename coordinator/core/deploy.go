@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/manifest"
@@ -95,7 +96,9 @@ func (c *Core) newDeployment(m *manifest.Manifest, version int, inter *pki.CA, s
 
 // SetManifest sets a new manifest. cert is the caller's client certificate, or nil. The first
 // manifest may be set by anyone (trust on first use); later ones need a user of the current
-// manifest whose role grants "update" on the manifest. The caller is authenticated and
+// manifest whose role grants "update" on the manifest, and a current manifest whose
+// governance.update_threshold is 1: with a higher threshold, updates go through
+// [Core.ProposeManifest] and [Core.ApproveManifest]. The caller is authenticated and
 // authorized against the manifest being replaced, under the lock that replaces it.
 func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []byte) (*api.SetManifestResponse, error) {
 	c.setMu.Lock()
@@ -113,6 +116,10 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 		if !old.allowed(user, manifest.ResourceManifest, manifest.Update, "") {
 			return nil, errorf(api.CodeForbidden, "user %q has no role that grants update on the manifest", user)
 		}
+		if k := old.m.Governance.UpdateThreshold; k > 1 {
+			return nil, errorf(api.CodeForbidden, "the manifest in force (version %d) needs %d approvals for an update (governance.update_threshold); propose it with `cloister manifest propose` and have %d updaters approve it",
+				old.version, k, k)
+		}
 	}
 	m, err := manifest.Parse(raw)
 	if err != nil {
@@ -121,6 +128,56 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 	if err := checkUpdaters(m, c.now()); err != nil {
 		return nil, err
 	}
+	plan, err := c.planManifest(m, old)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.commitManifestSet(ctx, plan, user); err != nil {
+		return nil, err
+	}
+	c.install(plan)
+	digest := fmt.Sprintf("%x", m.Digest())
+	if old == nil {
+		c.log.Warn("first manifest set (trust on first use)", "manifest_version", plan.version, "manifest_digest", digest, "user", user)
+	} else {
+		c.log.Info("manifest updated", "manifest_version", plan.version, "manifest_digest", digest, "user", user)
+	}
+	return &api.SetManifestResponse{Version: plan.version, Digest: digest}, nil
+}
+
+// commitManifestSet stores the manifest of plan, set by user ("" for the first manifest), in
+// one transaction.
+func (c *Core) commitManifestSet(ctx context.Context, plan *manifestPlan, user string) error {
+	return storeError(plan.version, c.db.Update(ctx, func(tx *store.Tx) error {
+		return c.putManifest(tx, plan)
+	}))
+}
+
+// storeError turns the error of a transaction that stored manifest version into what callers
+// see: a refusal (*Error) as it is, anything else wrapped.
+func storeError(version int, err error) error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	if err != nil {
+		return fmt.Errorf("store manifest version %d: %w", version, err)
+	}
+	return nil
+}
+
+// manifestPlan is a new manifest version, ready to store ([Core.putManifest]) and then install
+// ([Core.install]).
+type manifestPlan struct {
+	m        *manifest.Manifest
+	version  int
+	interRec caRecord
+	secrets  map[string]*secretRecord
+	dep      *deployment
+}
+
+// planManifest makes what version old+1 needs for m: its intermediate CA and its shared
+// secrets (see carrySecrets). Nothing is stored.
+func (c *Core) planManifest(m *manifest.Manifest, old *deployment) (*manifestPlan, error) {
 	version := 1
 	if old != nil {
 		version = old.version + 1
@@ -143,57 +200,95 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 	if err != nil {
 		return nil, err
 	}
-	err = c.db.Update(ctx, func(tx *store.Tx) error {
-		if err := checkIssuedAgainst(tx, m, c.now()); err != nil {
+	return &manifestPlan{m: m, version: version, interRec: interRec, secrets: secrets, dep: dep}, nil
+}
+
+// putManifest writes plan in tx: the manifest, its intermediate and its shared secrets; it
+// deletes the shared secrets m no longer has and the per-instance values of secrets that m
+// removed, changed or made shared, and withdraws a pending update (approved, if at all,
+// against the manifest being replaced). It refuses m, in tx, if a certificate issued earlier
+// could pass for one of its workloads.
+func (c *Core) putManifest(tx *store.Tx, plan *manifestPlan) error {
+	m := plan.m
+	if err := checkIssuedAgainst(tx, m, c.now()); err != nil {
+		return err
+	}
+	if err := tx.Put(bucketManifest, manifestKey(plan.version), m.Bytes()); err != nil {
+		return err
+	}
+	if err := putJSON(tx, bucketManifest, caKey(plan.version), plan.interRec); err != nil {
+		return err
+	}
+	var stale []string
+	if err := tx.ForEach(bucketSecrets, func(name string, _ []byte) error {
+		if _, ok := plan.secrets[name]; !ok {
+			stale = append(stale, name)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, name := range stale {
+		if err := tx.Delete(bucketSecrets, name); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketManifest, manifestKey(version), m.Bytes()); err != nil {
+	}
+	for name, rec := range plan.secrets {
+		if err := putJSON(tx, bucketSecrets, name, rec); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bucketManifest, caKey(version), interRec); err != nil {
-			return err
+		if err := recordIssued(tx, rec); err != nil {
+			return fmt.Errorf("secret %q: %w", name, err)
 		}
-		var stale []string
-		if err := tx.ForEach(bucketSecrets, func(name string, _ []byte) error {
-			if _, ok := secrets[name]; !ok {
-				stale = append(stale, name)
-			}
-			return nil
-		}); err != nil {
-			return err
+	}
+	if err := pruneInstances(tx, m); err != nil {
+		return err
+	}
+	if err := deletePending(tx); err != nil {
+		return err
+	}
+	return tx.Put(bucketManifest, "current", []byte(strconv.Itoa(plan.version)))
+}
+
+// pruneInstances deletes the per-instance values whose secret m does not define as a
+// per-instance secret with the same definition: removed secrets go, and changed ones get new
+// values at the next activation. Certificates among them stay recorded in bucketIssued.
+func pruneInstances(tx *store.Tx, m *manifest.Manifest) error {
+	var stale []string
+	err := tx.ForEach(bucketInstances, func(key string, v []byte) error {
+		parts := strings.SplitN(key, "\x00", 3)
+		if len(parts) != 3 {
+			return fmt.Errorf("state %s/%q is corrupt: expected workload, secret and instance", bucketInstances, displayKey(key))
 		}
-		for _, name := range stale {
-			if err := tx.Delete(bucketSecrets, name); err != nil {
-				return err
+		if s, ok := m.Secrets[parts[1]]; ok && s.PerInstance {
+			var rec secretRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("state %s/%q is corrupt: %w", bucketInstances, displayKey(key), err)
+			}
+			if rec.Spec == specOf(s) {
+				return nil
 			}
 		}
-		for name, rec := range secrets {
-			if err := putJSON(tx, bucketSecrets, name, rec); err != nil {
-				return err
-			}
-			if err := recordIssued(tx, rec); err != nil {
-				return fmt.Errorf("secret %q: %w", name, err)
-			}
-		}
-		return tx.Put(bucketManifest, "current", []byte(strconv.Itoa(version)))
+		stale = append(stale, key)
+		return nil
 	})
-	if e, ok := errors.AsType[*Error](err); ok {
-		return nil, e
-	}
 	if err != nil {
-		return nil, fmt.Errorf("store manifest version %d: %w", version, err)
+		return err
 	}
+	for _, key := range stale {
+		if err := tx.Delete(bucketInstances, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// install makes the stored plan the deployment in force.
+func (c *Core) install(plan *manifestPlan) {
 	c.mu.Lock()
-	c.dep = dep
+	c.dep = plan.dep
 	c.mu.Unlock()
 	c.metrics.setState(c.Status())
-	digest := fmt.Sprintf("%x", m.Digest())
-	if old == nil {
-		c.log.Warn("first manifest set (trust on first use)", "manifest_version", version, "manifest_digest", digest, "user", user)
-	} else {
-		c.log.Info("manifest updated", "manifest_version", version, "manifest_digest", digest, "user", user)
-	}
-	return &api.SetManifestResponse{Version: version, Digest: digest}, nil
 }
 
 // carrySecrets returns the shared secret values of m: values whose definition did not change

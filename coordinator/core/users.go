@@ -3,8 +3,6 @@ package core
 import (
 	"crypto/x509"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -72,36 +70,21 @@ func (d *deployment) allowed(user string, resource manifest.Resource, action man
 }
 
 // allowed reports whether user of m holds a role that permits action on resource (and, for
-// secrets, on the secret name).
+// secrets and packages, on the one called name).
 func allowed(m *manifest.Manifest, user string, resource manifest.Resource, action manifest.Action, name string) bool {
-	u, ok := m.Users[user]
-	if !ok {
-		return false
-	}
-	for _, rn := range u.Roles {
-		r := m.Roles[rn]
-		if r.Resource != resource || !slices.Contains(r.Actions, action) {
-			continue
-		}
-		if resource == manifest.ResourceSecrets && !slices.Contains(r.Names, name) {
-			continue
-		}
-		return true
-	}
-	return false
+	return m.Allowed(user, resource, action, name)
 }
 
-// checkUpdaters refuses a manifest in which users hold the manifest update role but none of
-// their certificates is valid at now: once set, nobody could ever update it again. A manifest
-// with no updater at all is a deliberate choice (a deployment nobody may change) and allowed.
+// checkUpdaters refuses a manifest in which users hold the manifest update role but fewer
+// than governance.update_threshold of their certificates are valid at now: once set, nobody
+// could ever update it again. A manifest with no updater at all is a deliberate choice (a
+// deployment nobody may change) and allowed.
 func checkUpdaters(m *manifest.Manifest, now time.Time) error {
 	var problems []string
-	for _, name := range slices.Sorted(maps.Keys(m.Users)) {
-		u := m.Users[name]
-		if !allowed(m, name, manifest.ResourceManifest, manifest.Update, "") {
-			continue
-		}
-		certs, err := pki.ParseCertsPEM([]byte(u.Certificate))
+	valid := 0
+	updaters := m.Updaters()
+	for _, name := range updaters {
+		certs, err := pki.ParseCertsPEM([]byte(m.Users[name].Certificate))
 		if err != nil || len(certs) != 1 {
 			return fmt.Errorf("user %q: certificate: %v", name, err)
 		}
@@ -112,12 +95,17 @@ func checkUpdaters(m *manifest.Manifest, now time.Time) error {
 		case now.Before(c.NotBefore):
 			problems = append(problems, fmt.Sprintf("%s: not valid before %s", name, c.NotBefore.UTC().Format(time.RFC3339)))
 		default:
-			return nil
+			valid++
 		}
 	}
-	if len(problems) == 0 {
+	k := m.Governance.UpdateThreshold
+	if len(updaters) == 0 || valid >= k {
 		return nil
 	}
-	return errorf(api.CodeManifestInvalid, "manifest rejected: no user with the manifest update role has a certificate valid now (%s); nobody could update the deployment again",
-		strings.Join(problems, "; "))
+	if valid == 0 {
+		return errorf(api.CodeManifestInvalid, "manifest rejected: no user with the manifest update role has a certificate valid now (%s); nobody could update the deployment again",
+			strings.Join(problems, "; "))
+	}
+	return errorf(api.CodeManifestInvalid, "manifest rejected: governance.update_threshold is %d but only %d user(s) with the manifest update role have a certificate valid now (%s); no update could be approved again",
+		k, valid, strings.Join(problems, "; "))
 }
