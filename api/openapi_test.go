@@ -87,6 +87,9 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SetSecretsRequest": reflect.TypeFor[api.SetSecretsRequest](), "ActivationRequest": reflect.TypeFor[api.ActivationRequest](),
 		"ActivationResponse": reflect.TypeFor[api.ActivationResponse](), "Error": reflect.TypeFor[api.Error](),
 		"ErrorBody": reflect.TypeFor[api.ErrorBody](),
+		"PendingUpdate": reflect.TypeFor[api.PendingUpdate](), "Approval": reflect.TypeFor[api.Approval](),
+		"ApproveRequest": reflect.TypeFor[api.ApproveRequest](), "ApproveResponse": reflect.TypeFor[api.ApproveResponse](),
+		"UpdateSVNRequest": reflect.TypeFor[api.UpdateSVNRequest](),
 	}
 	structs, codes := declarations(t)
 	for _, name := range structs {

@@ -14,7 +14,7 @@ import (
 var clientCodes = []string{
 	api.CodeBadRequest, api.CodePayloadTooLarge, api.CodeUnauthenticated, api.CodeForbidden,
 	api.CodeNotFound, api.CodeNotReady, api.CodeManifestInvalid, api.CodeUnknownWorkload,
-	api.CodeAttestation, api.CodePolicy, api.CodeActivationLimit,
+	api.CodeAttestation, api.CodePolicy, api.CodeActivationLimit, api.CodeConflict, api.CodeSignatureInvalid,
 }
 
 // checkAnswer holds for every answer to client input: no 5xx, and every error is an API error

@@ -82,6 +82,9 @@ var codeStatus = map[string]int{
 	api.CodeAttestation:     http.StatusUnauthorized,
 	api.CodePolicy:          http.StatusForbidden,
 	api.CodeActivationLimit: http.StatusConflict,
+	// Governance.
+	api.CodeConflict:         http.StatusConflict,
+	api.CodeSignatureInvalid: http.StatusForbidden,
 }
 
 // Bounds of an error message in a reply and in a log line. Messages bound each piece of input

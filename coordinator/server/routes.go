@@ -44,8 +44,11 @@ func (s *Server) meshRoutes() []route {
 	}
 }
 
-// ClientHandler returns the client API handler. It expects TLS (for user certificates).
-func (s *Server) ClientHandler() http.Handler { return s.mux("client", s.clientRoutes()) }
+// ClientHandler returns the client API handler, governance routes included. It expects TLS
+// (for user certificates).
+func (s *Server) ClientHandler() http.Handler {
+	return s.mux("client", append(s.clientRoutes(), s.governanceRoutes()...))
+}
 
 // MeshHandler returns the workload API handler. It expects TLS 1.3 (for the activation binding).
 func (s *Server) MeshHandler() http.Handler { return s.mux("mesh", s.meshRoutes()) }
@@ -191,7 +194,8 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request) error {
 func Routes() map[string][]string {
 	s := &Server{}
 	out := map[string][]string{}
-	for name, table := range map[string][]route{"client": s.clientRoutes(), "mesh": s.meshRoutes()} {
+	client := append(s.clientRoutes(), s.governanceRoutes()...)
+	for name, table := range map[string][]route{"client": client, "mesh": s.meshRoutes()} {
 		for _, r := range table {
 			out[name] = append(out[name], r.pattern)
 		}
