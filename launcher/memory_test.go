@@ -60,3 +60,18 @@ func devOf(t *testing.T, p string) uint64 {
 	}
 	return st.Dev
 }
+
+// Memory-backed storage is checked before the launch activates: with none, Prepare fails
+// without dialling the Coordinator (here, nothing listens at its address).
+func TestPrepareChecksMemoryBeforeActivation(t *testing.T) {
+	dir := realTempDir(t)
+	path, _ := writeApp(t, dir, nil)
+	tc := startTestCoordinator(t)
+	cfg := Config{Coordinator: "127.0.0.1:1", Workload: "app", Instance: "app-1", TEE: TEESimulation,
+		SimDir: tc.platform.Dir(), EnclaveManifest: path, deliveredDir: filepath.Join(diskTempDir(t), "delivered")}
+	_, err := Prepare(t.Context(), cfg)
+	want := "delivered files: " + cfg.deliveredDir + " is not memory-backed"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Prepare = %v\nwant %s… (before any activation)", err, want)
+	}
+}
