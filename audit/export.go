@@ -81,6 +81,11 @@ type VerifyOptions struct {
 	Seen *Head
 	// MaxEntries bounds the entries read; default 100,000,000.
 	MaxEntries uint64
+	// OnEntry, when set, is called with each entry once it has been checked against the one
+	// before it (not yet against the head, which comes last): a caller that shows entries
+	// must still treat them as unverified until Verify returns nil. An error from OnEntry
+	// stops Verify and is returned wrapped.
+	OnEntry func(*Entry) error
 }
 
 // Report is what a verified export holds.
@@ -194,6 +199,11 @@ func Verify(r io.Reader, opts VerifyOptions) (*Report, error) {
 		}
 		prev, last, rep.Last = HashOf(b), e, e.Seq
 		rep.Kinds[e.Kind]++
+		if opts.OnEntry != nil {
+			if err := opts.OnEntry(e); err != nil {
+				return nil, fmt.Errorf("audit: entry %d: %w", e.Seq, err)
+			}
+		}
 		if err := seenAt(e.Seq, prev); err != nil {
 			return nil, err
 		}
