@@ -10,6 +10,8 @@ package api
 import (
 	"fmt"
 	"time"
+
+	"github.com/cloister-dev/cloister/audit"
 )
 
 // Routes of the client API (--client-addr).
@@ -47,6 +49,9 @@ type Status struct {
 	// Activations counts the activations of each workload since the Coordinator's state was
 	// created, by workload name, for every manifest version; omitted when there were none.
 	Activations map[string]uint64 `json:"activations,omitempty"`
+	// AuditHead is the audit log's newest entry, signed by the deployment root; omitted only
+	// if the Coordinator could not read its log.
+	AuditHead *audit.Head `json:"audit_head,omitempty"`
 }
 
 // Collateral is the Intel collateral that verifies a quote, as raw bytes: the TCB Info and QE
@@ -62,14 +67,17 @@ type Collateral struct {
 }
 
 // QuoteResponse is the answer of GET /api/v1/quote?nonce=<64 hex>: the Coordinator's quote,
-// whose report data is SHA-256 of the public key of the first certificate in CertificateChain
-// followed by the nonce, with the collateral to verify it.
+// whose report data binds the public key of the first certificate in CertificateChain, the
+// nonce and the audit head (attest.CoordinatorReportData), with the collateral to verify it.
 type QuoteResponse struct {
 	Quote      []byte     `json:"quote"`
 	Collateral Collateral `json:"collateral"`
 	// CertificateChain is the Coordinator's TLS certificate then the deployment root, PEM.
 	CertificateChain string `json:"certificate_chain"`
 	Simulation       bool   `json:"simulation"`
+	// AuditHead is the audit log's head when the quote was made, signed by the deployment
+	// root; the quote's report data binds it (see attest.CoordinatorReportData).
+	AuditHead *audit.Head `json:"audit_head"`
 }
 
 // SetManifestResponse is the answer of POST /api/v1/manifest.
@@ -164,6 +172,15 @@ const RequestIDHeader = "X-Request-Id"
 
 // ManifestVersionHeader carries the manifest version on GET /api/v1/manifest.
 const ManifestVersionHeader = "X-Cloister-Manifest-Version"
+
+// The audit log (client API). GET PathAudit?from=N streams the log from entry N (default 1)
+// as an export (JSON lines; see package audit) ending with its signed head, to users of the
+// manifest. from may be one past the newest entry: the export then holds only the head.
+const (
+	PathAudit = "/api/v1/audit"
+	// AuditContentType is the media type of an audit export.
+	AuditContentType = "application/jsonl"
+)
 
 // ---- Governance: manifest updates with approval, security-version updates ----
 

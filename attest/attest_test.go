@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +22,21 @@ import (
 func TestReportData(t *testing.T) {
 	spki := []byte("a public key")
 	nonce := [32]byte{1, 2, 3}
-	rd := attest.CoordinatorReportData(spki, nonce)
+	head := [32]byte{9, 8, 7}
+	rd := attest.CoordinatorReportData(spki, nonce, 42, head)
 	h := sha256.Sum256(spki)
-	if !bytes.Equal(rd[:32], h[:]) || !bytes.Equal(rd[32:], nonce[:]) {
-		t.Fatalf("CoordinatorReportData = %x; want SHA-256(spki) ‖ nonce", rd)
+	want := sha256.Sum256(slices.Concat([]byte("cloister-coordinator-report-v2\x00"), h[:], []byte{0, 0, 0, 0, 0, 0, 0, 42}, head[:]))
+	if !bytes.Equal(rd[:32], want[:]) || !bytes.Equal(rd[32:], nonce[:]) {
+		t.Fatalf("CoordinatorReportData = %x; want SHA-256(prefix ‖ SHA-256(spki) ‖ seq ‖ head) ‖ nonce", rd)
+	}
+	for _, other := range [][64]byte{
+		attest.CoordinatorReportData(spki, nonce, 43, head),
+		attest.CoordinatorReportData(spki, nonce, 42, [32]byte{9, 8, 6}),
+		attest.CoordinatorReportData([]byte("another key"), nonce, 42, head),
+	} {
+		if other == rd {
+			t.Fatal("CoordinatorReportData does not bind every input")
+		}
 	}
 	rd = attest.ActivationReportData(spki, nonce)
 	if !bytes.Equal(rd[:32], h[:]) || !bytes.Equal(rd[32:], nonce[:]) {

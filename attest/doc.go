@@ -11,8 +11,9 @@
 //
 // Whoever proves itself puts 64 bytes of report data into its quote:
 //
-//   - the Coordinator: SHA-256 of its TLS public key (DER SubjectPublicKeyInfo), then the
-//     verifier's 32-byte nonce ([CoordinatorReportData]);
+//   - the Coordinator: SHA-256 over its TLS public key's hash and its audit log's head (entry
+//     number and hash), then the verifier's 32-byte nonce ([CoordinatorReportData]), so a
+//     quote vouches for the log a client is shown;
 //   - a workload activating: SHA-256 of its CSR public key, then the TLS exporter value of the
 //     activation connection ([ActivationReportData]), so a quote cannot be replayed on another
 //     connection.

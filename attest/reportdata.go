@@ -3,18 +3,30 @@ package attest
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 )
 
 // ExporterLabel is the TLS exporter label that binds an activation quote to its connection.
 const ExporterLabel = "EXPORTER-cloister-activation"
 
-// CoordinatorReportData is the report data of a Coordinator quote: SHA-256 of the Coordinator's
-// TLS public key (DER SubjectPublicKeyInfo) followed by the verifier's nonce.
-func CoordinatorReportData(spki []byte, nonce [32]byte) [64]byte {
+// coordinatorReportPrefix separates the Coordinator's report data from every other hash.
+const coordinatorReportPrefix = "cloister-coordinator-report-v2\x00"
+
+// CoordinatorReportData is the report data of a Coordinator quote. Its first half is SHA-256
+// of a fixed prefix, SHA-256 of the Coordinator's TLS public key (DER SubjectPublicKeyInfo),
+// and the audit log's head when the quote was made: its entry number (8 bytes, big-endian)
+// and hash (headSeq and headHash of an audit.Head); its second half is the verifier's nonce.
+// So a verified quote proves the TLS key, the freshness and the log the enclave held.
+func CoordinatorReportData(spki []byte, nonce [32]byte, headSeq uint64, headHash [32]byte) [64]byte {
+	key := sha256.Sum256(spki)
+	h := sha256.New()
+	h.Write([]byte(coordinatorReportPrefix))
+	h.Write(key[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, headSeq))
+	h.Write(headHash[:])
 	var rd [64]byte
-	h := sha256.Sum256(spki)
-	copy(rd[:32], h[:])
+	h.Sum(rd[:0])
 	copy(rd[32:], nonce[:])
 	return rd
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
@@ -70,6 +71,10 @@ type Verified struct {
 	Result *verify.Result
 	// IdentityChecked says whether Expect named an identity that the quote matched.
 	IdentityChecked bool
+	// AuditHead is the head of the Coordinator's audit log that the quote binds, its
+	// signature checked with Root. Keep it: a later export of the log must extend it
+	// (audit.VerifyOptions.Seen).
+	AuditHead *audit.Head
 	// Response and Nonce are the raw answer, for offline re-verification.
 	Response *api.QuoteResponse
 	Nonce    [32]byte
@@ -83,7 +88,9 @@ func NewNonce() ([32]byte, error) {
 }
 
 // VerifyQuoteResponse verifies a Coordinator's answer to a quote request made with nonce over a
-// TLS connection whose server presented peer. Pass peer nil to verify a stored answer offline
+// TLS connection whose server presented peer: the certificate chain, the quote and its
+// collateral against e, the audit head's signature by the deployment root, and the report data
+// that binds the Coordinator's TLS key, the nonce and that head. Pass peer nil to verify a stored answer offline
 // (then only the quote's binding to its own certificate chain is checked).
 func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce [32]byte, e Expect) (*Verified, error) {
 	certs, err := pki.ParseCertsPEM([]byte(resp.CertificateChain))
@@ -112,7 +119,16 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 	if err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
-	rd := attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce)
+	// The audit head is checked before the quote's report data, which binds it: a head the
+	// deployment root did not sign is refused however the quote reads.
+	head := resp.AuditHead
+	if head == nil {
+		return nil, errors.New("coordinator quote: the answer has no audit log head (a Coordinator older than this client?)")
+	}
+	if err := head.Verify(root); err != nil {
+		return nil, fmt.Errorf("coordinator audit head: %w", err)
+	}
+	rd := attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce, head.Seq, head.Hash)
 	if err := e.check(res, rd[:]); err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
@@ -121,6 +137,7 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 		Coordinator:     coord,
 		Result:          res,
 		IdentityChecked: len(e.MREnclave) > 0 || e.MRSigner != nil,
+		AuditHead:       head,
 		Response:        resp,
 		Nonce:           nonce,
 	}, nil

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
@@ -65,11 +67,27 @@ func (f *quoteFixture) issue(t *testing.T, ca *pki.CA, marked bool) *x509.Certif
 	return c
 }
 
-// response returns the answer for coord, quoting over its key and nonce on platform p.
+// head returns an audit head of entry seq signed by key.
+func head(t *testing.T, seq uint64, key crypto.Signer) *audit.Head {
+	t.Helper()
+	h := &audit.Head{Seq: seq, Hash: audit.Hash{byte(seq)}, Time: time.Now().UTC()}
+	if err := h.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// response returns the answer for coord, quoting over its key, nonce and an audit head signed
+// by the fixture's root on platform p.
 func (f *quoteFixture) response(t *testing.T, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte) *api.QuoteResponse {
 	t.Helper()
+	return f.responseWith(t, p, coord, root, nonce, head(t, 7, f.root.Key))
+}
+
+func (f *quoteFixture) responseWith(t *testing.T, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte, h *audit.Head) *api.QuoteResponse {
+	t.Helper()
 	iss := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(f.mr, attest.SimCoordinatorSigner, attest.CoordinatorProdID, 1)}
-	q, err := iss.Quote(t.Context(), attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce))
+	q, err := iss.Quote(t.Context(), attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce, h.Seq, h.Hash))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +95,7 @@ func (f *quoteFixture) response(t *testing.T, p *sim.Platform, coord, root *x509
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &api.QuoteResponse{Quote: q, Collateral: attest.EncodeCollateral(col), CertificateChain: string(pki.EncodeCertPEM(coord, root)), Simulation: true}
+	return &api.QuoteResponse{Quote: q, Collateral: attest.EncodeCollateral(col), CertificateChain: string(pki.EncodeCertPEM(coord, root)), Simulation: true, AuditHead: h}
 }
 
 func TestVerifyQuoteResponse(t *testing.T) {
@@ -89,7 +107,7 @@ func TestVerifyQuoteResponse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("VerifyQuoteResponse: %v", err)
 	}
-	if !v.Root.Equal(f.root.Cert) || !v.Coordinator.Equal(f.coord) || !v.IdentityChecked || v.Result.Enclave.MREnclave != f.mr {
+	if !v.Root.Equal(f.root.Cert) || !v.Coordinator.Equal(f.coord) || !v.IdentityChecked || v.Result.Enclave.MREnclave != f.mr || v.AuditHead != good.AuditHead {
 		t.Errorf("Verified = root %v coordinator %v identity checked %v", v.Root.Subject, v.Coordinator.Subject, v.IdentityChecked)
 	}
 	if v, err := VerifyQuoteResponse(good, nil, f.nonce, Expect{SGXRoot: f.platform.Root()}); err != nil || v.IdentityChecked {
@@ -107,6 +125,14 @@ func TestVerifyQuoteResponse(t *testing.T) {
 	unmarked := f.issue(t, f.root, false)
 	foreign := f.issue(t, otherRoot, true)
 	wrongMR := sha256.Sum256([]byte("other"))
+	withHead := func(h *audit.Head) *api.QuoteResponse {
+		r := *good
+		r.AuditHead = h
+		return &r
+	}
+	otherSeq := head(t, 8, f.root.Key)
+	otherSeq.Hash = good.AuditHead.Hash
+	otherSeq.Sign(f.root.Key)
 	for _, tc := range []struct {
 		name   string
 		resp   *api.QuoteResponse
@@ -133,6 +159,10 @@ func TestVerifyQuoteResponse(t *testing.T) {
 			"isvsvn 1 not accepted; expected at least 2"},
 		{"certificate expired", good, f.coord, f.nonce, Expect{SGXRoot: f.platform.Root(), Now: func() time.Time { return time.Now().Add(2 * time.Hour) }},
 			"coordinator certificate is valid "},
+		{"no audit head", withHead(nil), f.coord, f.nonce, expect, "the answer has no audit log head"},
+		{"audit head signed by another root", withHead(head(t, 7, otherRoot.Key)), f.coord, f.nonce, expect, "coordinator audit head: audit: head 7"},
+		{"audit head other than the one quoted", withHead(head(t, 9, f.root.Key)), f.coord, f.nonce, expect, "report data"},
+		{"audit head of another entry number", withHead(otherSeq), f.coord, f.nonce, expect, "report data"},
 		{"collateral tampered", &api.QuoteResponse{Quote: good.Quote, CertificateChain: good.CertificateChain, Collateral: api.Collateral{TCBInfo: []byte("{}")}}, f.coord, f.nonce, expect,
 			"coordinator collateral: tcb_info: "},
 	} {

@@ -51,6 +51,9 @@ func (c *Core) Activate(ctx context.Context, req *api.ActivationRequest, exporte
 		}
 	}
 	c.metrics.activations.WithLabelValues(wl, result).Inc()
+	if err != nil {
+		c.counts.refused(wl, c.now(), result) // for the audit log; accepted ones are counted where they are
+	}
 	return resp, err
 }
 
@@ -208,7 +211,7 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 		if err := c.stillCurrent(d); err != nil {
 			return nil, 0, err
 		}
-		return out, c.counts.add(name), nil
+		return out, c.counts.add(name, c.now()), nil
 	}
 	var (
 		out   *manifest.Rendered
@@ -248,7 +251,11 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			return err // the transaction rolls back: no count, no new per-instance secret
 		}
 		if count > 0 {
-			return tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10)))
+			if err := tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10))); err != nil {
+				return err
+			}
+			// A limited activation is in the audit log's counts as durably as in the limit.
+			return addPending(tx, keyOf(name, c.now()), activationCounts{activationAccepted: 1})
 		}
 		return nil
 	})
@@ -258,7 +265,7 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 	if count > 0 {
 		c.counts.committed(name, count)
 	} else {
-		count = c.counts.add(name)
+		count = c.counts.add(name, c.now())
 	}
 	return out, count, nil
 }

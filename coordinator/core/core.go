@@ -78,6 +78,7 @@ type Core struct {
 	quotes     quoteCache
 	quoteSlots chan struct{} // bounds concurrent quote generation
 	counts     counts
+	audit      auditState
 
 	setMu sync.Mutex   // serializes manifest and secret changes
 	mu    sync.RWMutex // guards dep
@@ -108,6 +109,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 		log:        slog.New(slog.DiscardHandler),
 		now:        time.Now,
 		quoteSlots: make(chan struct{}, maxConcurrentQuotes),
+		audit:      auditState{segment: defaultAuditSegment},
 	}
 	for _, o := range opts {
 		o(c)
@@ -122,6 +124,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 	if err := c.counts.load(ctx, c.db); err != nil {
 		return nil, fmt.Errorf("load activation counts: %w", err)
 	}
+	if err := c.checkAuditLog(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recordStart(ctx); err != nil {
+		return nil, fmt.Errorf("audit log: record the start: %w", err)
+	}
+	c.counts.closed = hourOf(c.now()).Unix()
 	c.metrics.setState(c.Status())
 	return c, nil
 }
@@ -151,6 +160,11 @@ func (c *Core) Status() api.Status {
 	}
 	if n := c.ActivationCounts(); len(n) > 0 {
 		s.Activations = n
+	}
+	if h, err := c.AuditHead(context.Background()); err != nil {
+		c.log.Error("sign the audit log's head for the status", "error", err.Error())
+	} else {
+		s.AuditHead = h
 	}
 	return s
 }

@@ -20,14 +20,23 @@ const countFlushInterval = 2 * time.Second
 // unlimited workloads are statistics: they are kept here and flushed every few seconds and at
 // shutdown, which keeps an fsync off the path of every activation; a crash may lose the last
 // seconds of them, never a limit.
+//
+// The same flush carries the activation results of the audit log: counts by workload, hour
+// and result (accepted, refused.<code>), added up in the store while the hour is open and
+// written to the log as one entry per workload once it is over (see closeActivationHours).
+// Accepted activations of workloads with a limit are added in the transaction that counts
+// them, like the limit.
 type counts struct {
-	mu    sync.Mutex // guards total and dirty
-	total map[string]uint64
-	dirty map[string]bool
+	mu      sync.Mutex // guards total, dirty and results
+	total   map[string]uint64
+	dirty   map[string]bool
+	results map[actKey]activationCounts // not yet in the store
+	// closed is the hour (Unix seconds) before which every stored hour was closed.
+	closed int64
 }
 
 func (c *counts) load(ctx context.Context, db *store.DB) error {
-	c.total, c.dirty = map[string]uint64{}, map[string]bool{}
+	c.total, c.dirty, c.results = map[string]uint64{}, map[string]bool{}, map[actKey]activationCounts{}
 	return db.View(ctx, func(tx *store.Tx) error {
 		return tx.ForEach(bucketCounts, func(k string, v []byte) error {
 			n, err := strconv.ParseUint(string(v), 10, 64)
@@ -40,13 +49,30 @@ func (c *counts) load(ctx context.Context, db *store.DB) error {
 	})
 }
 
-// add counts one activation of an unlimited workload and returns the new total.
-func (c *counts) add(workload string) uint64 {
+// add counts one activation of an unlimited workload at now and returns the new total.
+func (c *counts) add(workload string, now time.Time) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.total[workload]++
 	c.dirty[workload] = true
+	c.resultLocked(keyOf(workload, now), activationAccepted)
 	return c.total[workload]
+}
+
+// refused counts one refused activation of workload at now; result is the error code.
+func (c *counts) refused(workload string, now time.Time, result string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resultLocked(keyOf(workload, now), refusalClass(result))
+}
+
+func (c *counts) resultLocked(k actKey, result string) {
+	r := c.results[k]
+	if r == nil {
+		r = activationCounts{}
+		c.results[k] = r
+	}
+	r[result]++
 }
 
 func (c *counts) get(workload string) uint64 {
@@ -62,7 +88,7 @@ func (c *counts) committed(workload string, n uint64) {
 	c.total[workload] = max(c.total[workload], n)
 }
 
-func (c *counts) snapshot() map[string]uint64 {
+func (c *counts) snapshot() (map[string]uint64, map[actKey]activationCounts, int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(map[string]uint64, len(c.dirty))
@@ -70,16 +96,36 @@ func (c *counts) snapshot() map[string]uint64 {
 		out[w] = c.total[w]
 	}
 	clear(c.dirty)
-	return out
+	results := c.results
+	c.results = map[actKey]activationCounts{}
+	return out, results, c.closed
 }
 
-// flush writes the counts that changed since the last flush. Stored counts never go down.
-func (c *Core) flushCounts(ctx context.Context) error {
-	snap := c.counts.snapshot()
-	if len(snap) == 0 {
+// flush writes the counts that changed since the last flush, and the activation results to the
+// audit log's open hours; it closes the hours that are over (every hour when all is set, at
+// shutdown). Stored counts never go down.
+func (c *Core) flushCounts(ctx context.Context, all bool) error {
+	snap, results, closed := c.counts.snapshot()
+	now := c.now()
+	closeAt, hour := now, hourOf(now).Unix()
+	if all {
+		closeAt = time.Time{}
+	}
+	closing := all || closed < hour
+	if len(snap) == 0 && len(results) == 0 && !closing {
 		return nil
 	}
 	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		for k, r := range results {
+			if err := addPending(tx, k, r); err != nil {
+				return err
+			}
+		}
+		if closing {
+			if err := c.closeActivationHours(tx, closeAt); err != nil {
+				return err
+			}
+		}
 		for w, n := range snap {
 			stored, err := activationCount(tx, w)
 			if err != nil {
@@ -93,18 +139,36 @@ func (c *Core) flushCounts(ctx context.Context) error {
 		}
 		return nil
 	})
+	c.counts.mu.Lock()
+	defer c.counts.mu.Unlock()
 	if err != nil {
-		c.counts.mu.Lock()
 		for w := range snap {
 			c.counts.dirty[w] = true
 		}
-		c.counts.mu.Unlock()
+		for k, r := range results {
+			for res, n := range r {
+				c.counts.results[k] = orNew(c.counts.results[k])
+				c.counts.results[k][res] += n
+			}
+		}
+		return err
 	}
-	return err
+	if closing {
+		c.counts.closed = hour
+	}
+	return nil
+}
+
+func orNew(r activationCounts) activationCounts {
+	if r == nil {
+		return activationCounts{}
+	}
+	return r
 }
 
 // Run does the Coordinator's background work until ctx ends: it flushes activation counts
-// every few seconds, and once more before it returns.
+// and their audit results every few seconds, and once more before it returns, closing every
+// open hour of the audit log's activation counts.
 func (c *Core) Run(ctx context.Context) error {
 	t := time.NewTicker(countFlushInterval)
 	defer t.Stop()
@@ -113,9 +177,9 @@ func (c *Core) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			return c.flushCounts(final)
+			return c.flushCounts(final, true)
 		case <-t.C:
-			if err := c.flushCounts(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := c.flushCounts(ctx, false); err != nil && !errors.Is(err, context.Canceled) {
 				c.log.Error("flush activation counts", "error", err.Error())
 			}
 		}

@@ -100,7 +100,7 @@ func (c *Core) SetSecrets(ctx context.Context, cert *x509.Certificate, values ma
 				return err
 			}
 		}
-		return nil
+		return c.recordSecretWrite(tx, user, slices.Sorted(maps.Keys(recs)))
 	})
 	if err != nil {
 		return fmt.Errorf("store secrets: %w", err)

@@ -18,8 +18,8 @@ type quoteCache struct {
 	enc api.Collateral
 }
 
-// Quote returns a fresh quote of the Coordinator that binds its TLS key and nonce, with the
-// collateral that verifies it. The Coordinator verifies its own quote first, so it never hands
+// Quote returns a fresh quote of the Coordinator that binds its TLS key, nonce and the audit
+// log's signed head (returned with it), with the collateral that verifies it. The Coordinator verifies its own quote first, so it never hands
 // out evidence that would not verify.
 func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, error) {
 	// Anyone may ask for a quote, and inside an enclave each one costs milliseconds: a few at a
@@ -30,7 +30,11 @@ func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, e
 	case <-ctx.Done():
 		return nil, &Error{Code: api.CodeNotReady, Message: "too many quote requests at once; try again", Err: ctx.Err()}
 	}
-	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorReportData(c.spki, nonce))
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorReportData(c.spki, nonce, head.Seq, head.Hash))
 	if err != nil {
 		return nil, fmt.Errorf("get the Coordinator's quote: %w", err)
 	}
@@ -49,6 +53,7 @@ func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, e
 		Collateral:       enc,
 		CertificateChain: string(pki.EncodeCertPEM(c.tlsCert.Leaf, c.root.Cert)),
 		Simulation:       c.cfg.Simulation,
+		AuditHead:        head,
 	}, nil
 }
 

@@ -33,6 +33,7 @@ func (s *Server) clientRoutes() []route {
 		{pattern: "GET " + api.PathRootCert, h: s.certificate("root")},
 		{pattern: "GET " + api.PathIntermediateCert, h: s.certificate("intermediate")},
 		{pattern: "GET " + api.PathChain, h: s.certificate("chain")},
+		{pattern: "GET " + api.PathAudit, h: s.getAudit},
 	}
 }
 
