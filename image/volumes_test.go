@@ -303,6 +303,21 @@ func TestEncryptedVolumeRefusals(t *testing.T) {
 			t.Errorf("volumes %q: %v; want %q", tc.volumes, err, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		volumes, writable []string
+		want              string
+	}{
+		{[]string{"/"}, nil, `image configuration VOLUME "/": expected a path below the root directory`},
+		{[]string{"/afile"}, nil, "image configuration VOLUME /afile: /afile is a regular file in the image; expected a directory or nothing"},
+		{nil, []string{"/afile"}, "writable path /afile: /afile is a regular file"},
+		{nil, []string{"relative"}, `writable path "relative": expected an absolute path`},
+	} {
+		cfg := testConfig(t)
+		cfg.Writable = tc.writable
+		if _, err := Convert(t.Context(), source(t, withVolumes(t, img, tc.volumes...)), cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("VOLUME %q, writable %q: %v; want %q", tc.volumes, tc.writable, err, tc.want)
+		}
+	}
 	cfg := testConfig(t, "/afile")
 	cfg.EncryptedVolumes, cfg.VolumeKeyName = []string{"/full"}, DefaultKeyName
 	if _, err := Convert(t.Context(), source(t, img), cfg); err == nil || !strings.Contains(err.Error(), "expected two secrets") {
@@ -431,4 +446,26 @@ func TestMemoryReport(t *testing.T) {
 	if !strings.Contains(w, "protected files need 48.0 MiB of memory-backed storage (/dev/shm); podman's default is 64 MiB: run with --shm-size=113m") {
 		t.Errorf("memoryWarning = %q", w)
 	}
+}
+
+// FuzzImageUser looks a USER up in an arbitrary /etc/passwd: no panic, and
+// root or an unparsable ID is never taken for the application's user.
+func FuzzImageUser(f *testing.F) {
+	f.Add("root:x:0:0::/root:/bin/sh\npostgres:x:104:105::/var/lib/postgresql:/bin/sh\n", "postgres")
+	f.Add("a:x:1000\n::0:\nb:x:-1:0\n", "1000:1000")
+	f.Add("toor:x:0:0\n", "toor")
+	f.Add("x:x:99999999999:0\n", "x")
+	f.Fuzz(func(t *testing.T, passwd, user string) {
+		if len(passwd) > maxPasswd {
+			return
+		}
+		etc := newDir(noRef)
+		etc.children["passwd"] = &node{kind: kindFile, def: ref{0, 0}, inode: ref{0, 0}}
+		v := &view{root: newDir(noRef), idx: []*layerIndex{{entries: []entry{{path: passwdPath, kind: kindFile}}, passwd: []byte(passwd), passwdAt: 0}}}
+		v.root.children["etc"] = etc
+		uid, name, ok := imageUser(v, user)
+		if ok && (uid <= 0 || name == "") {
+			t.Errorf("imageUser(%q) = %d, %q, true; want a named non-root user", user, uid, name)
+		}
+	})
 }
