@@ -405,10 +405,67 @@ func (c *Core) recordSecretWrite(tx *store.Tx, user string, names []string) erro
 	})
 }
 
-// recordManifest records a new manifest version: its hash, who set it, and how its users
-// changed from old (nil for the first manifest). kind is audit.KindManifestSet, or
-// audit.KindManifestApply for an approved update.
-func (c *Core) recordManifest(tx *store.Tx, kind, user string, old *deployment, m *manifest.Manifest, version int) error {
+// recordManifestSet records the manifest of plan, set directly by user ("" for the first
+// manifest, set by anyone), replacing the current deployment.
+func (c *Core) recordManifestSet(tx *store.Tx, user string, plan *manifestPlan) error {
+	return c.recordManifest(tx, audit.KindManifestSet, user, c.current(), plan.m, plan.version, nil)
+}
+
+// recordProposal records that rec was proposed.
+func (c *Core) recordProposal(tx *store.Tx, rec *pendingRecord) error {
+	return c.record(tx, audit.KindManifestPropose, rec.Proposer, map[string]string{
+		"proposal":        rec.ID,
+		"manifest_sha256": rec.Digest,
+		"base_version":    strconv.Itoa(rec.BaseVersion),
+		"expires":         rec.ExpiresAt.UTC().Format(time.RFC3339),
+	})
+}
+
+// recordApproval records the newest approval of rec.
+func (c *Core) recordApproval(tx *store.Tx, rec *pendingRecord) error {
+	a := rec.Approvals[len(rec.Approvals)-1]
+	return c.record(tx, audit.KindManifestApprove, a.User, map[string]string{
+		"proposal":        rec.ID,
+		"manifest_sha256": rec.Digest,
+		"approvals":       strconv.Itoa(len(rec.Approvals)),
+	})
+}
+
+// recordApply records the last approval of rec and the manifest version it applied, plan.
+func (c *Core) recordApply(tx *store.Tx, rec *pendingRecord, plan *manifestPlan) error {
+	if err := c.recordApproval(tx, rec); err != nil {
+		return err
+	}
+	return c.recordManifest(tx, audit.KindManifestApply, rec.Approvals[len(rec.Approvals)-1].User, c.current(), plan.m, plan.version, map[string]string{
+		"proposal":  rec.ID,
+		"proposer":  rec.Proposer,
+		"approvers": listField(approvers(rec)),
+	})
+}
+
+// recordCancel records that user withdrew the pending update rec.
+func (c *Core) recordCancel(tx *store.Tx, rec *pendingRecord, user string) error {
+	return c.record(tx, audit.KindManifestCancel, user, map[string]string{
+		"proposal":        rec.ID,
+		"manifest_sha256": rec.Digest,
+		"approvals":       strconv.Itoa(len(rec.Approvals)),
+	})
+}
+
+// recordSVNUpdate records that user raised the min_isvsvn of package pkg from old to svn,
+// making manifest version plan.
+func (c *Core) recordSVNUpdate(tx *store.Tx, user, pkg string, old, svn uint16, plan *manifestPlan) error {
+	return c.recordManifest(tx, audit.KindSVNUpdate, user, c.current(), plan.m, plan.version, map[string]string{
+		"package":        pkg,
+		"min_isvsvn_old": strconv.Itoa(int(old)),
+		"min_isvsvn":     strconv.Itoa(int(svn)),
+	})
+}
+
+// recordManifest records a new manifest version: its hash, who set it, how its users changed
+// from old (nil for the first manifest), and extra fields. kind is audit.KindManifestSet,
+// KindManifestApply or KindSVNUpdate.
+func (c *Core) recordManifest(tx *store.Tx, kind, user string, old *deployment, m *manifest.Manifest, version int, extra map[string]string) error {
 	if user == "" {
 		user = actorAnonymous
 	}
@@ -416,6 +473,7 @@ func (c *Core) recordManifest(tx *store.Tx, kind, user string, old *deployment, 
 		"version":         strconv.Itoa(version),
 		"manifest_sha256": fmt.Sprintf("%x", m.Digest()),
 	}
+	maps.Copy(fields, extra)
 	var oldUsers map[string]manifest.User
 	if old != nil {
 		oldUsers = old.m.Users

@@ -149,7 +149,10 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 // one transaction.
 func (c *Core) commitManifestSet(ctx context.Context, plan *manifestPlan, user string) error {
 	return storeError(plan.version, c.db.Update(ctx, func(tx *store.Tx) error {
-		return c.putManifest(tx, plan)
+		if err := c.putManifest(tx, plan); err != nil {
+			return err
+		}
+		return c.recordManifestSet(tx, user, plan)
 	}))
 }
 

@@ -180,7 +180,10 @@ func (c *Core) commitProposal(ctx context.Context, rec *pendingRecord, m *manife
 		if err := tx.Put(bucketGovernance, keyPendingManifest, m.Bytes()); err != nil {
 			return err
 		}
-		return putJSON(tx, bucketGovernance, keyPending, rec)
+		if err := putJSON(tx, bucketGovernance, keyPending, rec); err != nil {
+			return err
+		}
+		return c.recordProposal(tx, rec)
 	})
 	return governanceError("store the proposal", err)
 }
@@ -341,7 +344,10 @@ func approvers(rec *pendingRecord) []string {
 // commitApproval stores rec with its new approval, in one transaction.
 func (c *Core) commitApproval(ctx context.Context, rec *pendingRecord) error {
 	return governanceError("store the approval", c.db.Update(ctx, func(tx *store.Tx) error {
-		return putJSON(tx, bucketGovernance, keyPending, rec)
+		if err := putJSON(tx, bucketGovernance, keyPending, rec); err != nil {
+			return err
+		}
+		return c.recordApproval(tx, rec)
 	}))
 }
 
@@ -356,7 +362,10 @@ func (c *Core) commitApply(ctx context.Context, plan *manifestPlan, rec *pending
 		if cur == nil || cur.ID != rec.ID {
 			return errorf(api.CodeConflict, "the pending update changed while it was approved; fetch it again")
 		}
-		return c.putManifest(tx, plan)
+		if err := c.putManifest(tx, plan); err != nil {
+			return err
+		}
+		return c.recordApply(tx, rec, plan)
 	}))
 }
 
@@ -417,15 +426,15 @@ func (c *Core) CancelManifest(ctx context.Context, cert *x509.Certificate, id st
 	if user != rec.Proposer && !d.allowed(user, manifest.ResourceManifest, manifest.Update, "") {
 		return nil, errorf(api.CodeForbidden, "user %q is neither the proposer (%q) nor a user whose role grants update on the manifest", user, rec.Proposer)
 	}
-	if err := c.commitCancel(ctx, rec); err != nil {
+	if err := c.commitCancel(ctx, rec, user); err != nil {
 		return nil, err
 	}
 	c.log.Info("manifest update cancelled", "user", user, "proposal", rec.ID, "manifest_digest", rec.Digest)
 	return c.view(rec, d), nil
 }
 
-// commitCancel withdraws the pending update rec, in one transaction.
-func (c *Core) commitCancel(ctx context.Context, rec *pendingRecord) error {
+// commitCancel withdraws the pending update rec for user, in one transaction.
+func (c *Core) commitCancel(ctx context.Context, rec *pendingRecord, user string) error {
 	return governanceError("withdraw the pending update", c.db.Update(ctx, func(tx *store.Tx) error {
 		cur, err := loadPending(tx)
 		if err != nil {
@@ -434,7 +443,10 @@ func (c *Core) commitCancel(ctx context.Context, rec *pendingRecord) error {
 		if cur == nil || cur.ID != rec.ID {
 			return errorf(api.CodeConflict, "the pending update changed while it was cancelled; fetch it again")
 		}
-		return deletePending(tx)
+		if err := deletePending(tx); err != nil {
+			return err
+		}
+		return c.recordCancel(tx, rec, user)
 	}))
 }
 
@@ -488,7 +500,7 @@ func (c *Core) UpdateSVN(ctx context.Context, cert *x509.Certificate, pkg string
 	if err != nil {
 		return nil, err
 	}
-	if err := c.commitSVNUpdate(ctx, plan); err != nil {
+	if err := c.commitSVNUpdate(ctx, plan, user, pkg, *p.MinISVSVN, svn); err != nil {
 		return nil, err
 	}
 	c.install(plan)
@@ -499,9 +511,12 @@ func (c *Core) UpdateSVN(ctx context.Context, cert *x509.Certificate, pkg string
 }
 
 // commitSVNUpdate stores the manifest with the raised SVN, plan, in one transaction (which
-// also withdraws a pending update).
-func (c *Core) commitSVNUpdate(ctx context.Context, plan *manifestPlan) error {
+// also withdraws a pending update); user raised package pkg's min_isvsvn from old to svn.
+func (c *Core) commitSVNUpdate(ctx context.Context, plan *manifestPlan, user, pkg string, old, svn uint16) error {
 	return storeError(plan.version, c.db.Update(ctx, func(tx *store.Tx) error {
-		return c.putManifest(tx, plan)
+		if err := c.putManifest(tx, plan); err != nil {
+			return err
+		}
+		return c.recordSVNUpdate(tx, user, pkg, old, svn, plan)
 	}))
 }
