@@ -14,9 +14,10 @@ import (
 func (a *app) newManifestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "manifest",
-		Short: "Check, set, get and compare the deployment manifest",
+		Short: "Check, set, get, compare, propose and approve the deployment manifest",
 	}
 	cmd.AddCommand(a.newManifestCheckCmd(), a.newManifestSetCmd(false), a.newManifestSetCmd(true), a.newManifestGetCmd(), a.newManifestDiffCmd())
+	cmd.AddCommand(a.governanceCmds()...)
 	return cmd
 }
 
