@@ -263,3 +263,109 @@ func writeImage(t *testing.T, dir, name string, cfg imageConfig, layers ...v1.La
 	}
 	return "oci:" + dir + ":" + name
 }
+
+// ownedDir adds the directory p with an owner, a group and a mode (setgid and sticky bits
+// included), as a package's postinst leaves it; missing parents are added as root 0755.
+func (b *layerBuilder) ownedDir(p string, mode int64, uid, gid int) {
+	b.t.Helper()
+	b.parents(p)
+	b.dirs[p] = true
+	b.header(&tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: mode, Uid: uid, Gid: gid})
+}
+
+// ownedTree copies the host directory tree host to p with each entry's host mode, every entry
+// owned by uid:gid: a tree a host user made for the image's user, such as a data directory
+// initialised at build time. Symbolic links are kept as they are; other special files are left
+// out.
+func (b *layerBuilder) ownedTree(p, host string, uid, gid int) {
+	b.t.Helper()
+	err := filepath.WalkDir(host, func(hp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(host, hp)
+		ip := path.Join(p, filepath.ToSlash(rel))
+		mode := int64(fi.Mode().Perm())
+		switch {
+		case d.IsDir():
+			b.ownedDir(ip, mode, uid, gid)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(hp)
+			if err != nil {
+				return err
+			}
+			b.parents(ip)
+			b.header(&tar.Header{Typeflag: tar.TypeSymlink, Name: ip, Linkname: target, Mode: 0o777, Uid: uid, Gid: gid})
+		case d.Type().IsRegular():
+			content, err := os.ReadFile(hp)
+			if err != nil {
+				return err
+			}
+			b.ownedFile(ip, content, mode, uid, gid)
+		}
+		return nil
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// layoutImage returns the image of the reference "oci:DIR:NAME" that writeImage returned.
+func layoutImage(t *testing.T, ref string) v1.Image {
+	t.Helper()
+	dir, tagName, _ := strings.Cut(strings.TrimPrefix(ref, "oci:"), ":")
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["org.opencontainers.image.ref.name"] == tagName {
+			img, err := lp.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return img
+		}
+	}
+	t.Fatalf("no image %s in %s", tagName, dir)
+	return nil
+}
+
+// writeImageWith writes an image as writeImage does, with edit applied to its configuration
+// first (VOLUME, STOPSIGNAL and other settings imageConfig does not hold), and returns its
+// reference.
+func writeImageWith(t *testing.T, dir, name string, cfg imageConfig, edit func(*v1.Config), layers ...v1.Layer) string {
+	t.Helper()
+	img := layoutImage(t, writeImage(t, t.TempDir(), name, cfg, layers...))
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	edit(&cf.Config)
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if p, err = layout.Write(dir, empty.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": name})); err != nil {
+		t.Fatal(err)
+	}
+	return "oci:" + dir + ":" + name
+}
