@@ -142,19 +142,34 @@ func planVolumes(v *view, declared map[string]struct{}, cfg *Config) (*volumePla
 			continue
 		}
 		seen[real] = true
-		u := Unmeasured{Path: real, Reason: r.reason}
-		if n := v.lookup(real); n != nil {
-			_ = walk(real, n, func(_ string, c *node) error {
-				if c.kind == kindFile {
-					u.Files++
-				}
-				return nil
-			})
-		}
-		vp.unmeasured = append(vp.unmeasured, u)
+		vp.unmeasured = append(vp.unmeasured, Unmeasured{Path: real, Reason: r.reason})
 	}
 	slices.SortFunc(vp.unmeasured, func(a, b Unmeasured) int { return strings.Compare(a.Path, b.Path) })
+	vp.countUnmeasured(v)
 	return vp, errors.Join(errs...)
+}
+
+// countUnmeasured counts the regular files below each unmeasured path, in
+// one walk of the view however many paths there are and however they nest.
+func (vp *volumePlan) countUnmeasured(v *view) {
+	if len(vp.unmeasured) == 0 {
+		return
+	}
+	at := map[string]int{}
+	for i, u := range vp.unmeasured {
+		at[u.Path] = i
+	}
+	_ = walk("/", v.root, func(fp string, n *node) error {
+		if n.kind != kindFile {
+			return nil
+		}
+		for d := path.Dir(fp); d != "/"; d = path.Dir(d) {
+			if i, ok := at[d]; ok {
+				vp.unmeasured[i].Files++
+			}
+		}
+		return nil
+	})
 }
 
 // checkVolumeTarget returns why the resolved path p cannot be a volume:

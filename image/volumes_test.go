@@ -59,12 +59,13 @@ func TestUnmeasuredVolumes(t *testing.T) {
 		file("bin/app", "app"), file("data/a", "a"), file("data/sub/b", "b"), file("srv/state/s", "s"),
 		file("opt/real/c", "c"), symlink("link", "opt/real"), file("etc/conf", "conf"),
 	})
-	img = withVolumes(t, img, "/data", "/link/", "/empty")
+	img = withVolumes(t, img, "/data", "/link/", "/empty", "data/sub")
 	cfg := testConfig(t)
 	cfg.Writable = []string{"/srv/state", "/data"}
 	res := convert(t, img, cfg)
 	want := []Unmeasured{
 		{Path: "/data", Reason: ReasonVolume, Files: 2},
+		{Path: "/data/sub", Reason: ReasonVolume, Files: 1},
 		{Path: "/empty", Reason: ReasonVolume},
 		{Path: "/opt/real", Reason: ReasonVolume, Files: 1},
 		{Path: "/srv/state", Reason: ReasonWritable, Files: 1},
@@ -73,7 +74,7 @@ func TestUnmeasuredVolumes(t *testing.T) {
 		t.Errorf("unmeasured (-want +got):\n%s", diff)
 	}
 	m := signedManifest(t, res.Image).Manifest
-	for _, pat := range []string{"/data/", "/empty/", "/opt/real/", "/srv/state/"} {
+	for _, pat := range []string{"/data/", "/data/sub/", "/empty/", "/opt/real/", "/srv/state/"} {
 		if !slices.Contains(m.Exclude, pat) {
 			t.Errorf("exclude %q missing from %q", pat, m.Exclude)
 		}
