@@ -33,7 +33,7 @@ type quoteFixture struct {
 	mr       [32]byte
 }
 
-func newQuoteFixture(t *testing.T) *quoteFixture {
+func newQuoteFixture(t testing.TB) *quoteFixture {
 	t.Helper()
 	p, err := sim.Create(filepath.Join(t.TempDir(), "platform"), sim.Options{})
 	if err != nil {
@@ -49,7 +49,7 @@ func newQuoteFixture(t *testing.T) *quoteFixture {
 }
 
 // issue makes a Coordinator certificate under ca, with or without the Coordinator marker.
-func (f *quoteFixture) issue(t *testing.T, ca *pki.CA, marked bool) *x509.Certificate {
+func (f *quoteFixture) issue(t testing.TB, ca *pki.CA, marked bool) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,7 +68,7 @@ func (f *quoteFixture) issue(t *testing.T, ca *pki.CA, marked bool) *x509.Certif
 }
 
 // head returns an audit head of entry seq signed by key.
-func head(t *testing.T, seq uint64, key crypto.Signer) *audit.Head {
+func head(t testing.TB, seq uint64, key crypto.Signer) *audit.Head {
 	t.Helper()
 	h := &audit.Head{Seq: seq, Hash: audit.Hash{byte(seq)}, Time: time.Now().UTC()}
 	if err := h.Sign(key); err != nil {
@@ -79,12 +79,12 @@ func head(t *testing.T, seq uint64, key crypto.Signer) *audit.Head {
 
 // response returns the answer for coord, quoting over its key, nonce and an audit head signed
 // by the fixture's root on platform p.
-func (f *quoteFixture) response(t *testing.T, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte) *api.QuoteResponse {
+func (f *quoteFixture) response(t testing.TB, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte) *api.QuoteResponse {
 	t.Helper()
 	return f.responseWith(t, p, coord, root, nonce, head(t, 7, f.root.Key))
 }
 
-func (f *quoteFixture) responseWith(t *testing.T, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte, h *audit.Head) *api.QuoteResponse {
+func (f *quoteFixture) responseWith(t testing.TB, p *sim.Platform, coord, root *x509.Certificate, nonce [32]byte, h *audit.Head) *api.QuoteResponse {
 	t.Helper()
 	iss := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(f.mr, attest.SimCoordinatorSigner, attest.CoordinatorProdID, 1)}
 	q, err := iss.Quote(t.Context(), attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce, h.Seq, h.Hash))

@@ -21,6 +21,9 @@ type Status struct {
 	// empty object when there were none. Counts of workloads without max_activations may lag
 	// by a few seconds after a Coordinator crash.
 	Activations map[string]uint64 `json:"activations"`
+	// AuditHead is the audit log's newest entry, signed by the deployment root; null if the
+	// Coordinator did not send one.
+	AuditHead *AuditHead `json:"audit_head"`
 }
 
 // Certificates is printed by `cloister certificate root|intermediate|chain`.
@@ -75,6 +78,10 @@ type Verify struct {
 	// PinnedAt is the file the deployment root was pinned in; omitted with --from-bundle,
 	// which pins nothing.
 	PinnedAt string `json:"pinned_at,omitempty"`
+	// AuditHead is the audit log head that the Coordinator's quote binds, its signature
+	// checked with the deployment root. It is saved beside the pinned root, and `cloister
+	// audit log` then requires the log to extend it.
+	AuditHead AuditHead `json:"audit_head"`
 }
 
 // ManifestSet is printed by `cloister manifest set` and `cloister manifest update`.

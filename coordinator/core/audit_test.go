@@ -321,3 +321,57 @@ func TestAuditHeadCachedAndBound(t *testing.T) {
 		t.Errorf("verified head %s, want %s", v.AuditHead.Hash, resp.AuditHead.Hash)
 	}
 }
+
+// TestAuditGovernance checks the entries of every governance step, in order, by whom.
+func TestAuditGovernance(t *testing.T) {
+	f := newGovFixture(t, 2)
+	ctx := t.Context()
+	next := govManifest(t, 2, func(m map[string]any) {
+		m["settings"] = map[string]any{"trust_domain": "next.test"}
+		delete(m["users"].(map[string]any), "dan")
+	})
+	p := f.propose("ann", next)
+	if _, err := f.c.CancelManifest(ctx, govUser(t, "ben").cert, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	p = f.propose("cat", next)
+	f.mustApprove("ann", p)
+	if a := f.mustApprove("ben", p); !a.Applied {
+		t.Fatalf("not applied after 2 approvals: %+v", a)
+	}
+	if _, err := f.c.UpdateSVN(ctx, govUser(t, "ann").cert, "signed", 5); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := f.export(nil)
+	type step struct{ kind, actor, detail string }
+	var got []step
+	for _, e := range entries {
+		d := ""
+		switch e.Kind {
+		case audit.KindManifestSet, audit.KindManifestApply:
+			d = "v" + e.Fields["version"] + " -" + e.Fields["users_removed"] + " +" + e.Fields["users_added"] + " approvers=" + e.Fields["approvers"]
+		case audit.KindManifestApprove:
+			d = e.Fields["approvals"]
+		case audit.KindSVNUpdate:
+			d = e.Fields["package"] + " " + e.Fields["min_isvsvn_old"] + "->" + e.Fields["min_isvsvn"] + " v" + e.Fields["version"]
+		case audit.KindManifestPropose, audit.KindManifestCancel:
+			d = e.Fields["manifest_sha256"][:8]
+		}
+		got = append(got, step{e.Kind, e.Actor, d})
+	}
+	dig := p.Digest[:8]
+	want := []step{
+		{audit.KindCoordinatorStart, "coordinator", ""},
+		{audit.KindManifestSet, "anonymous", "v1 - +admin,ann,ben,cat,dan,nobody,reader approvers="},
+		{audit.KindManifestPropose, "ann", dig},
+		{audit.KindManifestCancel, "ben", dig},
+		{audit.KindManifestPropose, "cat", dig},
+		{audit.KindManifestApprove, "ann", "1"},
+		{audit.KindManifestApprove, "ben", "2"},
+		{audit.KindManifestApply, "ben", "v2 -dan + approvers=ann,ben"},
+		{audit.KindSVNUpdate, "ann", "signed 3->5 v3"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("governance entries:\n got %v\nwant %v", got, want)
+	}
+}

@@ -55,6 +55,9 @@ var jsonDocuments = map[string]any{
 	"cloister bench activate":           jsonoutput.BenchActivate{},
 	"cloister image coordinator":        jsonoutput.ImageCoordinator{},
 	"cloister enclave sign":             jsonoutput.EnclaveSign{},
+	"cloister audit log":                jsonoutput.AuditLog{},
+	"cloister audit verify":             jsonoutput.AuditVerify{},
+	"cloister bundle verify":            jsonoutput.BundleVerify{},
 }
 
 // docTree is the command tree as the docs show it: no environment, so flag defaults are the

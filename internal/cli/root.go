@@ -109,6 +109,8 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newImageCmd(),
 		a.newBenchCmd(),
 		a.newUserCmd(),
+		a.newAuditCmd(),
+		a.newBundleCmd(),
 	)
 	return root
 }

@@ -49,6 +49,9 @@ func (a *app) newStatusCmd() *cobra.Command {
 				for _, name := range slices.Sorted(maps.Keys(s.Activations)) {
 					fmt.Fprintf(w, "  %-15s %d\n", name, s.Activations[name])
 				}
+				if h := s.AuditHead; h != nil {
+					fmt.Fprintf(w, "audit head        entry %d, hash %s, signed %s\n", h.Seq, h.Hash, h.Time)
+				}
 				if s.Message != "" {
 					fmt.Fprintf(w, "%s\n", s.Message)
 				}
@@ -68,6 +71,9 @@ func statusJSON(s *api.Status) jsonoutput.Status {
 		Activations: map[string]uint64{},
 	}
 	maps.Copy(out.Activations, s.Activations)
+	if s.AuditHead != nil {
+		out.AuditHead = new(auditHeadJSON(s.AuditHead))
+	}
 	return out
 }
 

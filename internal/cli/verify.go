@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/client"
@@ -40,17 +40,6 @@ type verifyFlags struct {
 	acceptAny    bool
 }
 
-// bundle is an offline verification bundle: the Coordinator's answer to a fresh nonce.
-type bundle struct {
-	Format      string          `json:"format"`
-	Coordinator string          `json:"coordinator"`
-	Nonce       string          `json:"nonce"`
-	VerifiedAt  time.Time       `json:"verified_at"`
-	Response    json.RawMessage `json:"response"`
-}
-
-const bundleFormat = "cloister-verification-bundle-v1"
-
 func (a *app) newVerifyCmd() *cobra.Command {
 	var f verifyFlags
 	cmd := &cobra.Command{
@@ -62,13 +51,28 @@ TLS key of this connection, and from the expected Coordinator enclave (--mrencla
 with --isvprodid and --min-isvsvn). Then pin the deployment's root certificate: later commands
 trust only a Coordinator certificate issued by that root, and fail if it changes.
 
---bundle FILE also writes the Coordinator's answer, which --from-bundle FILE verifies again
-offline, for an auditor who was not there.`,
+The Coordinator's quote also binds the head of its audit log, signed by the deployment root; it
+is printed and saved beside the pinned root, and "cloister audit log" later requires the log to
+extend it.
+
+--bundle FILE also writes the evidence (the Coordinator's answer with its quote, collateral and
+audit head, and the manifest it reports), which "cloister bundle verify FILE" checks again
+offline, for an auditor who was not there; --from-bundle FILE does the same with verify's flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runVerify(cmd, &f) },
 	}
 	a.registerConnFlags(cmd, &f.conn)
 	f.out.register(cmd)
+	f.registerExpect(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.bundle, "bundle", "", "write an offline verification bundle to this file")
+	fl.StringVar(&f.fromBundle, "from-bundle", "", "verify a bundle written by --bundle instead of contacting the Coordinator")
+	fl.BoolVar(&f.replacePin, "replace-pin", false, "replace a pinned root that differs (a new deployment)")
+	return cmd
+}
+
+// registerExpect registers the flags that say which Coordinator is expected.
+func (f *verifyFlags) registerExpect(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.simulation, "simulation", "", "trust the simulated SGX platform in this directory (NOT secure) instead of Intel's root")
 	fl.StringVar(&f.sgxRoot, "sgx-root", "", "PEM certificate whose key is the trusted SGX root (default: Intel SGX Root CA)")
@@ -79,11 +83,7 @@ offline, for an auditor who was not there.`,
 	fl.BoolVar(&f.allowDebug, "allow-debug", false, "accept a debug Coordinator enclave (its memory is readable by the host)")
 	fl.StringSliceVar(&f.tcbStatuses, "accept-tcb-status", nil, "accepted TCB statuses (default UpToDate, SWHardeningNeeded)")
 	fl.BoolVar(&f.allowExpired, "allow-expired-collateral", false, "accept collateral past its next update")
-	fl.StringVar(&f.bundle, "bundle", "", "write an offline verification bundle to this file")
-	fl.StringVar(&f.fromBundle, "from-bundle", "", "verify a bundle written by --bundle instead of contacting the Coordinator")
-	fl.BoolVar(&f.replacePin, "replace-pin", false, "replace a pinned root that differs (a new deployment)")
 	fl.BoolVar(&f.acceptAny, "insecure-accept-any-enclave", false, "accept and pin any genuine enclave; compare the printed MRENCLAVE yourself")
-	return cmd
 }
 
 func (f *verifyFlags) expect() (client.Expect, error) {
@@ -154,15 +154,23 @@ func parseDigest(h string) ([32]byte, error) {
 	return d, nil
 }
 
+// requireIdentity refuses an Expect without an identity unless --insecure-accept-any-enclave.
+func (f *verifyFlags) requireIdentity(e client.Expect) error {
+	if len(e.MREnclave) == 0 && e.MRSigner == nil && !f.acceptAny {
+		// Anyone can run some genuine enclave; only the expected identity makes it the
+		// Coordinator. Pinning without one would trust whoever answered.
+		return usageError(errors.New("no expected Coordinator identity: give --mrenclave, or --mrsigner with --isvprodid and --min-isvsvn; or --insecure-accept-any-enclave to accept whatever genuine enclave answers"))
+	}
+	return nil
+}
+
 func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 	e, err := f.expect()
 	if err != nil {
 		return err
 	}
-	if len(e.MREnclave) == 0 && e.MRSigner == nil && !f.acceptAny {
-		// Anyone can run some genuine enclave; only the expected identity makes it the
-		// Coordinator. Pinning without one would trust whoever answered.
-		return usageError(errors.New("no expected Coordinator identity: give --mrenclave, or --mrsigner with --isvprodid and --min-isvsvn; or --insecure-accept-any-enclave to accept and pin whatever genuine enclave answers"))
+	if err := f.requireIdentity(e); err != nil {
+		return err
 	}
 	var v *client.Verified
 	if f.fromBundle != "" {
@@ -186,13 +194,17 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 		AdvisoryIDs:      append([]string{}, v.Result.Platform.AdvisoryIDs...),
 		CollateralExpiry: v.Result.Platform.CollateralExpiry.UTC().Format(time.RFC3339),
 		RootFingerprint:  fingerprint(v.Root),
+		AuditHead:        auditHeadJSON(v.AuditHead),
 	}
 	if f.fromBundle == "" {
 		if out.PinnedAt, err = a.pin(&f.conn, v.Root, f.replacePin); err != nil {
 			return err
 		}
+		if err := a.saveSeenHead(&f.conn, v.AuditHead); err != nil {
+			return err
+		}
 		if f.bundle != "" {
-			if err := writeBundle(f.bundle, f.conn.addr, v); err != nil {
+			if err := writeBundle(cmd.Context(), f.bundle, f.conn.addr, v); err != nil {
 				return fmt.Errorf("--bundle: %w", err)
 			}
 		}
@@ -208,6 +220,7 @@ func printVerified(w io.Writer, o *jsonoutput.Verify) {
 	fmt.Fprintf(w, "  MRENCLAVE    %s\n  MRSIGNER     %s\n  ISVPRODID    %d  ISVSVN %d\n", o.MREnclave, o.MRSigner, o.ISVProdID, o.ISVSVN)
 	fmt.Fprintf(w, "  TCB status   %s %s\n", o.TCBStatus, strings.Join(o.AdvisoryIDs, " "))
 	fmt.Fprintf(w, "  root SHA-256 %s\n", o.RootFingerprint)
+	fmt.Fprintf(w, "  audit head   entry %d, hash %s, signed %s\n", o.AuditHead.Seq, o.AuditHead.Hash, o.AuditHead.Time)
 	if !o.IdentityChecked {
 		fmt.Fprintln(w, "  No expected identity was given (--mrenclave or --mrsigner): compare MRENCLAVE above with the one you expect.")
 	}
@@ -216,42 +229,41 @@ func printVerified(w io.Writer, o *jsonoutput.Verify) {
 	}
 }
 
-func writeBundle(path, addr string, v *client.Verified) error {
-	resp, err := json.Marshal(v.Response)
+// writeBundle writes the evidence of v, with the manifest the Coordinator reports right after
+// (asked on a connection pinned to the root v verified).
+func writeBundle(ctx context.Context, path, addr string, v *client.Verified) error {
+	st, err := client.New(addr, v.Root).Status(ctx)
+	if err != nil {
+		return fmt.Errorf("read the Coordinator's manifest digest: %w", err)
+	}
+	b, err := json.MarshalIndent(client.NewBundle(addr, v, st, time.Now()), "", "  ")
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(bundle{
-		Format: bundleFormat, Coordinator: addr, Nonce: hex.EncodeToString(v.Nonce[:]),
-		VerifiedAt: time.Now().UTC(), Response: resp,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, b, 0o644)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
-func verifyBundle(path string, e client.Expect) (*client.Verified, error) {
-	raw, err := readBounded(path, 4<<20)
+// readBundle reads and parses a bundle file.
+func readBundle(path string) (*client.Bundle, error) {
+	raw, err := readBounded(path, client.MaxBundleSize)
 	if err != nil {
 		return nil, err
 	}
-	var b bundle
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", path, err)
-	}
-	if b.Format != bundleFormat {
-		return nil, fmt.Errorf("bundle %s: format %q; expected %q", path, b.Format, bundleFormat)
-	}
-	nonce, err := parseDigest(b.Nonce)
+	b, err := client.ParseBundle(raw)
 	if err != nil {
-		return nil, fmt.Errorf("bundle nonce: %w", err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var resp api.QuoteResponse
-	if err := json.Unmarshal(b.Response, &resp); err != nil {
-		return nil, fmt.Errorf("bundle response: %w", err)
+	return b, nil
+}
+
+func verifyBundle(path string, e client.Expect) (*client.Verified, error) {
+	b, err := readBundle(path)
+	if err != nil {
+		return nil, err
 	}
-	at := b.VerifiedAt
-	e.Now = func() time.Time { return at }
-	return client.VerifyQuoteResponse(&resp, nil, nonce, e)
+	rep := b.Verify(e, client.BundleOptions{})
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
+	return rep.Verified, nil
 }
