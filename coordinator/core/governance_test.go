@@ -504,3 +504,44 @@ func TestVerifyApprovalKeyTypes(t *testing.T) {
 		t.Errorf("ApprovalMessage = %q, want %q", got, want)
 	}
 }
+
+// An apply that fails leaves everything as it was: the version, the pending update and the
+// approvals before the one that failed.
+func TestFailedApplyKeepsState(t *testing.T) {
+	f := newFixture(t)
+	f.setManifest("", govManifest(t, 2, func(m map[string]any) {
+		m["governance"].(map[string]any)["pending_update_expiry"] = "24h"
+	}))
+	short := shortLivedCertPEM(t, f.now.Add(time.Hour))
+	// The new manifest's threshold of 2 is reachable now, but not once "short" has expired.
+	next := govManifest(t, 2, func(m map[string]any) {
+		users := m["users"].(map[string]any)
+		for _, n := range []string{"admin", "ben", "cat"} {
+			delete(users, n)
+		}
+		users["short"] = map[string]any{"certificate": short, "roles": []string{"manifest-admin"}}
+	})
+	p := f.propose("ann", next)
+	f.mustApprove("ann", p)
+	f.now = f.now.Add(2 * time.Hour)
+	_, err := f.approve("ben", p)
+	wantError(t, err, api.CodeManifestInvalid, "governance.update_threshold is 2 but only 1 user(s)")
+	if v := f.c.ManifestVersion(); v != 1 {
+		t.Errorf("version %d after a failed apply", v)
+	}
+	f.reopen()
+	if got := f.pending(); len(got.Approvals) != 1 || got.Approvals[0].User != "ann" {
+		t.Errorf("approvals after a failed apply: %+v; want ann's only", got.Approvals)
+	}
+}
+
+func shortLivedCertPEM(t *testing.T, notAfter time.Time) string {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(998), Subject: pkix.Name{CommonName: "short"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
