@@ -86,7 +86,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Secret": reflect.TypeFor[api.Secret](), "SecretsResponse": reflect.TypeFor[api.SecretsResponse](),
 		"SetSecretsRequest": reflect.TypeFor[api.SetSecretsRequest](), "ActivationRequest": reflect.TypeFor[api.ActivationRequest](),
 		"ActivationResponse": reflect.TypeFor[api.ActivationResponse](), "Error": reflect.TypeFor[api.Error](),
-		"ErrorBody": reflect.TypeFor[api.ErrorBody](),
+		"ErrorBody":     reflect.TypeFor[api.ErrorBody](),
 		"PendingUpdate": reflect.TypeFor[api.PendingUpdate](), "Approval": reflect.TypeFor[api.Approval](),
 		"ApproveRequest": reflect.TypeFor[api.ApproveRequest](), "ApproveResponse": reflect.TypeFor[api.ApproveResponse](),
 		"UpdateSVNRequest": reflect.TypeFor[api.UpdateSVNRequest](),

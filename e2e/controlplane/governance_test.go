@@ -81,7 +81,7 @@ func TestGovernance(t *testing.T) {
 			return map[string]any{"certificate": users[name].CertPEM, "roles": roles}
 		}
 		return map[string]any{
-			"packages": map[string]any{"signed": map[string]any{"mrsigner": hex.EncodeToString(signerID[:]), "isvprodid": 7, "min_isvsvn": 3}},
+			"packages":  map[string]any{"signed": map[string]any{"mrsigner": hex.EncodeToString(signerID[:]), "isvprodid": 7, "min_isvsvn": 3}},
 			"workloads": map[string]any{"gov": map[string]any{"package": "signed", "env": env}},
 			"secrets":   secrets,
 			"users": map[string]any{
