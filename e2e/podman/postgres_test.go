@@ -618,10 +618,11 @@ func TestPostgresEncryptedVolume(t *testing.T) {
 }
 
 // pgIdentityQuery prints the process identity of the server's processes, as a child of a
-// backend sees it: HOME and the Uid, Gid and Groups lines of /proc/self/status, sorted and joined
-// with ";".
+// backend sees it: HOME, the Uid, Gid and Groups lines of /proc/self/status, and which of the
+// server's directories it owns, sorted and joined with ";".
 const pgIdentityQuery = `CREATE TEMP TABLE ident (line text); ` +
-	`COPY ident FROM PROGRAM 'echo "HOME=$HOME"; while read -r l; do case "$l" in Uid:*|Gid:*|Groups:*) echo $l;; esac; done < /proc/self/status'; ` +
+	`COPY ident FROM PROGRAM 'echo "HOME=$HOME"; while read -r l; do case "$l" in Uid:*|Gid:*|Groups:*) echo $l;; esac; done < /proc/self/status; ` +
+	`for d in /etc/postgresql /etc/postgresql/15/main /var/run/postgresql ` + pgData + `; do [ -O "$d" ] && echo "owns $d"; done; exit 0'; ` +
 	`SELECT string_agg(line, ';' ORDER BY line) FROM ident`
 
 // pgIdentity returns what pgIdentityQuery prints.
@@ -699,4 +700,65 @@ func checkPgLaunch(t *testing.T, start int, logs string, env *e2etest.Env, c *co
 	if !strings.Contains(coordLog.String(), `"instance":"`+id+`"`) {
 		t.Errorf("container %d: the Coordinator logged no activation of instance %s", start, id)
 	}
+}
+
+// TestPostgresVolumeUnmeasured converts the PostgreSQL image with its configuration protected
+// and nothing said about its data directory: the image's VOLUME is reported unmeasured (with
+// initdb's files, which stay in the image for podman to copy into a new volume), so after a
+// first container wrote to the volume and was removed, a second one on the same volume is not
+// refused for changed trusted files, and reads the rows back. Nothing here encrypts the data:
+// that is --encrypted-volume's job (TestPostgresEncryptedVolume).
+func TestPostgresVolumeUnmeasured(t *testing.T) {
+	eng := newEngine(t, pgPrereqs()...)
+	env := e2etest.New(t)
+	dir := t.TempDir()
+	img := buildPostgres(t, dir)
+	coord := startCoordinator(t, env)
+
+	signKey, keyFile := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "pg-files.key")
+	keygen(t, signKey)
+	ref := "localhost/cloister-e2e/postgres-unmeasured:" + eng.run
+	archive := filepath.Join(dir, "postgres-unmeasured.tar")
+	conv := convert(t, img.ref, "docker-archive:"+archive+":"+ref, "--sign-key", signKey, "--isvprodid", "9",
+		"--protect", "/etc/postgresql", "--key-name", pgFilesKey, "--key-file", keyFile)
+	if len(conv.Unmeasured) != 1 || conv.Unmeasured[0].Path != pgData || conv.Unmeasured[0].Reason != "VOLUME" || conv.Unmeasured[0].Files < 900 {
+		t.Fatalf("convert reported unmeasured %+v; want %s, VOLUME, with initdb's files", conv.Unmeasured, pgData)
+	}
+	if !slices.Contains(conv.Exclude, pgData+"/") || len(conv.Volumes) != 0 {
+		t.Errorf("convert reported exclude %q and volumes %+v; want %s/ excluded and no encrypted volume", conv.Exclude, conv.Volumes, pgData)
+	}
+	t.Logf("convert: %s unmeasured (%s, %d files); warnings %q", conv.Unmeasured[0].Path, conv.Unmeasured[0].Reason, conv.Unmeasured[0].Files, conv.Warnings)
+	eng.load(archive, ref)
+
+	doc := manifestFromEntry(t, conv, pgWorkload, func(w map[string]any) {
+		w["tls"] = map[string]any{"dns": []string{"db"}}
+		w["files"] = map[string]string{
+			"/etc/ssl/certs/db.pem":            "{{.Workload.Chain}}",
+			"/etc/ssl/private/db.key":          "{{.Workload.Key}}",
+			"/etc/ssl/certs/cloister-root.pem": "{{.CA.Root}}",
+		}
+	})
+	setManifest(t, env, coord, doc, map[string][]byte{pgFilesKey: readFile(t, keyFile)})
+	rootFile := filepath.Join(dir, "deployment-root.pem")
+	e2etest.WriteFile(t, rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: coord.root.Raw}), 0o644)
+
+	vol := eng.newVolume("pg-unmeasured")
+	for start := 1; start <= 2; start++ {
+		c := eng.runArgs(fmt.Sprintf("pg-unmeasured-%d", start), ref, append(launchArgs(coord.Platform.Dir(), coord, pgWorkload),
+			"-v", vol+":"+pgData, "--shm-size=128m")...)
+		waitPsql(t, 90*time.Second, fmt.Sprintf("container %d to answer", start), rootFile, img, c, "SELECT 1")
+		if start == 1 {
+			if _, err := psql(t, rootFile, img.port, img.password, "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 100)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := psql(t, rootFile, img.port, img.password, "SELECT sum(n) FROM kept"); err != nil || got != "5050" {
+			t.Fatalf("container %d: sum = %q, %v; want 5050", start, got, err)
+		}
+		if code := c.stop(30 * time.Second); code != 0 || !strings.Contains(c.logs(), "database system is shut down") {
+			t.Fatalf("container %d: exit %d after podman stop; want 0 and a clean shutdown\n%s", start, code, tail(c.logs(), 3000))
+		}
+		eng.must(time.Minute, "rm", c.name)
+	}
+	coord.Stop(t)
 }
