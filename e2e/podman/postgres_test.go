@@ -386,20 +386,26 @@ func activations(t *testing.T, coord *coordinator, workload string) uint64 {
 	return st.Activations[workload]
 }
 
-// setManifest sets the deployment manifest doc and uploads the user-defined secrets as the
-// user operator, whom it adds with a role that may write them.
+// setManifest sets the deployment manifest doc and uploads the user-defined secrets upload (if
+// any) as the user operator, whom it adds with a role that may write them.
 func setManifest(t *testing.T, env *e2etest.Env, coord *coordinator, doc map[string]any, upload map[string][]byte) {
 	t.Helper()
-	operator := env.NewUser(t, "operator")
+	var operator *e2etest.User
 	names := slices.Sorted(maps.Keys(upload))
-	doc["users"] = map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"uploader"}}}
-	doc["roles"] = map[string]any{"uploader": map[string]any{"resource": "secrets", "names": names, "actions": []string{"write"}}}
+	if len(upload) > 0 {
+		operator = env.NewUser(t, "operator")
+		doc["users"] = map[string]any{"operator": map[string]any{"certificate": operator.CertPEM, "roles": []string{"uploader"}}}
+		doc["roles"] = map[string]any{"uploader": map[string]any{"resource": "secrets", "names": names, "actions": []string{"write"}}}
+	}
 	m, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.New(coord.Addrs.Client, coord.root).SetManifest(t.Context(), m); err != nil {
 		t.Fatalf("set manifest: %v\n%s", err, m)
+	}
+	if operator == nil {
+		return
 	}
 	op := client.New(coord.Addrs.Client, coord.root, client.WithCertificate(operator.TLS))
 	if err := op.SetSecrets(t.Context(), upload); err != nil {
