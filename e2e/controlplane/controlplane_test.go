@@ -279,6 +279,10 @@ func (d *deployment) verifyAndPin(t *testing.T) {
 	}
 	got := out
 	got.CollateralExpiry, got.RootFingerprint = "", ""
+	if h := got.AuditHead; h.Seq < 1 || len(h.Hash) != 64 || len(h.Signature) == 0 {
+		t.Errorf("verify --output json: audit head %+v; want the signed head of the Coordinator's log", h)
+	}
+	got.AuditHead = jsonoutput.AuditHead{}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verify --output json (-want +got):\n%s", diff)
 	}
@@ -358,9 +362,16 @@ func (d *deployment) manifestCheck(t *testing.T) {
 // still running may activate again at any time.
 var ignoreActivations = cmpopts.IgnoreFields(jsonoutput.Status{}, "Activations")
 
+// status returns the Coordinator's status without its audit head, which changes with every
+// change of state (audit_test.go checks it), after checking that there is a signed one.
 func (d *deployment) status(t *testing.T) jsonoutput.Status {
 	t.Helper()
-	return decodeOutput[jsonoutput.Status](t, d.mustCLI(t, "", "status", "--output", "json"))
+	s := decodeOutput[jsonoutput.Status](t, d.mustCLI(t, "", "status", "--output", "json"))
+	if h := s.AuditHead; h == nil || h.Seq < 1 || len(h.Signature) == 0 {
+		t.Errorf("status: audit head %+v; want the signed head of the Coordinator's log", h)
+	}
+	s.AuditHead = nil
+	return s
 }
 
 func (d *deployment) firstManifest(t *testing.T) {
