@@ -486,4 +486,3 @@ func (w *auditWorld) activateQuiet(t *testing.T, workload string) error {
 	_, err = s.Activate(t.Context(), workload, "i1", w.csr, &iss)
 	return err
 }
-
