@@ -148,6 +148,13 @@ func TestThresholdOneKeepsManifestSet(t *testing.T) {
 	if a := f.mustApprove("ann", p); !a.Applied || a.Version != 3 || a.Threshold != 1 {
 		t.Errorf("approval with threshold 1 = %+v; want applied as version 3", a)
 	}
+	// A manifest set withdraws a pending update, approved (if at all) against the version replaced.
+	p = f.propose("ann", govManifest(t, 1, nil))
+	f.setManifestAs("ben", govManifest(t, 1, nil))
+	_, err = f.c.PendingManifest(t.Context())
+	wantError(t, err, api.CodeNotFound, "no manifest update is pending")
+	_, err = f.approve("cat", p)
+	wantError(t, err, api.CodeNotFound)
 }
 
 func TestThresholdRefusesManifestSet(t *testing.T) {
@@ -258,6 +265,9 @@ func TestApprovalFlow(t *testing.T) {
 	}
 	_, err = f.c.PendingManifest(ctx)
 	wantError(t, err, api.CodeNotFound, "no manifest update is pending")
+	if logs := f.logs.String(); !strings.Contains(logs, `"msg":"manifest update applied"`) || !strings.Contains(logs, `"approvers":["ann","cat"]`) {
+		t.Errorf("the apply was not logged with its approvers:\n%s", logs)
+	}
 	f.reopen()
 	if f.c.ManifestVersion() != 2 {
 		t.Errorf("version %d after a restart, want 2", f.c.ManifestVersion())
