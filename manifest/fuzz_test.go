@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,7 +78,31 @@ func FuzzParse(f *testing.F) {
 		if d := Diff(m, again); d != nil {
 			t.Fatalf("round trip changed %v", d)
 		}
+		checkWithMinISVSVN(t, m)
 	})
+}
+
+// checkWithMinISVSVN: raising a package's min_isvsvn rewrites that number and nothing else.
+func checkWithMinISVSVN(t *testing.T, m *Manifest) {
+	for _, name := range sortedKeys(m.Packages) {
+		p := m.Packages[name]
+		if p.MinISVSVN == nil || *p.MinISVSVN == math.MaxUint16 {
+			continue
+		}
+		svn := *p.MinISVSVN + 1
+		b, err := m.WithMinISVSVN(name, svn)
+		if err != nil {
+			t.Fatalf("WithMinISVSVN(%q): %v", name, err)
+		}
+		raised, err := Parse(b)
+		if err != nil {
+			t.Fatalf("the manifest with package %q raised to %d does not parse: %v\n%s", name, svn, err, b)
+		}
+		want := []Change{{Path: keyPath(keyPath("$.packages", name), "min_isvsvn"), Kind: Changed}}
+		if d := Diff(m, raised); !slices.Equal(d, want) || *raised.Packages[name].MinISVSVN != svn {
+			t.Fatalf("raising package %q changed %v; want %v", name, d, want)
+		}
+	}
 }
 
 // checkRejection asserts the documented shape of Parse errors.
