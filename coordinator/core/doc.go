@@ -10,6 +10,15 @@
 // then on the Coordinator runs, and changing the manifest needs a user whose role grants
 // "update" on the manifest.
 //
+// # Governance
+//
+// With governance.update_threshold k > 1, one updater cannot change the manifest alone: an
+// update is proposed ([Core.ProposeManifest]), approved by k updaters of the manifest in force,
+// each signing its approval message ([Core.ApproveManifest]), and applied by the approval that
+// reaches k, through the same path as [Core.SetManifest]. One update is pending at a time; it
+// survives restarts, expires, can be withdrawn ([Core.CancelManifest]) and is withdrawn by any
+// other manifest change. [Core.UpdateSVN] raises a package's min_isvsvn without approval.
+//
 // # Persistence
 //
 // Everything that must survive a restart — the root CA, the Coordinator's TLS key, every
