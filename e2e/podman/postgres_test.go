@@ -37,8 +37,8 @@ const (
 	pgConf = "/etc/postgresql/15/main"
 )
 
-// The image's users: postgres, whose TLS key is readable only through its supplementary group
-// ssl-cert, as Debian's postgresql-common sets it up.
+// The image's user postgres and its supplementary group ssl-cert, the only way to
+// /etc/ssl/private, as Debian's postgresql-common and ssl-cert packages set them up.
 const (
 	pgUID, pgGID = 104, 104
 	sslCertGID   = 103
@@ -65,9 +65,8 @@ type pgImage struct {
 	marker   string // in the configuration, and the value of the setting cloister.marker
 }
 
-// pgConfig is the image's postgresql.conf: TLS only, with the server certificate, its key and the
-// CA file at paths the Coordinator delivers to, no Unix socket, a 1 MiB WAL segment and small
-// memory settings. The custom setting cloister.marker holds marker, so a query shows that the
+// pgConfig is the image's postgresql.conf: TLS on loopback, with the server certificate, its key
+// and the CA file at paths the Coordinator delivers to, no Unix socket and small memory settings. The custom setting cloister.marker holds marker, so a query shows that the
 // server read this file.
 func pgConfig(port int, marker string) []byte {
 	return fmt.Appendf(nil, `# PostgreSQL configuration of the cloister e2e test (%[2]s)
@@ -237,8 +236,8 @@ func waitPsql(t *testing.T, timeout time.Duration, what, root string, img pgImag
 
 // selfSigned writes a self-signed certificate for the DNS name db and its key to dir, as an
 // operator would mount them into the original image: the certificate (also the CA file) 0644,
-// the key root:ssl-cert 0640, so postgres reads it through its supplementary group only. It
-// returns the certificate's path.
+// the key root:ssl-cert 0640 (when the test runs as root), so postgres reads it through its
+// supplementary group only. It returns their paths.
 func selfSigned(t *testing.T, dir string) (cert, key string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -597,6 +596,11 @@ func TestPostgresEncryptedVolume(t *testing.T) {
 		}
 		logs := c.logs()
 		checkPgLaunch(t, start, logs, env, c)
+		for l := range strings.Lines(logs) {
+			if contains(l, "level=INFO", "took=") {
+				t.Logf("container %d, launcher: %s", start, strings.TrimSpace(l))
+			}
+		}
 		if code := c.stop(30 * time.Second); code != 0 {
 			t.Errorf("container %d exited with %d after podman stop; want 0\n%s", start, code, tail(c.logs(), 3000))
 		}
