@@ -375,3 +375,73 @@ func TestAuditGovernance(t *testing.T) {
 		t.Errorf("governance entries:\n got %v\nwant %v", got, want)
 	}
 }
+
+// BenchmarkAuditActivationHook measures what the audit log adds to an activation: adding its
+// result to the counts of its workload and hour (one map update under the counts lock, which
+// the activation count already takes). Compare with BenchmarkActivate.
+func BenchmarkAuditActivationHook(b *testing.B) {
+	var c counts
+	c.total, c.dirty, c.results = map[string]uint64{}, map[string]bool{}, map[actKey]activationCounts{}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.mu.Lock()
+		c.resultLocked(keyOf("bench", now), activationAccepted)
+		c.mu.Unlock()
+	}
+}
+
+// BenchmarkAuditExportVerify measures exporting a log of 20,000 secret-write entries from the
+// store, and verifying the export as cloister audit verify does; it reports entries per second.
+func BenchmarkAuditExportVerify(b *testing.B) {
+	root, err := pki.NewRoot(pki.RootConfig{TrustDomain: "cloister", Simulation: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	sealer, err := seal.NewSimulated(filepath.Join(dir, "seal.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(dir, "state"), sealer, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	c := &Core{db: db, now: time.Now, root: root, audit: auditState{segment: defaultAuditSegment}}
+	const n = 20_000
+	ctx := b.Context()
+	for i := 0; i < n; i += 1000 {
+		err := db.Update(ctx, func(tx *store.Tx) error {
+			for j := range 1000 {
+				if err := c.record(tx, audit.KindSecretWrite, "admin", map[string]string{"secrets": fmt.Sprint("s", i+j), "count": "1"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	b.Run("export", func(b *testing.B) {
+		for b.Loop() {
+			buf.Reset()
+			if _, err := c.exportAudit(ctx, 1, &buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(int64(buf.Len()))
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := audit.Verify(bytes.NewReader(buf.Bytes()), audit.VerifyOptions{Root: root.Cert}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(int64(buf.Len()))
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	})
+}
