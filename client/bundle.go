@@ -149,7 +149,7 @@ const (
 
 // BundleCheck is one check of a bundle.
 type BundleCheck struct {
-	// Name is one of certificates, quote, identity, audit_head, report_data, manifest_file,
+	// Name is one of certificates, quote, policy, audit_head, report_data, manifest_file,
 	// audit_log.
 	Name string
 	// Result is CheckOK, CheckFailed or CheckSkipped.
@@ -198,7 +198,8 @@ func (r *BundleReport) add(name, result, format string, args ...any) {
 
 // Verify checks the bundle offline against e at opts.At (default: when it was made) and
 // reports each check: the certificate chain (the Coordinator's certificate issued by the
-// deployment root), the quote with its collateral, the Coordinator's identity (e), the audit
+// deployment root), the quote with its collateral, the policy (e: the Coordinator's identity, TCB
+// status, debug bit, collateral validity), the audit
 // head's signature by the deployment root, the report data (TLS key, nonce and audit head), and
 // what opts adds (the manifest file, the audit log). e.Now is ignored.
 func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
@@ -226,7 +227,7 @@ func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
 	}
 	if err != nil {
 		rep.add("certificates", CheckFailed, "%v", err)
-		return skipRest("quote", "identity", "audit_head", "report_data", "manifest_file", "audit_log")
+		return skipRest("quote", "policy", "audit_head", "report_data", "manifest_file", "audit_log")
 	}
 	coord, root := certs[0], certs[1]
 	rep.add("certificates", CheckOK, "Coordinator certificate issued by the deployment root (SHA-256 %s), valid at %s", fingerprint(root), at.Format(time.RFC3339))
@@ -242,7 +243,7 @@ func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
 	}
 	if err != nil {
 		rep.add("quote", CheckFailed, "%v", err)
-		return skipRest("identity", "audit_head", "report_data", "manifest_file", "audit_log")
+		return skipRest("policy", "audit_head", "report_data", "manifest_file", "audit_log")
 	}
 	rep.add("quote", CheckOK, "genuine SGX quote, TCB status %s, collateral valid until %s", res.Platform.TCBStatus, res.Platform.CollateralExpiry.UTC().Format(time.RFC3339))
 
@@ -250,11 +251,11 @@ func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
 	identityOK := true
 	if err := e.check(res, res.Enclave.ReportData[:]); err != nil {
 		identityOK = false
-		rep.add("identity", CheckFailed, "%v", err)
+		rep.add("policy", CheckFailed, "%v", err)
 	} else if len(e.MREnclave) == 0 && e.MRSigner == nil {
-		rep.add("identity", CheckSkipped, "no expected identity given: MRENCLAVE %x, compare it yourself", res.Enclave.MREnclave)
+		rep.add("policy", CheckSkipped, "no expected identity given: MRENCLAVE %x, compare it yourself", res.Enclave.MREnclave)
 	} else {
-		rep.add("identity", CheckOK, "MRENCLAVE %x, MRSIGNER %x, ISVPRODID %d, ISVSVN %d", res.Enclave.MREnclave, res.Enclave.MRSigner, res.Enclave.ISVProdID, res.Enclave.ISVSVN)
+		rep.add("policy", CheckOK, "MRENCLAVE %x, MRSIGNER %x, ISVPRODID %d, ISVSVN %d", res.Enclave.MREnclave, res.Enclave.MRSigner, res.Enclave.ISVProdID, res.Enclave.ISVSVN)
 	}
 
 	head := resp.AuditHead

@@ -51,17 +51,17 @@ func TestBundleVerify(t *testing.T) {
 		want string
 	}{
 		{"as made", func(*Bundle, *BundleOptions) {},
-			"certificates=ok quote=ok identity=ok audit_head=ok report_data=ok manifest_file=skipped audit_log=skipped"},
+			"certificates=ok quote=ok policy=ok audit_head=ok report_data=ok manifest_file=skipped audit_log=skipped"},
 		{"with its manifest", func(_ *Bundle, o *BundleOptions) { o.Manifest = manifest },
-			"certificates=ok quote=ok identity=ok audit_head=ok report_data=ok manifest_file=ok audit_log=skipped"},
+			"certificates=ok quote=ok policy=ok audit_head=ok report_data=ok manifest_file=ok audit_log=skipped"},
 		{"another manifest", func(_ *Bundle, o *BundleOptions) { o.Manifest = []byte("{}") },
-			"certificates=ok quote=ok identity=ok audit_head=ok report_data=ok manifest_file=failed audit_log=skipped"},
+			"certificates=ok quote=ok policy=ok audit_head=ok report_data=ok manifest_file=failed audit_log=skipped"},
 		{"another head, signed", func(b *Bundle, _ *BundleOptions) { b.Response.AuditHead.Seq++ },
-			"certificates=ok quote=ok identity=ok audit_head=failed report_data=skipped manifest_file=skipped audit_log=skipped"},
+			"certificates=ok quote=ok policy=ok audit_head=failed report_data=skipped manifest_file=skipped audit_log=skipped"},
 		{"another nonce", func(b *Bundle, _ *BundleOptions) { b.Nonce = strings.Repeat("00", 32) },
-			"certificates=ok quote=ok identity=ok audit_head=ok report_data=failed manifest_file=skipped audit_log=skipped"},
+			"certificates=ok quote=ok policy=ok audit_head=ok report_data=failed manifest_file=skipped audit_log=skipped"},
 		{"at a time before the certificate", func(_ *Bundle, o *BundleOptions) { o.At = time.Now().Add(-24 * time.Hour) },
-			"certificates=failed quote=skipped identity=skipped audit_head=skipped report_data=skipped manifest_file=skipped audit_log=skipped"},
+			"certificates=failed quote=skipped policy=skipped audit_head=skipped report_data=skipped manifest_file=skipped audit_log=skipped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := *b
@@ -82,7 +82,7 @@ func TestBundleVerify(t *testing.T) {
 	}
 	wrong := e
 	wrong.MinISVSVN = 9
-	if rep := b.Verify(wrong, BundleOptions{}); !strings.Contains(results(rep), "identity=failed") || rep.Verified != nil {
+	if rep := b.Verify(wrong, BundleOptions{}); !strings.Contains(results(rep), "policy=failed") || rep.Verified != nil {
 		t.Errorf("a Coordinator older than expected: %s", results(rep))
 	}
 }

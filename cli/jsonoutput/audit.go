@@ -98,7 +98,7 @@ type BundleVerify struct {
 
 // BundleCheck is one check of [BundleVerify].
 type BundleCheck struct {
-	// Name is one of certificates, quote, identity, audit_head, report_data, manifest_file,
+	// Name is one of certificates, quote, policy, audit_head, report_data, manifest_file,
 	// audit_log.
 	Name string `json:"name"`
 	// Result is ok, failed or skipped.

@@ -31,8 +31,9 @@ type auditWorld struct {
 	admin *e2etest.User
 	root  *client.Verified
 	p     *sim.Platform
-	// version counts manifests set.
-	version int
+	// version counts manifests set; manifest is the last one set.
+	version  int
+	manifest []byte
 
 	mu      sync.Mutex // guards secrets
 	secrets []string   // the values written
@@ -48,8 +49,8 @@ func auditBody() attest.SimIssuer {
 	return attest.SimIssuer{Body: attest.SimEnclaveBody(auditMR, [32]byte{1}, 1, 1)}
 }
 
-// manifest returns a manifest with extraUsers users besides admin.
-func (w *auditWorld) manifest(t *testing.T, extraUsers int) []byte {
+// newManifest returns a manifest with extraUsers users besides admin.
+func (w *auditWorld) newManifest(t *testing.T, extraUsers int) []byte {
 	t.Helper()
 	var extra []*e2etest.User
 	for i := range extraUsers {
@@ -118,11 +119,12 @@ func (w *auditWorld) setManifest(t *testing.T, extraUsers int) (string, error) {
 	if w.version == 0 {
 		c = client.New(w.co.Addrs.Client, w.root.Root)
 	}
-	r, err := c.SetManifest(t.Context(), w.manifest(t, extraUsers))
+	m := w.newManifest(t, extraUsers)
+	r, err := c.SetManifest(t.Context(), m)
 	if err != nil {
 		return "", err
 	}
-	w.version = r.Version
+	w.version, w.manifest = r.Version, m
 	return r.Digest, nil
 }
 
@@ -200,6 +202,10 @@ func TestAuditLog(t *testing.T) {
 	}
 	ops++
 
+	// Evidence made now, whose head the export below extends.
+	bundle := w.e.Path("evidence.json")
+	w.e.MustCLI(t, "verify", "--coordinator", w.co.Addrs.Client, "--simulation", w.p.Dir(), "--bundle", bundle)
+
 	path := w.export(t, "audit.jsonl")
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -247,6 +253,43 @@ func TestAuditLog(t *testing.T) {
 		secrets[fmt.Sprintf("secret write %d", i)] = v
 	}
 	w.e.assertNoSecretsInLogs(t, secrets)
+
+	// The bundle verifies offline, and the export proves its manifest: quote -> head -> log.
+	e2etest.WriteFile(t, w.e.Path("manifest.json"), w.manifest, 0o644)
+	r = w.e.MustCLI(t, "bundle", "verify", bundle, "--simulation", w.p.Dir(), "--audit", path, "--manifest", w.e.Path("manifest.json"), "--output", "json")
+	var bv jsonoutput.BundleVerify
+	if err := json.Unmarshal([]byte(r.Stdout), &bv); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range bv.Checks {
+		if c.Result != "ok" {
+			t.Errorf("bundle check %s: %s (%s)", c.Name, c.Result, c.Detail)
+		}
+	}
+	if !bv.Verified || len(bv.Checks) != 7 || bv.ManifestVersion != 5 {
+		t.Errorf("bundle verify: %+v", bv)
+	}
+	// Long after, its collateral has expired; a log of another deployment proves nothing.
+	r = w.e.CLI(t, "bundle", "verify", bundle, "--simulation", w.p.Dir(), "--at", time.Now().AddDate(2, 0, 0).Format(time.RFC3339))
+	if r.Code != 1 || !strings.Contains(r.Stdout, "failed  policy         collateral outside its validity") {
+		t.Errorf("bundle verified two years later: %v", r)
+	}
+	r = w.e.CLI(t, "bundle", "verify", bundle, "--simulation", w.p.Dir(), "--manifest", w.e.Path("root.pem"))
+	if r.Code != 1 || !strings.Contains(r.Stdout, "failed  manifest_file") {
+		t.Errorf("bundle verified with another manifest: %v", r)
+	}
+
+	// --follow prints new entries as they come, and stops cleanly when interrupted.
+	follow := w.e.Start(t, "audit log --follow", append(w.e.BaseEnv(), "CLOISTER_CONFIG_DIR="+w.e.ConfigDir), w.e.Bins.Cloister,
+		append([]string{"audit", "log", "--follow", "--interval", "200ms", "--from", fmt.Sprint(rep.Last + 1), "--coordinator", w.co.Addrs.Client}, w.admin.Flags()...)...)
+	if _, err := w.writeSecret(t, "s3"); err != nil {
+		t.Fatal(err)
+	}
+	e2etest.WaitFor(t, e2etest.StartTimeout, "audit log --follow to print the new entry", func() (bool, string) {
+		out := follow.Output()
+		return strings.Contains(out, "secret.write") && strings.Contains(out, "secrets=s3"), out
+	})
+	follow.Interrupt(t)
 
 	// Tampering, each refused naming the entry. Line i+1 holds entry i (line 1 is the header).
 	refused := func(name string, lines [][]byte, want ...string) {

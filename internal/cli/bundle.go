@@ -40,7 +40,8 @@ report each check:
 
   certificates   the Coordinator's TLS certificate was issued by the deployment root
   quote          the quote is a genuine SGX quote, by its collateral (TCB Info, QE Identity, CRLs)
-  identity       the quote is of the expected Coordinator enclave (--mrenclave, --mrsigner, ...)
+  policy         the quote is of the expected Coordinator enclave (--mrenclave, --mrsigner, ...)
+                 on an accepted platform (TCB status, debug bit, collateral valid at --at)
   audit_head     the audit log head is signed by the deployment root
   report_data    the quote binds the Coordinator's TLS key, the bundle's nonce and that head
   manifest_file  with --manifest FILE: the bundle's manifest digest is the file's SHA-256
