@@ -56,7 +56,7 @@ type auditTip struct {
 
 // auditState is the Coordinator's view of its log outside transactions.
 type auditState struct {
-	segment uint64 // entries per segment for a new log; see WithAuditSegment in tests
+	segment uint64 // entries per segment for a new log (tests set a small one)
 
 	mu   sync.Mutex  // guards head
 	head *audit.Head // the newest signed head, reused while the log does not change

@@ -26,6 +26,7 @@ const (
 	bucketInstances = "instances" // workload "\x00" name "\x00" instance: secretRecord (per-instance secrets)
 	bucketCounts    = "activations"
 	bucketIssued    = "issued" // serial (hex): DER of every certificate secret the deployment CA issued
+	// The audit log's buckets are described in audit.go.
 )
 
 // caRecord is a stored CA.
