@@ -32,6 +32,15 @@ func (a *app) newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if h := st.AuditHead; h != nil {
+				root, err := a.pinnedRoot(&conn)
+				if err != nil {
+					return err
+				}
+				if err := h.Verify(root); err != nil {
+					return withCode(jsonoutput.CodeNotVerified, fmt.Errorf("the Coordinator's audit head is not signed by the pinned root: %w", err))
+				}
+			}
 			s := statusJSON(st)
 			return out.print(cmd.OutOrStdout(), s, func(w io.Writer) {
 				fmt.Fprintf(w, "state             %s\n", s.State)
