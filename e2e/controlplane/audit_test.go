@@ -445,6 +445,7 @@ func TestAuditCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		mDigests := map[string]bool{}
+		var lastManifest *audit.Entry
 		logWrites := map[string]int{}
 		logActivations := 0
 		for _, s := range seen { // every head seen before, each in turn
@@ -460,6 +461,7 @@ func TestAuditCrash(t *testing.T) {
 			switch e.Kind {
 			case audit.KindManifestSet:
 				mDigests[e.Fields["manifest_sha256"]] = true
+				lastManifest = e
 			case audit.KindSecretWrite:
 				logWrites[e.Fields["secrets"]]++
 			case audit.KindActivations:
@@ -476,6 +478,14 @@ func TestAuditCrash(t *testing.T) {
 			t.Fatalf("round %d: export does not verify: %v", round, err)
 		}
 		seen = append(seen, &rep.Head)
+		// The log and the state agree: the last manifest entry is the current manifest.
+		st, err := w.client().Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lastManifest == nil || lastManifest.Fields["version"] != fmt.Sprint(st.ManifestVersion) || lastManifest.Fields["manifest_sha256"] != st.ManifestDigest {
+			t.Errorf("round %d: the Coordinator runs manifest version %d (%s); the log's last manifest entry is %+v", round, st.ManifestVersion, st.ManifestDigest, lastManifest)
+		}
 		mu.Lock()
 		for _, d := range digests {
 			if !mDigests[d] {
