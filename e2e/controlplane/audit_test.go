@@ -218,11 +218,15 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d operations, %d entries, %d bytes: %v", ops, rep.Entries, len(raw), rep.Kinds)
-	want := map[string]uint64{"coordinator.start": 2, "manifest.set": 5, "secret.write": 35, "activations": 3}
+	want := map[string]uint64{"coordinator.start": 2, "manifest.set": 5, "secret.write": 35}
 	for k, n := range want {
 		if rep.Kinds[k] != n {
 			t.Errorf("%d %s entries, want %d (all: %v)", rep.Kinds[k], k, n, rep.Kinds)
 		}
+	}
+	// One entry per workload (app, free, unknown) and hour: more if the session crossed an hour.
+	if n := rep.Kinds["activations"]; n < 3 || n > 7 {
+		t.Errorf("%d activation entries, want 3 (or a few more across an hour)", n)
 	}
 	if !rep.Valid || !rep.SeenChecked {
 		t.Errorf("report %+v: want valid, through the seen head", rep)
@@ -240,7 +244,9 @@ func TestAuditLog(t *testing.T) {
 			activations += n
 		}
 	}
-	if activations != 11 {
+	// 10 accepted and 1 refused before the restart; the one after it is in an open hour, unless
+	// the hour ended since.
+	if activations != 11 && activations != 12 {
 		t.Errorf("activation entries count %d activations, want 11 (10 + 1 refused) before the restart", activations)
 	}
 	for _, v := range w.secrets {
