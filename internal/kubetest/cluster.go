@@ -59,8 +59,10 @@ type Cluster struct {
 	procs  []*process // in start order; stopped in reverse
 	// pendingNode is the node from when its containerd started; Node once it is Ready.
 	pendingNode *Node
-	timings     []Timing
-	extraAPI    []string
+	// unlockNode releases the machine's node lock (see lockNode), or is nil.
+	unlockNode func()
+	timings    []Timing
+	extraAPI   []string
 }
 
 // Timing is how long one step of [Start] took.
@@ -114,6 +116,11 @@ func Start(tb testing.TB, opts ...Option) *Cluster {
 	tb.Cleanup(c.cleanup)
 	if err := os.Mkdir(c.logDir, 0o700); err != nil {
 		tb.Fatal(err)
+	}
+	if o.node {
+		if c.unlockNode, err = lockNode(tb.Context(), tb.Logf); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(tb.Context(), 3*ReadyTimeout)
 	defer cancel()
@@ -285,6 +292,7 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 		"--root-ca-file=" + ca.certFile,
 		"--use-service-account-credentials=true",
 		"--cluster-signing-cert-file=", "--cluster-signing-key-file=",
+		"--flex-volume-plugin-dir=" + filepath.Join(c.Dir, "controller-manager", "volume-plugins"),
 		"--v=1",
 	}, minimalEnv())
 	if err != nil {
@@ -359,6 +367,9 @@ func (c *Cluster) WaitNodeReady(ctx context.Context) error {
 func (c *Cluster) cleanup() {
 	var errs []error
 	errs = append(errs, c.stopNode())
+	if c.unlockNode != nil {
+		c.unlockNode()
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		// A control-plane component slow to shut down is no fault of the test: say so only.
 		if err := c.procs[i].stop(stopGrace); err != nil {

@@ -50,8 +50,11 @@
 // # Side effects on the machine
 //
 // The kubelet sets the kernel parameters it wants (vm.overcommit_memory=1, kernel.panic=10,
-// kernel.panic_on_oops=1, ...) and writes symlinks into /var/log/containers; containerd's shims
-// keep sockets in /run/containerd/s. Everything else stays below the cluster's directory.
+// kernel.panic_on_oops=1, ...), writes symlinks into /var/log/containers, and listens for
+// device plugins on /var/lib/kubelet/device-plugins/kubelet.sock whatever its root directory
+// (a fixed path in the kubelet); containerd's shims keep sockets in /run/containerd/s. So only
+// one node runs on a machine at a time: [Start] with [WithNode] waits for a lock that another
+// test process's node holds. Everything else stays below the cluster's directory.
 //
 // # Skipping
 //

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -521,4 +522,49 @@ func removeCgroup(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// nodeLockFile serialises nodes on a machine. A kubelet keeps its device-plugin registration
+// socket at a fixed path (/var/lib/kubelet/device-plugins/kubelet.sock, whatever its root
+// directory) and sets machine-wide kernel parameters, so two nodes at once would take each
+// other's device plugins. Control planes alone run in parallel.
+var nodeLockFile = filepath.Join(os.TempDir(), "cloister-kubetest-node.lock")
+
+// nodeLockWait bounds how long a node waits for another test's node to stop.
+const nodeLockWait = 15 * time.Minute
+
+// lockNode takes the machine's node lock, waiting for another process's node if there is one,
+// and returns its release.
+func lockNode(ctx context.Context, logf func(string, ...any)) (func(), error) {
+	f, err := os.OpenFile(nodeLockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, nodeLockWait)
+	defer cancel()
+	waited := false
+	start := time.Now()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			if waited {
+				logf("kubetest: waited %v for another test's node", time.Since(start).Round(time.Millisecond))
+			}
+			return func() { f.Close() }, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", nodeLockFile, err)
+		}
+		if !waited {
+			logf("kubetest: another test process runs a node (%s is locked); waiting for it, at most %v", nodeLockFile, nodeLockWait)
+			waited = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("another test's node still holds %s after %v", nodeLockFile, time.Since(start).Round(time.Second))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
