@@ -89,8 +89,9 @@ func WithAPIServerArgs(args ...string) Option {
 	return func(o *options) { o.apiArgs = append(o.apiArgs, args...) }
 }
 
-// Start runs a cluster for tb and returns it once the API server is ready (and, with
-// [WithNode], the node is Ready). It skips tb with -short, and skips or fails it (see
+// Start runs a cluster for tb and returns it once the API server is ready, the controller
+// manager has set up namespace "default" (a service account and kube-root-ca.crt, so pods
+// can be created there) and, with [WithNode], the node is Ready. It skips tb with -short, and skips or fails it (see
 // [Require]) when the machine lacks a prerequisite. A cold cache of the Kubernetes binaries
 // is filled first ([Build]), which takes minutes. Start fails tb on any error.
 func Start(tb testing.TB, opts ...Option) *Cluster {
@@ -200,7 +201,10 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	kcm, err := issue("controller-manager", "system:kube-controller-manager", nil, nil, nil)
+	// The controller manager runs every controller with its own identity
+	// (--use-service-account-credentials=false, which saves the seconds of making a service
+	// account and token per controller), so it needs more than its default role: system:masters.
+	kcm, err := issue("controller-manager", "system:kube-controller-manager", []string{"system:masters"}, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -290,7 +294,7 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 		"--leader-elect=false",
 		"--service-account-private-key-file=" + saKey,
 		"--root-ca-file=" + ca.certFile,
-		"--use-service-account-credentials=true",
+		"--use-service-account-credentials=false",
 		"--cluster-signing-cert-file=", "--cluster-signing-key-file=",
 		"--flex-volume-plugin-dir=" + filepath.Join(c.Dir, "controller-manager", "volume-plugins"),
 		"--v=1",
@@ -323,6 +327,13 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 		}
 		c.timed("node Ready", t2)
 	}
+	// The controller manager starts its controllers one after another, for a few seconds;
+	// until the service-account and root-CA controllers run, no pod can be created.
+	t3 := time.Now()
+	if err := c.waitNamespaceReady(ctx, "default"); err != nil {
+		return err
+	}
+	c.timed("controllers ready", t3)
 	c.timed("cluster started", t0)
 	return nil
 }

@@ -40,7 +40,7 @@ func TestCluster(t *testing.T) {
 	cs := c.Client
 
 	// 1. A namespace and a service account; the controller manager adds "default" to it.
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+	if err := c.CreateNamespace(ctx, namespace); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "worker"}}, metav1.CreateOptions{}); err != nil {
@@ -90,7 +90,7 @@ func TestCluster(t *testing.T) {
 	// 5. A labelled pod: mutated, scheduled, Running. With it, a pod on the host's network,
 	// which the test reaches directly on 127.0.0.1.
 	podStart := time.Now()
-	pod, err := createPod(ctx, cs.CoreV1().Pods(namespace), helloPod("hello", true))
+	pod, err := cs.CoreV1().Pods(namespace).Create(ctx, helloPod("hello", true), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestCluster(t *testing.T) {
 	hostPod := helloPod("hostnet", false)
 	hostPod.Spec.HostNetwork = true
 	hostPod.Spec.Containers[0].Args = []string{"-say", helloLine, "-listen", hostPort}
-	if _, err := createPod(ctx, cs.CoreV1().Pods(namespace), hostPod); err != nil {
+	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, hostPod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if pod.Annotations[mutatedKey] != "true" {
@@ -194,20 +194,6 @@ func TestControlPlaneOnly(t *testing.T) {
 	}
 	if v.GitVersion != "v1.37.2" {
 		t.Errorf("server version %s, want v1.37.2", v.GitVersion)
-	}
-}
-
-// createPod creates p, retrying while the namespace's service account is not yet there.
-func createPod(ctx context.Context, pods interface {
-	Create(context.Context, *corev1.Pod, metav1.CreateOptions) (*corev1.Pod, error)
-}, p *corev1.Pod) (*corev1.Pod, error) {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, err := pods.Create(ctx, p, metav1.CreateOptions{})
-		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "serviceaccount") {
-			return got, err
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
