@@ -91,9 +91,11 @@ func WithAPIServerArgs(args ...string) Option {
 
 // Start runs a cluster for tb and returns it once the API server is ready, the controller
 // manager has set up namespace "default" (a service account and kube-root-ca.crt, so pods
-// can be created there) and, with [WithNode], the node is Ready. It skips tb with -short, and skips or fails it (see
-// [Require]) when the machine lacks a prerequisite. A cold cache of the Kubernetes binaries
-// is filled first ([Build]), which takes minutes. Start fails tb on any error.
+// can be created there) and, with [WithNode], the node is Ready. It skips tb with -short, and
+// skips or fails it (see [Require]) when the machine lacks a prerequisite. A cold cache of
+// the Kubernetes binaries is filled first ([Build]), which takes minutes. With [WithNode] it
+// first waits while another test process runs a node (one node per machine). Start fails tb
+// on any error.
 func Start(tb testing.TB, opts ...Option) *Cluster {
 	tb.Helper()
 	var o options
