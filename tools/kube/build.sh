@@ -3,7 +3,7 @@
 # kube-controller-manager, kube-scheduler, kubelet) from the k8s.io/kubernetes module this
 # directory's go.mod pins, into a cache directory, and prints that directory on its last line.
 # A cached build of the same pins, Go version and platform is reused: then this takes well
-# under a second. A cold build takes minutes (about 10 on 2 cores).
+# under a second. A cold build takes about 10 minutes on 2 cores.
 #
 # Usage: tools/kube/build.sh [-q|-n]
 #   -q  print only the directory
