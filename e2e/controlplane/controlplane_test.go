@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -443,6 +444,10 @@ func (d *deployment) checkApp(t *testing.T, s *seen, instance, release string, i
 		"OUT_DIR": a.outDir, "FILES_DIR": a.filesDir, "PATH": "/usr/bin:/bin", "FIXED_VAR": "fixed",
 		"OVERRIDDEN": "delivered", "ALLOWED_VAR": "from-host", "LC_E2E": "from-host-lc",
 		"INSTANCE": instance, "SPIFFE": "spiffe://" + trustDomain + "/app", "GREETING": "hello-plain", "RELEASE": release,
+	}
+	// HOME comes from the passwd entry of the user the app runs as, as runc gives it.
+	if u, err := user.Current(); err == nil {
+		wantEnv["HOME"] = u.HomeDir
 	}
 	for _, k := range []string{"SHARED_HEX", "SHARED_B64", "INST_HEX"} {
 		wantEnv[k] = s.env[k] // checked below
