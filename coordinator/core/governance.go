@@ -207,6 +207,18 @@ func (c *Core) PendingManifest(ctx context.Context) (*api.PendingUpdate, error) 
 	if d == nil {
 		return nil, noManifest()
 	}
+	rec, raw, err := c.livePending(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	p := c.view(rec, d)
+	p.Manifest = raw
+	return p, nil
+}
+
+// livePending loads the pending update and its manifest, refusing one that is missing,
+// expired or stale (see live).
+func (c *Core) livePending(ctx context.Context, d *deployment) (*pendingRecord, []byte, error) {
 	var (
 		rec *pendingRecord
 		raw []byte
@@ -220,14 +232,12 @@ func (c *Core) PendingManifest(ctx context.Context) (*api.PendingUpdate, error) 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load the pending update: %w", err)
+		return nil, nil, fmt.Errorf("load the pending update: %w", err)
 	}
 	if err := c.live(rec, d); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p := c.view(rec, d)
-	p.Manifest = raw
-	return p, nil
+	return rec, raw, nil
 }
 
 // live refuses a missing, expired or stale pending update.
@@ -268,22 +278,8 @@ func (c *Core) ApproveManifest(ctx context.Context, cert *x509.Certificate, id, 
 	if err != nil {
 		return nil, err
 	}
-	var (
-		rec *pendingRecord
-		raw []byte
-	)
-	err = c.db.View(ctx, func(tx *store.Tx) error {
-		var err error
-		if rec, err = loadPending(tx); err != nil || rec == nil {
-			return err
-		}
-		raw, err = tx.Get(bucketGovernance, keyPendingManifest)
-		return err
-	})
+	rec, raw, err := c.livePending(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("load the pending update: %w", err)
-	}
-	if err := c.live(rec, d); err != nil {
 		return nil, err
 	}
 	switch {
