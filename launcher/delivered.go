@@ -219,7 +219,7 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 			}
 			continue // left by an earlier start: already right
 		default:
-			return fmt.Errorf("delivered file %s: expected nothing, a regular file or a symbolic link to %s; found a %s (planted?); refusing to replace it", p, target, fileKind(fi.Mode()))
+			return fmt.Errorf("delivered file %s: expected nothing, a regular file or a symbolic link to %s; found a %s (planted?); refusing to replace it", p, target, atomicfile.Kind(fi.Mode()))
 		}
 		tmp := ".tmp-" + rand.Text()
 		if err := d.Symlink(target, tmp); err != nil {
@@ -264,19 +264,4 @@ func readOnlyRoot(err error, p, dir string, store *deliveredStore) error {
 	return fmt.Errorf("the file system at %s is read-only (%w), so the launcher cannot link it to its copy in memory-backed storage (%s), and a delivered file is never written to disk: "+
 		"mount a tmpfs at %s (podman run --tmpfs %s; Kubernetes: an emptyDir with medium Memory) or deliver the file below /dev/shm",
 		dir, err, filepath.Join(store.root.Name(), p), dir, dir)
-}
-
-// fileKind names a file type for errors.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "file of type " + m.Type().String()
 }

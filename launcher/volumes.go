@@ -204,7 +204,7 @@ func copyTree(src, dst *os.Root, owners bool, st *seedStats) error {
 			st.files++
 			st.bytes += n
 		default:
-			return fmt.Errorf("%s/%s: expected regular files, directories and symbolic links in the seed content; found a %s", src.Name(), name, fileKind(fi.Mode()))
+			return fmt.Errorf("%s/%s: expected regular files, directories and symbolic links in the seed content; found a %s", src.Name(), name, atomicfile.Kind(fi.Mode()))
 		}
 	}
 	return fsyncDir(dst)

@@ -79,7 +79,7 @@ func openComponent(r *os.Root, name string, mkdir os.FileMode) (*os.Root, error)
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return nil, fmt.Errorf("%s %w; refusing to write through it", p, ErrSymlink)
 	case !fi.IsDir():
-		return nil, fmt.Errorf("%s: expected a directory, found a %s", p, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s: expected a directory, found a %s", p, Kind(fi.Mode()))
 	}
 	// Between the Lstat and the open, the directory may have been swapped for a link: OpenRoot
 	// would follow it (inside r). Opening the same directory that Lstat saw rules that out.
@@ -122,7 +122,7 @@ func CreateIn(dir *os.Root, name string, perm os.FileMode, uid, gid int) (*Pendi
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return nil, fmt.Errorf("%s %w; refusing to write through it", p, ErrSymlink)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: expected a regular file or nothing, found a %s", p, kind(fi.Mode()))
+		return nil, fmt.Errorf("%s: expected a regular file or nothing, found a %s", p, Kind(fi.Mode()))
 	}
 	// A random name created exclusively: openat with O_CREATE|O_EXCL never follows a link.
 	tmp := ".tmp-" + rand.Text()
@@ -218,8 +218,8 @@ func renamePathError(err error, p string) error {
 	return fmt.Errorf("%s: %w", p, err)
 }
 
-// kind names a file type for errors.
-func kind(m fs.FileMode) string {
+// Kind names a file type for errors ("regular file", "symbolic link", "named pipe", ...).
+func Kind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "directory"
