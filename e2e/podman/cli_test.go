@@ -2,7 +2,9 @@ package podman
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log"
 	"net/http/httptest"
 	"os"
@@ -134,6 +136,10 @@ func TestConvertRefusals(t *testing.T) {
 	if err == nil || !contains(errOut, "field history[0].created_by holds the content of protected /etc/app/secret.conf", "--redact-history") ||
 		strings.Contains(errOut, secret) {
 		t.Errorf("convert with the secret in the history: %v\n%s", err, errOut)
+	}
+	// Refused conversions made a key but did not save it: no image uses it.
+	if _, err := os.Stat(keyFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("refused conversions left the key file %s behind (stat: %v)", keyFile, err)
 	}
 	convert(t, src, "oci:"+filepath.Join(dir, "out")+":b", append(args[2:], "--redact-history")...)
 	if found := scanBlobs(t, filepath.Join(dir, "out"), map[string][]byte{"secret": []byte(secret)}); len(found) > 0 {

@@ -39,13 +39,15 @@ type imageConvertFlags struct {
 	protect, exclude, allowEnv, volumes, coordMREnclave  []string
 	writable                                             []string
 	keyName, keyFile, signKey, launcher, entrypoint, cmd string
-	volumeKeyName                                        string
-	enclaveSize, coordMRSigner, gramineDir, pkg          string
-	protectVersion                                       uint64
-	isvProdID, isvSVN, coordProdID, coordMinSVN          uint16
-	threads, workers                                     int
-	redactHistory                                        bool
-	out                                                  outputFlag
+	// newKey is a protected-file key made for this conversion, saved to keyFile once it succeeds.
+	newKey                                      []byte
+	volumeKeyName                               string
+	enclaveSize, coordMRSigner, gramineDir, pkg string
+	protectVersion                              uint64
+	isvProdID, isvSVN, coordProdID, coordMinSVN uint16
+	threads, workers                            int
+	redactHistory                               bool
+	out                                         outputFlag
 }
 
 func (a *app) newImageConvertCmd() *cobra.Command {
@@ -125,6 +127,14 @@ func (a *app) runImageConvert(cmd *cobra.Command, srcRef, dstRef string, f *imag
 		return err
 	}
 	defer res.Close()
+	// The image is encrypted with the new key: it is saved before the image is written, so that
+	// no image exists whose key was lost.
+	if f.newKey != nil {
+		if err := a.saveProtectedFileKey(f.keyFile, f.newKey); err != nil {
+			bar.finish()
+			return err
+		}
+	}
 	bar.describe("writing " + dstRef)
 	_, err = image.Write(ctx, dstRef, res.Image, opts...)
 	bar.finish()
@@ -308,10 +318,13 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 	if len(f.protect) > 0 {
 		if f.keyFile == "" {
 			errs = append(errs, errors.New("--protect needs --key-file (it is created when it does not exist)"))
-		} else if key, err := a.loadProtectedFileKey(f.keyFile); err != nil {
+		} else if key, created, err := a.loadProtectedFileKey(f.keyFile); err != nil {
 			errs = append(errs, err)
 		} else {
 			cfg.FileKey = key
+			if created {
+				f.newKey = key
+			}
 		}
 	}
 	l, err := findLauncherBinary(f.launcher)
@@ -364,30 +377,36 @@ func coordinatorFlagIdentity(f *imageConvertFlags) (*enclave.Coordinator, error)
 	return c, nil
 }
 
-// loadProtectedFileKey reads the 32-byte protected-file key, or creates it from
-// crypto/rand (0600, never overwriting) when the file does not exist, so
-// that converting again reuses the key.
-func (a *app) loadProtectedFileKey(path string) ([]byte, error) {
+// loadProtectedFileKey reads the 32-byte protected-file key, or makes a new one from
+// crypto/rand when the file does not exist (created true). The new key is saved by
+// saveProtectedFileKey only once the conversion has succeeded, so a refused conversion leaves
+// no key file behind; converting again reuses the saved key.
+func (a *app) loadProtectedFileKey(path string) (key []byte, created bool, err error) {
 	b, err := readBounded(path, 1024)
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, protect.KeySize)
 		rand.Read(key)
-		if err := createExclusive(path, key, 0o600); err != nil {
-			return nil, fmt.Errorf("--key-file: %w", err)
-		}
-		fmt.Fprintf(a.stderr, "Created a new protected-file key in %s (keep it: the Coordinator needs it).\n", path)
-		return key, nil
+		return key, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--key-file: %w", err)
+		return nil, false, fmt.Errorf("--key-file: %w", err)
 	}
 	if len(b) != protect.KeySize {
-		return nil, fmt.Errorf("--key-file %s: expected %d raw bytes, found %d", path, protect.KeySize, len(b))
+		return nil, false, fmt.Errorf("--key-file %s: expected %d raw bytes, found %d", path, protect.KeySize, len(b))
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(a.stderr, "Warning: %s is readable by other users (mode %s); chmod 600 it.\n", path, fi.Mode().Perm())
 	}
-	return b, nil
+	return b, false, nil
+}
+
+// saveProtectedFileKey writes a key made by loadProtectedFileKey (0600, never overwriting).
+func (a *app) saveProtectedFileKey(path string, key []byte) error {
+	if err := createExclusive(path, key, 0o600); err != nil {
+		return fmt.Errorf("--key-file: %w", err)
+	}
+	fmt.Fprintf(a.stderr, "Created a new protected-file key in %s (keep it: the Coordinator needs it).\n", path)
+	return nil
 }
 
 // findLauncherBinary returns the launcher binary: the flag, else cloister-launch
