@@ -18,13 +18,28 @@ const deliveredHeadroom = enclave.DeliveredBytes
 // earlier start left; then it checks that they have room for the protected files' plaintext
 // (m.PlaintextBytes) and the delivered files (deliveredHeadroom), so that a launch that would
 // run out of memory fails before it spends an activation. plain is nil without protected files.
-func openMemory(cfg Config, m *enclave.Manifest, log *slog.Logger) (store *deliveredStore, plain *os.Root, err error) {
+//
+// Inside Gramine (gramine set) memory-backed storage is what the signed enclave manifest records
+// as in-enclave tmpfs (see gramineMemory), and the room is not checked: Gramine's statfs answers
+// made-up numbers, and the bound is the enclave's size.
+func openMemory(cfg Config, m *enclave.Manifest, gramine bool, log *slog.Logger) (store *deliveredStore, plain *os.Root, err error) {
 	dir := cfg.deliveredDir
 	if dir == "" {
 		dir = DeliveredDir
 	}
-	if store, err = openDelivered(dir, log); err != nil {
+	var memoryBacked func(*os.Root) error
+	if gramine {
+		if err := gramineLimits(m); err != nil {
+			return nil, nil, err
+		}
+		memoryBacked = gramineMemory(m)
+	}
+	if store, err = openDeliveredIn(dir, memoryBacked, log); err != nil {
 		return nil, nil, err
+	}
+	store.noLinks = gramine
+	if gramine {
+		return store, nil, nil // gramineLimits refused protected files
 	}
 	if len(m.ProtectedFiles) > 0 {
 		if plain, err = openPlaintextDir(m.PlaintextDir); err != nil {
