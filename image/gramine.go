@@ -142,15 +142,20 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 // enclaveTmpfs returns the directories the Gramine manifest of m mounts as
 // in-enclave tmpfs, recorded in the signed enclave manifest
 // ([enclave.Manifest.EnclaveTmpfs]) so that the launcher, inside Gramine,
-// knows them: the delivered files' directory and, with protected files,
-// their plaintext directory. Sorted, as the format requires.
-func enclaveTmpfs(m *enclave.Manifest) []string {
+// knows them: the delivered files' directory, with protected files their
+// plaintext directory, and the --tmpfs directories extra (clean absolute
+// paths). Sorted and unique, as the format requires; the format's rules
+// (no nesting, no measured file hidden) are checked when it is signed.
+func enclaveTmpfs(m *enclave.Manifest, extra []string) []string {
 	dirs := []string{enclave.DeliveredDir}
 	if m.PlaintextDir != "" {
 		dirs = append(dirs, m.PlaintextDir)
 	}
+	for _, d := range extra {
+		dirs = append(dirs, path.Clean(d))
+	}
 	slices.Sort(dirs)
-	return dirs
+	return slices.Compact(dirs)
 }
 
 // tomlString quotes s as a TOML basic string.

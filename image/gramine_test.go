@@ -142,6 +142,38 @@ func TestGramineManifestDeliveredTmpfs(t *testing.T) {
 	}
 }
 
+// --tmpfs adds an in-enclave tmpfs, where delivered files can go under Gramine, to both
+// manifests; one that would hide a measured file is refused, naming it.
+func TestGramineManifestExtraTmpfs(t *testing.T) {
+	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "app"), dir("etc/app/tls/")})
+	cfg := testConfig(t)
+	cfg.Tmpfs = []string{"/etc/app/tls"}
+	res := convert(t, img, cfg)
+	ls, _ := res.Image.Layers()
+	files, _ := layerFiles(t, ls[len(ls)-1])
+	var g gramineDoc
+	if _, err := toml.Decode(string(files["cloister/gramine.manifest"]), &g); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{enclave.DeliveredDir, "/etc/app/tls"}
+	m := signedManifest(t, res.Image).Manifest
+	if got := gramineTmpfs(g); !slices.Equal(got, want) || !slices.Equal(m.EnclaveTmpfs, want) {
+		t.Errorf("tmpfs mounts %q, enclave_tmpfs %q; want %q in both", got, m.EnclaveTmpfs, want)
+	}
+
+	cfg = testConfig(t)
+	cfg.Tmpfs = []string{"/bin"}
+	_, err := Convert(t.Context(), source(t, img), cfg)
+	if err == nil || !strings.Contains(err.Error(), `files[0].path "/bin/app": inside in-enclave tmpfs "/bin", which hides it`) {
+		t.Errorf("Convert --tmpfs /bin = %v; want a refusal naming /bin/app", err)
+	}
+	cfg = testConfig(t)
+	cfg.Tmpfs = []string{"relative"}
+	if _, err := Convert(t.Context(), source(t, img), cfg); err == nil || !strings.Contains(err.Error(), `tmpfs directory "relative"`) {
+		t.Errorf("Convert --tmpfs relative = %v; want a refusal naming it", err)
+	}
+}
+
 func all(a, b map[string]string) bool {
 	for k, v := range a {
 		if b[k] != v {

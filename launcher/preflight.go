@@ -165,8 +165,8 @@ func (w writeCheck) deliveredFile(p string) (needStore bool, err error) {
 	target := filepath.Join(w.store.root.Name(), p)
 	switch {
 	case w.gramine && !memory:
-		return false, fmt.Errorf("delivered file %s: inside Gramine a delivered file must be in an in-enclave tmpfs, and the enclave manifest records only the launcher's own (%s): Gramine's host file system has no symbolic links to link %s to a copy in enclave memory, and a file written in %s would be on the host's disk; "+
-			"delivered files do not work inside Gramine yet (docs/architecture.md, Known limits)", p, strings.Join(w.m.EnclaveTmpfs, ", "), p, dir)
+		return false, fmt.Errorf("delivered file %s: inside Gramine a delivered file must be in an in-enclave tmpfs, and %s is in none of the enclave manifest's (%s): Gramine's host file system has no symbolic links to link %s to a copy in enclave memory, and a file written in %s would be on the host's disk; "+
+			"convert the image with --tmpfs %s (where the image has no measured file) and sign its Gramine manifest again", p, dir, strings.Join(w.m.EnclaveTmpfs, ", "), p, dir, dir)
 	case memory:
 		// The file itself goes there (a tmpfs: --tmpfs, an emptyDir with medium Memory).
 	case existing.Name() == dir:

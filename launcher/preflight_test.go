@@ -190,7 +190,7 @@ func TestGramineMemory(t *testing.T) {
 	other := realTempDir(t)
 	w := writeCheck{m: m, store: store, uid: os.Geteuid(), gramine: true}
 	err = w.check([]string{other + "/key.pem"})
-	want = fmt.Sprintf("delivered file %s/key.pem: inside Gramine a delivered file must be in an in-enclave tmpfs, and the enclave manifest records only the launcher's own (%s)", other, delivered)
+	want = fmt.Sprintf("delivered file %s/key.pem: inside Gramine a delivered file must be in an in-enclave tmpfs, and %s is in none of the enclave manifest's (%s)", other, other, delivered)
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("check under Gramine = %v\nwant %s…", err, want)
 	}
@@ -198,6 +198,16 @@ func TestGramineMemory(t *testing.T) {
 		t.Errorf("writeFiles under Gramine outside an in-enclave tmpfs = %v; want a refusal", err)
 	}
 	assertNothingIn(t, other)
+
+	// With the directory recorded as in-enclave tmpfs (convert --tmpfs), the file goes there.
+	m.EnclaveTmpfs = []string{delivered, other}
+	if err := w.check([]string{other + "/tls/key.pem"}); err != nil {
+		t.Errorf("check under Gramine inside an in-enclave tmpfs = %v", err)
+	}
+	if err := writeFiles(store, map[string][]byte{other + "/tls/key.pem": []byte("KEY")}, -1, -1); err != nil {
+		t.Errorf("writeFiles under Gramine inside an in-enclave tmpfs = %v", err)
+	}
+	wantFile(t, other+"/tls/key.pem", []byte("KEY"), os.Getuid(), os.Getgid())
 
 	pm := &enclave.Manifest{EnclaveTmpfs: []string{delivered}, PlaintextDir: enclave.ProtectedDir,
 		ProtectedFiles: []enclave.ProtectedFile{{Path: "/etc/secret"}}}
