@@ -137,8 +137,8 @@ func (w writeCheck) check(paths []string) error {
 			if needStore && !storeChecked {
 				storeChecked = true
 				if why := w.unwritable(w.store.root); why != "" {
-					errs = append(errs, fmt.Errorf("delivered files' copies: %s %s: make it writable by that user (podman run --shm-size, a tmpfs at /dev/shm, or Kubernetes: an emptyDir with medium: Memory at /dev/shm, writable by uid %d)",
-						w.store.root.Name(), why, w.uid))
+					errs = append(errs, fmt.Errorf("delivered files' copies: the launcher keeps them in %s, which %s: run the container as the uid that created it, or give the container a /dev/shm of its own (podman's and Kubernetes' default; an emptyDir with medium: Memory at /dev/shm)",
+						w.store.root.Name(), strings.TrimPrefix(why, "is ")))
 				}
 			}
 		}
@@ -204,7 +204,7 @@ func (w writeCheck) volume(v enclave.Volume) error {
 	if existing.Name() == v.Path {
 		names, err := readNames(existing)
 		if err != nil {
-			return fmt.Errorf("encrypted volume %s: %w", v.Path, err)
+			return fmt.Errorf("encrypted volume %s: uid %d cannot list it (%w): run the container as root (the launcher switches to the image's user itself) or as the volume's owner", v.Path, w.uid, err)
 		}
 		if !v.Seed || (len(names) > 0 && !slices.Contains(names, seedMarker)) {
 			return nil // the application's data, or empty and not seeded: the launcher writes nothing
@@ -246,14 +246,15 @@ func (w writeCheck) unwritable(dir *os.Root) string {
 	}
 	defer d.Close()
 	var st syscall.Statfs_t
+	readOnly := fmt.Sprintf("is on a read-only file system (the launcher runs as uid %d; podman run --read-only, Kubernetes readOnlyRootFilesystem, or a read-only mount; a delivered file is never written to disk)", w.uid)
 	if err := syscall.Fstatfs(int(d.Fd()), &st); err == nil && st.Flags&stReadOnly != 0 {
-		return "is on a read-only file system (podman run --read-only, Kubernetes readOnlyRootFilesystem, or a read-only mount; a delivered file is never written to disk)"
+		return readOnly
 	}
 	switch err := syscall.Faccessat(int(d.Fd()), ".", wOK|xOK, atEACCESS); {
 	case err == nil, errors.Is(err, syscall.ENOSYS):
 		return ""
 	case errors.Is(err, syscall.EROFS):
-		return "is on a read-only file system (podman run --read-only, Kubernetes readOnlyRootFilesystem, or a read-only mount; a delivered file is never written to disk)"
+		return readOnly
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		if w.uid != 0 {
 			return fmt.Sprintf("is not writable by uid %d (the container runs as a non-root user)", w.uid)

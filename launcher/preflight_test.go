@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -216,4 +217,69 @@ func TestGramineMemory(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("openMemory under Gramine with protected files = %v\nwant %s…", err, want)
 	}
+}
+
+// envWriteCheckChild makes TestWriteCheckNonRoot's child run the check (see there).
+const envWriteCheckChild = "CLOISTER_TEST_WRITE_CHECK_DIR"
+
+// A non-root launcher (podman run --user) is refused a delivered file in a root-owned directory,
+// naming the uid and the fixes, and accepted where it may write: the check runs as a child
+// process of uid 65534, since root may write anywhere.
+func TestWriteCheckNonRoot(t *testing.T) {
+	if dirs := os.Getenv(envWriteCheckChild); dirs != "" {
+		dir, shm, _ := strings.Cut(dirs, ":")
+		store, err := openDelivered(filepath.Join(shm, "delivered"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.close()
+		w := writeCheck{m: &enclave.Manifest{}, store: store, uid: os.Geteuid()}
+		fmt.Println("ROOT-OWNED:", w.check([]string{dir + "/etc/app/token"}))
+		fmt.Println("OWN:", w.check([]string{dir + "/own/token", shm + "/token"}))
+		return
+	}
+	requireRoot(t)
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	const uid = 65534
+	dir := realTempDir(t)
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		noErr(t, os.Chmod(d, 0o755))
+	}
+	mustMkdir(t, dir+"/etc/app")
+	mustMkdir(t, dir+"/own")
+	noErr(t, os.Chown(dir+"/own", uid, uid))
+	shm := testShmDir(t)
+	noErr(t, os.Chmod(shm, 0o755))
+	noErr(t, os.Chown(shm, uid, uid))
+	exe := filepath.Join(dir, "launcher.test")
+	b, err := os.ReadFile(os.Args[0])
+	noErr(t, err)
+	noErr(t, os.WriteFile(exe, b, 0o755))
+	cmd := exec.CommandContext(t.Context(), exe, "-test.run=^TestWriteCheckNonRoot$")
+	cmd.Env = append(os.Environ(), envWriteCheckChild+"="+dir+":"+shm)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("the child as uid %d: %v\n%s", uid, err, out)
+	}
+	head := fmt.Sprintf("ROOT-OWNED: delivered file %s/etc/app/token: the launcher must make a symbolic link at it to its copy in memory-backed storage", dir)
+	tail := fmt.Sprintf(", and %s/etc/app is not writable by uid %d (the container runs as a non-root user): mount a tmpfs at %s/etc/app that uid %d can write (podman run --tmpfs %s/etc/app:U;", dir, uid, dir, uid, dir)
+	fix := "run the container as root (the launcher switches to the image's user itself: drop --user, or runAsUser: 0)"
+	if !contains(string(out), head, tail, fix) {
+		t.Errorf("the check as uid %d said:\n%s\nwant %s … %s … %s", uid, out, head, tail, fix)
+	}
+	if !strings.Contains(string(out), "OWN: <nil>") {
+		t.Errorf("the check as uid %d of places it may write said:\n%s\nwant OWN: <nil>", uid, out)
+	}
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
