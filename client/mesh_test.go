@@ -158,3 +158,35 @@ func TestActivateDerivesKeyFromCSR(t *testing.T) {
 type issuerFunc func(ctx context.Context, reportData [64]byte) ([]byte, error)
 
 func (f issuerFunc) Quote(ctx context.Context, rd [64]byte) ([]byte, error) { return f(ctx, rd) }
+
+// TestMeshManifest reads the manifest on a verified workload-API session: not ready (temporary)
+// before one is set, then the manifest as it was set, which the activation on the same session
+// is not held up by.
+func TestMeshManifest(t *testing.T) {
+	c := coordtest.Start(t)
+	s, err := client.DialMesh(t.Context(), c.MeshAddr, client.ExpectSimulated(c.Platform.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Manifest(t.Context())
+	if e, ok := errors.AsType[*client.APIError](err); !ok || !e.Temporary() {
+		t.Errorf("Manifest before one is set = %v; want a temporary *APIError", err)
+	}
+	doc := loadgen.Manifest("bench")
+	if _, err := c.Core.SetManifest(t.Context(), nil, doc); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Manifest(t.Context())
+	if err != nil || !bytes.Equal(got, doc) {
+		t.Fatalf("Manifest = %.80q, %v; want the manifest as set", got, err)
+	}
+	k, err := client.NewWorkloadKey("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := &attest.SimIssuer{Platform: c.Platform, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}
+	if _, err := s.Activate(t.Context(), "bench", "b-1", k.CSR, issuer); err != nil {
+		t.Errorf("Activate after Manifest on the same session: %v", err)
+	}
+}

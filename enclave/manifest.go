@@ -90,6 +90,14 @@ type Manifest struct {
 	// directories that Gramine mounts encrypted with a key the Coordinator
 	// delivers. Nothing below them is measured or protected.
 	Volumes []Volume `json:"volumes,omitempty"`
+	// EnclaveTmpfs are the directories the image's Gramine manifest mounts as
+	// in-enclave tmpfs (fs.mounts entries of type "tmpfs"), sorted, unique,
+	// absolute and clean; the converter writes both from this list. Inside
+	// Gramine, whose statfs names no file system type, the launcher takes a
+	// directory for memory-backed storage only at or below one of these
+	// (see [Manifest.InEnclaveTmpfs]). A converted image lists [DeliveredDir]
+	// and, with protected files, PlaintextDir.
+	EnclaveTmpfs []string `json:"enclave_tmpfs,omitempty"`
 	// Coordinator, when set, is the Coordinator identity the launcher accepts.
 	Coordinator *Coordinator `json:"coordinator,omitempty"`
 	// EnclaveSize is the enclave size as Gramine writes it: a power of two

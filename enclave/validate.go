@@ -57,6 +57,7 @@ func (m *Manifest) Validate() error {
 	m.validateFiles(&p)
 	m.validateProtected(&p)
 	m.validateVolumes(&p)
+	m.validateEnclaveTmpfs(&p)
 	for i, pat := range m.Exclude {
 		if why := checkPattern(pat); why != "" {
 			p.addf("exclude[%d] %q: %s", i, pat, why)

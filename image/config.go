@@ -104,6 +104,14 @@ type Config struct {
 	// enclave manifest) and their content stays in the image. A protected
 	// path may not be, contain or lie inside one.
 	Writable []string
+	// Tmpfs lists directories kept in memory: under Gramine each is an
+	// in-enclave tmpfs mount of the Gramine manifest, recorded in the
+	// enclave manifest ([enclave.Manifest.EnclaveTmpfs]), where the launcher
+	// writes delivered files itself (Gramine's host file system has no
+	// symbolic links to link them from elsewhere). The image must hold no
+	// measured or protected file there (a mount hides them). In podman,
+	// give the container a tmpfs at the same path (podman run --tmpfs).
+	Tmpfs []string
 	// GramineLibDir is where Gramine is installed in the image that runs
 	// the converted one under SGX; default [DefaultGramineLibDir].
 	GramineLibDir string
@@ -168,7 +176,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, l := range []struct {
 		what  string
 		paths []string
-	}{{"encrypted volume", c.EncryptedVolumes}, {"writable path", c.Writable}} {
+	}{{"encrypted volume", c.EncryptedVolumes}, {"writable path", c.Writable}, {"tmpfs directory", c.Tmpfs}} {
 		if len(l.paths) > maxVolumes {
 			errs = append(errs, fmt.Errorf("%d %ss; expected at most %d", len(l.paths), l.what, maxVolumes))
 		}

@@ -86,5 +86,6 @@ func enclaveManifest(c *v1.Config, cfg *Config, files []enclave.File, prot []enc
 		m.ProtectedDirs = dirs
 		m.EncryptedDir, m.PlaintextDir = enclave.EncryptedDirDefault, protectedDir
 	}
+	m.EnclaveTmpfs = enclaveTmpfs(m, cfg.Tmpfs)
 	return m, nil
 }

@@ -53,7 +53,8 @@ type gramineInput struct {
 // launcher with a fixed argv (loader.argv), so the host chooses no argument:
 // the application's command comes from the signed enclave manifest or the
 // Coordinator. The image's root is fs.root (Gramine refuses "/" in
-// fs.mounts). Every trusted file is listed with its SHA-256, the signed
+// fs.mounts); the launcher's memory-backed directories are in-enclave tmpfs
+// mounts (enclaveTmpfs). Every trusted file is listed with its SHA-256, the signed
 // enclave manifest and the launcher included, so MRENCLAVE covers them;
 // the encrypted protected files are allowed files, authenticated by the
 // launcher with their key; each encrypted volume is an encrypted mount
@@ -94,8 +95,12 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 	}
 
 	w("\nfs.root.uri = \"file:/\"\n")
+	w("# In-enclave tmpfs (enclave_tmpfs in the signed enclave manifest): the launcher's delivered\n")
+	w("# files and protected plaintext live in enclave memory, never on the host.\n")
 	w("fs.mounts = [\n")
-	w("  { type = \"tmpfs\", path = %s },\n", tomlString(protectedDir))
+	for _, t := range in.m.EnclaveTmpfs {
+		w("  { type = \"tmpfs\", path = %s },\n", tomlString(t))
+	}
 	for _, v := range in.m.Volumes {
 		w("  { type = \"encrypted\", path = %s, uri = %s, key_name = %s },\n", tomlString(v.Path), tomlString("file:"+v.Path), tomlString(v.Key))
 	}
@@ -132,6 +137,25 @@ func gramineManifest(out io.Writer, in *gramineInput) error {
 		return err
 	}
 	return b.Flush()
+}
+
+// enclaveTmpfs returns the directories the Gramine manifest of m mounts as
+// in-enclave tmpfs, recorded in the signed enclave manifest
+// ([enclave.Manifest.EnclaveTmpfs]) so that the launcher, inside Gramine,
+// knows them: the delivered files' directory, with protected files their
+// plaintext directory, and the --tmpfs directories extra (clean absolute
+// paths). Sorted and unique, as the format requires; the format's rules
+// (no nesting, no measured file hidden) are checked when it is signed.
+func enclaveTmpfs(m *enclave.Manifest, extra []string) []string {
+	dirs := []string{enclave.DeliveredDir}
+	if m.PlaintextDir != "" {
+		dirs = append(dirs, m.PlaintextDir)
+	}
+	for _, d := range extra {
+		dirs = append(dirs, path.Clean(d))
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
 }
 
 // tomlString quotes s as a TOML basic string.

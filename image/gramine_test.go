@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/launcher"
 )
 
@@ -77,17 +78,23 @@ func TestGramineManifest(t *testing.T) {
 		t.Errorf("loader.env = %v; want CLOISTER_TEE fixed to gramine, no CLOISTER_SIM_DIR, no pattern", g.Loader.Env)
 	}
 	wantMounts := []map[string]string{
+		{"type": "tmpfs", "path": "/dev/shm/cloister-delivered"},
 		{"type": "tmpfs", "path": "/dev/shm/cloister-protected"},
 		{"type": "encrypted", "path": "/var/data", "uri": "file:/var/data", "key_name": DefaultVolumeKeyName},
 	}
 	if !slices.EqualFunc(g.FS.Mounts, wantMounts, func(a, b map[string]string) bool { return len(a) == len(b) && all(a, b) }) {
 		t.Errorf("fs.mounts = %v; want %v", g.FS.Mounts, wantMounts)
 	}
+	m := signedManifest(t, res.Image).Manifest
+	// The launcher, inside Gramine, trusts the signed enclave manifest's record of the
+	// in-enclave tmpfs mounts: it must be exactly the Gramine manifest's.
+	if tmpfs := gramineTmpfs(g); !slices.Equal(m.EnclaveTmpfs, tmpfs) {
+		t.Errorf("enclave manifest enclave_tmpfs %q; the Gramine manifest mounts tmpfs at %q", m.EnclaveTmpfs, tmpfs)
+	}
 	trusted := map[string]string{}
 	for _, f := range g.SGX.TrustedFiles {
 		trusted[f.URI] = f.SHA256
 	}
-	m := signedManifest(t, res.Image).Manifest
 	for _, f := range m.Files {
 		if trusted["file:"+f.Path] != f.SHA256.String() {
 			t.Errorf("trusted file %q: sha256 %q; want %s", f.Path, trusted["file:"+f.Path], f.SHA256)
@@ -99,6 +106,71 @@ func TestGramineManifest(t *testing.T) {
 	}
 	if len(trusted) != len(m.Files)+2 || !slices.Equal(g.SGX.AllowedFiles, []string{"file:/cloister/protected/etc/secret"}) {
 		t.Errorf("%d trusted files, allowed %v; want %d and the protected file", len(trusted), g.SGX.AllowedFiles, len(m.Files)+2)
+	}
+}
+
+// gramineTmpfs returns the paths of g's in-enclave tmpfs mounts, in order.
+func gramineTmpfs(g gramineDoc) []string {
+	var paths []string
+	for _, mnt := range g.FS.Mounts {
+		if mnt["type"] == "tmpfs" {
+			paths = append(paths, mnt["path"])
+		}
+	}
+	return paths
+}
+
+// Without protected files the delivered files' directory is still an in-enclave tmpfs, in the
+// Gramine manifest and in the enclave manifest's record alike; the host's /dev/shm is never
+// taken for memory-backed storage.
+func TestGramineManifestDeliveredTmpfs(t *testing.T) {
+	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "app")})
+	res := convert(t, img, testConfig(t))
+	ls, _ := res.Image.Layers()
+	files, _ := layerFiles(t, ls[len(ls)-1])
+	var g gramineDoc
+	if _, err := toml.Decode(string(files["cloister/gramine.manifest"]), &g); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{enclave.DeliveredDir}
+	m := signedManifest(t, res.Image).Manifest
+	if got := gramineTmpfs(g); !slices.Equal(got, want) || !slices.Equal(m.EnclaveTmpfs, want) {
+		t.Errorf("tmpfs mounts %q, enclave_tmpfs %q; want %q in both", got, m.EnclaveTmpfs, want)
+	}
+	if len(g.FS.Mounts) != 1 {
+		t.Errorf("fs.mounts = %v; want the one tmpfs", g.FS.Mounts)
+	}
+}
+
+// --tmpfs adds an in-enclave tmpfs, where delivered files can go under Gramine, to both
+// manifests; one that would hide a measured file is refused, naming it.
+func TestGramineManifestExtraTmpfs(t *testing.T) {
+	img := testImage(t, []string{"/bin/app"}, []te{file("bin/app", "app"), dir("etc/app/tls/")})
+	cfg := testConfig(t)
+	cfg.Tmpfs = []string{"/etc/app/tls"}
+	res := convert(t, img, cfg)
+	ls, _ := res.Image.Layers()
+	files, _ := layerFiles(t, ls[len(ls)-1])
+	var g gramineDoc
+	if _, err := toml.Decode(string(files["cloister/gramine.manifest"]), &g); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{enclave.DeliveredDir, "/etc/app/tls"}
+	m := signedManifest(t, res.Image).Manifest
+	if got := gramineTmpfs(g); !slices.Equal(got, want) || !slices.Equal(m.EnclaveTmpfs, want) {
+		t.Errorf("tmpfs mounts %q, enclave_tmpfs %q; want %q in both", got, m.EnclaveTmpfs, want)
+	}
+
+	cfg = testConfig(t)
+	cfg.Tmpfs = []string{"/bin"}
+	_, err := Convert(t.Context(), source(t, img), cfg)
+	if err == nil || !strings.Contains(err.Error(), `files[0].path "/bin/app": inside in-enclave tmpfs "/bin", which hides it`) {
+		t.Errorf("Convert --tmpfs /bin = %v; want a refusal naming /bin/app", err)
+	}
+	cfg = testConfig(t)
+	cfg.Tmpfs = []string{"relative"}
+	if _, err := Convert(t.Context(), source(t, img), cfg); err == nil || !strings.Contains(err.Error(), `tmpfs directory "relative"`) {
+		t.Errorf("Convert --tmpfs relative = %v; want a refusal naming it", err)
 	}
 }
 

@@ -444,7 +444,7 @@ func TestMemoryReport(t *testing.T) {
 		t.Error("a warning at 48 MiB")
 	}
 	w := memoryWarning(48<<20 + 1)
-	if !strings.Contains(w, "protected files need 48.0 MiB of memory-backed storage (/dev/shm); podman's default is 64 MiB: run with --shm-size=113m") {
+	if !strings.Contains(w, "protected files need 48.0 MiB of memory-backed storage (/dev/shm); podman's default is 64 MiB: run with --shm-size=114m") {
 		t.Errorf("memoryWarning = %q", w)
 	}
 }

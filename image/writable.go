@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cloister-dev/cloister/enclave"
 )
 
 // dataDirs are directories applications commonly write at run time:
@@ -106,9 +108,11 @@ func (v *view) passwd() []byte {
 }
 
 // ShmSizeMiB is the /dev/shm size, in MiB, to give a container whose
-// protected files need n bytes of memory-backed storage: n rounded up,
-// plus podman's default 64 MiB left for the application.
-func ShmSizeMiB(n int64) int64 { return (n+1<<20-1)>>20 + 64 }
+// protected files need n bytes of memory-backed storage: the launcher's
+// rule ([enclave.ShmSizeMiB]) for n and the delivered files' share
+// ([enclave.DeliveredBytes]) on an empty /dev/shm, so that the converter
+// and a launcher refusing a start suggest the same number.
+func ShmSizeMiB(n int64) int64 { return enclave.ShmSizeMiB(n + enclave.DeliveredBytes) }
 
 // MemoryNote says how much memory-backed storage protected files of n
 // bytes ([Report.MemoryBytes]) need and how to give it.

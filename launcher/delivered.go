@@ -31,16 +31,36 @@ const DeliveredDir = enclave.DeliveredDir
 type deliveredStore struct {
 	root *os.Root
 	lock *os.File // the directory, flocked shared
+	// memoryBacked refuses a directory that is not memory-backed; nil means checkMemoryBacked
+	// (tmpfs by statfs). Inside Gramine it is the enclave manifest's in-enclave tmpfs mounts.
+	memoryBacked func(*os.Root) error
+	// noLinks is set inside Gramine, whose host file system has no symbolic links: a delivered
+	// file must then be in memory-backed storage itself.
+	noLinks bool
+}
+
+// memory refuses dir unless it is memory-backed storage, as this launch decides it.
+func (s *deliveredStore) memory(dir *os.Root) error {
+	if s.memoryBacked != nil {
+		return s.memoryBacked(dir)
+	}
+	return checkMemoryBacked(dir)
 }
 
 // openDelivered opens dir (creating it 0755), refuses it unless it is memory-backed, and empties
 // it unless another live launcher uses it.
 func openDelivered(dir string, log *slog.Logger) (*deliveredStore, error) {
+	return openDeliveredIn(dir, nil, log)
+}
+
+// openDeliveredIn is openDelivered with memoryBacked deciding what is memory-backed storage
+// (nil: tmpfs, by statfs).
+func openDeliveredIn(dir string, memoryBacked func(*os.Root) error, log *slog.Logger) (*deliveredStore, error) {
 	root, err := atomicfile.OpenDir(dir, 0o755)
 	if err != nil {
 		return nil, fmt.Errorf("delivered files: %w", notWritable(err, dir))
 	}
-	s := &deliveredStore{root: root}
+	s := &deliveredStore{root: root, memoryBacked: memoryBacked}
 	if err := s.init(log); err != nil {
 		s.close()
 		return nil, fmt.Errorf("delivered files: %w", err)
@@ -49,7 +69,7 @@ func openDelivered(dir string, log *slog.Logger) (*deliveredStore, error) {
 }
 
 func (s *deliveredStore) init(log *slog.Logger) error {
-	if err := checkMemoryBacked(s.root); err != nil {
+	if err := s.memory(s.root); err != nil {
 		return err
 	}
 	f, err := s.root.Open(".")
@@ -152,11 +172,8 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 		}
 	}()
 	for _, p := range slices.Sorted(maps.Keys(files)) {
-		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" || strings.ContainsRune(p, 0) {
-			return fmt.Errorf("delivered file path %q: expected an absolute clean path", p)
-		}
-		if p == enclave.ReservedDir || strings.HasPrefix(p, enclave.ReservedDir+"/") {
-			return fmt.Errorf("delivered file %s: %s is reserved for the launcher and the enclave manifest", p, enclave.ReservedDir)
+		if err := checkDeliveredPath(p); err != nil {
+			return err
 		}
 		dir, name := filepath.Split(p)
 		dir = filepath.Clean(dir)
@@ -167,7 +184,7 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 				return fmt.Errorf("delivered file %s: %w", p, readOnlyRoot(err, p, dir, store))
 			}
 			dirs[dir] = d
-			memory[dir] = checkMemoryBacked(d) == nil
+			memory[dir] = store.memory(d) == nil
 		}
 		if memory[dir] {
 			f, err := atomicfile.CreateIn(d, name, 0o600, uid, gid)
@@ -180,6 +197,9 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 			}
 			continue
 		}
+		if store.noLinks {
+			return fmt.Errorf("delivered file %s: %s is not memory-backed storage of this enclave, and Gramine's host file system has no symbolic links to link the file to a copy there; refusing to write it to the host's disk", p, dir)
+		}
 		// The copy in memory.
 		md, ok := memDirs[dir]
 		if !ok {
@@ -190,7 +210,7 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 			var err error
 			md, err = atomicfile.OpenDirIn(store.root, rel, 0o755)
 			if err == nil {
-				if err = checkMemoryBacked(md); err != nil {
+				if err = store.memory(md); err != nil {
 					md.Close()
 				}
 			}
@@ -209,17 +229,12 @@ func writeFiles(store *deliveredStore, files map[string][]byte, uid, gid int) er
 		}
 		// The link at the delivered path.
 		target := filepath.Join(store.root.Name(), p)
-		switch fi, err := d.Lstat(name); {
-		case errors.Is(err, fs.ErrNotExist), err == nil && fi.Mode().IsRegular():
-		case err != nil:
-			return fmt.Errorf("delivered file %s: %w", p, err)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if got, err := d.Readlink(name); err != nil || got != target {
-				return fmt.Errorf("delivered file %s: expected nothing, a regular file or a symbolic link to %s; found a symbolic link to %q (planted?); refusing to replace it", p, target, got)
-			}
+		done, err := checkLinkTarget(d, name, p, target)
+		if err != nil {
+			return err
+		}
+		if done {
 			continue // left by an earlier start: already right
-		default:
-			return fmt.Errorf("delivered file %s: expected nothing, a regular file or a symbolic link to %s; found a %s (planted?); refusing to replace it", p, target, atomicfile.Kind(fi.Mode()))
 		}
 		tmp := ".tmp-" + rand.Text()
 		if err := d.Symlink(target, tmp); err != nil {

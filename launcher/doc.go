@@ -7,11 +7,15 @@
 //     own hash runs meanwhile, and the first quote waits for it); inside Gramine, the enclave
 //     loader has done both;
 //  3. open its memory-backed storage (/dev/shm/cloister-delivered and, with protected files,
-//     /dev/shm/cloister-protected), empty it of an earlier start's files, and check it has room
+//     /dev/shm/cloister-protected; inside Gramine, only the in-enclave tmpfs mounts the signed
+//     enclave manifest records), empty it of an earlier start's files, and check it has room
 //     for them, so that a launch bound to fail spends no activation;
 //  4. connect to the Coordinator and verify its quote before sending anything (mutual
-//     attestation: a workload never takes its secrets from an impostor), then activate on the
-//     same connection with a quote over its fresh key and the connection (if that connection
+//     attestation: a workload never takes its secrets from an impostor); on that connection
+//     read the (public) deployment manifest and check, as its own uid, every place it will
+//     write (the delivered files or their links, encrypted volumes), refusing with the path,
+//     the uid and the fix before any activation (preflight.go); then activate on the same
+//     connection with a quote over its fresh key and the connection (if that connection
 //     closes, again on a new one);
 //  5. write the delivered files into memory only (0600; each path outside a tmpfs becomes a
 //     link to its copy; never through a symbolic link, which is refused), unlock protected

@@ -354,9 +354,14 @@ func TestPrepareRefusesPlantedLink(t *testing.T) {
 	})
 	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(), EnclaveManifest: path}
 	_, err := Prepare(t.Context(), cfg)
-	want := "delivered file " + srv + "/webfiles/cert.pem: " + srv + "/webfiles is a symbolic link; refusing to write through it"
+	// Found before activation, for both files.
+	want := "checked before activation (none was spent): delivered file " + srv + "/webfiles/cert.pem: " + srv + "/webfiles is a symbolic link; refusing to write through it\n" +
+		"delivered file " + srv + "/webfiles/key.pem: " + srv + "/webfiles is a symbolic link; refusing to write through it"
 	if err == nil || err.Error() != want {
 		t.Errorf("Prepare = %v\nwant %s", err, want)
+	}
+	if n := tc.c.ActivationCounts()["app"]; n != 0 {
+		t.Errorf("the Coordinator counted %d activations; want the launch refused before it activated", n)
 	}
 	assertNothingIn(t, elsewhere)
 }

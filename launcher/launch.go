@@ -58,6 +58,9 @@ type attestation struct {
 	expect     client.Expect
 	simulated  bool
 	gramineDir string
+	// before, if set, runs on the verified connection just before an activation; its error
+	// ends the attempt (see armPreflight).
+	before func(context.Context, *client.MeshSession) error
 }
 
 // launch is what a launch keeps to activate again: its configuration, its evidence and the
@@ -118,7 +121,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	}
 	// Memory-backed storage, emptied of what an earlier start left and checked for room, before
 	// an activation is spent.
-	store, plain, err := openMemory(cfg, m, log)
+	store, plain, err := openMemory(cfg, m, !att.simulated, log)
 	if err != nil {
 		waitMeasured(att)
 		return nil, err
@@ -129,6 +132,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 		}
 	}()
 	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store}
+	l.armPreflight() // where the launch will write is checked before it activates
 	plan, err := l.prepare(ctx, plain)
 	if err != nil {
 		store.close()
@@ -387,6 +391,9 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, 
 		if err == nil {
 			return resp, nil
 		}
+		if pe, ok := errors.AsType[*preflightError](err); ok {
+			return nil, pe // final, and no activation was made
+		}
 		if errors.Is(err, client.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
 			reattested++
 			log.Warn("the connection to the coordinator closed; verifying it again on a new connection", "attempt", attempt, "reason", err.Error())
@@ -411,6 +418,11 @@ func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []by
 		return nil, err
 	}
 	defer s.Close()
+	if att.before != nil {
+		if err := att.before(ctx, s); err != nil {
+			return nil, err
+		}
+	}
 	return s.Activate(ctx, cfg.Workload, cfg.Instance, csrDER, att.issuer)
 }
 

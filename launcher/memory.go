@@ -3,7 +3,6 @@ package launcher
 import (
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -11,22 +10,36 @@ import (
 	"github.com/cloister-dev/cloister/enclave"
 )
 
-// deliveredHeadroom is the memory-backed storage set aside for the delivered files (1 MiB):
-// certificates, keys and configuration, far less in practice.
-const deliveredHeadroom = 1 << 20
+// deliveredHeadroom is the memory-backed storage set aside for the delivered files.
+const deliveredHeadroom = enclave.DeliveredBytes
 
 // openMemory opens the memory-backed storage of this launch before it activates: the delivered
 // files' directory and, with protected files, their plaintext directory, each emptied of what an
 // earlier start left; then it checks that they have room for the protected files' plaintext
 // (m.PlaintextBytes) and the delivered files (deliveredHeadroom), so that a launch that would
 // run out of memory fails before it spends an activation. plain is nil without protected files.
-func openMemory(cfg Config, m *enclave.Manifest, log *slog.Logger) (store *deliveredStore, plain *os.Root, err error) {
+//
+// Inside Gramine (gramine set) memory-backed storage is what the signed enclave manifest records
+// as in-enclave tmpfs (see gramineMemory), and the room is not checked: Gramine's statfs answers
+// made-up numbers, and the bound is the enclave's size.
+func openMemory(cfg Config, m *enclave.Manifest, gramine bool, log *slog.Logger) (store *deliveredStore, plain *os.Root, err error) {
 	dir := cfg.deliveredDir
 	if dir == "" {
 		dir = DeliveredDir
 	}
-	if store, err = openDelivered(dir, log); err != nil {
+	var memoryBacked func(*os.Root) error
+	if gramine {
+		if err := gramineLimits(m); err != nil {
+			return nil, nil, err
+		}
+		memoryBacked = gramineMemory(m)
+	}
+	if store, err = openDeliveredIn(dir, memoryBacked, log); err != nil {
 		return nil, nil, err
+	}
+	store.noLinks = gramine
+	if gramine {
+		return store, nil, nil // gramineLimits refused protected files
 	}
 	if len(m.ProtectedFiles) > 0 {
 		if plain, err = openPlaintextDir(m.PlaintextDir); err != nil {
@@ -96,7 +109,7 @@ func checkMemory(needs []memoryNeed, protected bool) error {
 		if f.free >= f.need {
 			continue
 		}
-		size := suggestSize(f.total-f.free, f.need)
+		size := enclave.ShmSizeMiB(f.total - f.free + f.need) // what the converter suggests too
 		fix := fmt.Sprintf("podman/docker run --shm-size=%dm; Kubernetes: an emptyDir with medium Memory mounted at /dev/shm", size)
 		if f.dir != "/dev/shm" {
 			fix = fmt.Sprintf("podman/docker run --tmpfs %s:size=%dm; Kubernetes: an emptyDir with medium Memory mounted at %s", f.dir, size, f.dir)
@@ -105,17 +118,6 @@ func checkMemory(needs []memoryNeed, protected bool) error {
 			what, mib(f.need), f.dir, mib(f.free), mib(f.total), fix)
 	}
 	return nil
-}
-
-// suggestSize is the size, in MiB, to suggest for memory-backed storage of which used bytes are
-// taken and need more are needed: twice that, to leave the application room, rounded up to a
-// power of two, at least 64 MiB.
-func suggestSize(used, need int64) int64 {
-	mb := uint64((2*(used+need) + 1<<20 - 1) >> 20)
-	if mb <= 64 {
-		return 64
-	}
-	return 1 << bits.Len64(mb-1)
 }
 
 // mib formats n bytes in MiB with one decimal.

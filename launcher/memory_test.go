@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cloister-dev/cloister/enclave"
 )
 
 // Too little memory-backed storage is refused with the numbers and the fix; enough passes.
@@ -39,12 +41,6 @@ func TestCheckMemory(t *testing.T) {
 
 // The message of the issue's case: a 100 MiB protected file, podman's default 64 MiB /dev/shm.
 func TestMemoryMessage(t *testing.T) {
-	if got := suggestSize(100<<10, 101<<20); got != 256 {
-		t.Errorf("suggestSize(100 KiB used, 101 MiB needed) = %d MiB, want 256", got)
-	}
-	if got := suggestSize(0, 1<<20); got != 64 {
-		t.Errorf("suggestSize(0, 1 MiB) = %d MiB, want 64", got)
-	}
 	if got, want := mib(101<<20), "101.0 MiB"; got != want {
 		t.Errorf("mib = %q, want %q", got, want)
 	}
@@ -73,5 +69,35 @@ func TestPrepareChecksMemoryBeforeActivation(t *testing.T) {
 	want := "delivered files: " + cfg.deliveredDir + " is not memory-backed"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Prepare = %v\nwant %s… (before any activation)", err, want)
+	}
+}
+
+// Refusing a start on an empty tmpfs that is too small, the launcher suggests the size the
+// converter printed for the same image (both are enclave.ShmSizeMiB): the protected files'
+// plaintext and the delivered files' share, plus the application's 64 MiB.
+func TestMemorySuggestionMatchesConverter(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(diskTempDir(t), "small")
+	mustMkdir(t, dir)
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("mount a tmpfs: %v", err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	m := &enclave.Manifest{ProtectedFiles: []enclave.ProtectedFile{{Path: "/srv/blob", Size: 10 << 20}},
+		ProtectedDirs: []enclave.Directory{{Path: "/srv"}}}
+	noErr(t, os.Mkdir(filepath.Join(dir, "p"), 0o755))
+	noErr(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	plain, store := must(os.OpenRoot(filepath.Join(dir, "p"))), must(os.OpenRoot(filepath.Join(dir, "d")))
+	defer plain.Close()
+	defer store.Close()
+	err := checkMemory([]memoryNeed{{plain, m.PlaintextBytes()}, {store, deliveredHeadroom}}, true)
+	// What `cloister image convert` prints for this image: image.ShmSizeMiB(PlaintextBytes).
+	converter := enclave.ShmSizeMiB(m.PlaintextBytes() + enclave.DeliveredBytes)
+	if converter != 76 {
+		t.Fatalf("the converter's suggestion for 10 MiB and a directory = %d MiB, want 76", converter)
+	}
+	want := fmt.Sprintf("podman/docker run --tmpfs %s:size=%dm", dir, converter)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("checkMemory on an empty 4 MiB tmpfs = %v\nwant the converter's size: %s", err, want)
 	}
 }

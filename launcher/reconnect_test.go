@@ -19,13 +19,19 @@ import (
 // TLS record content type of application data; in TLS 1.3 every encrypted record has it.
 const recordAppData = 23
 
+// activationRecord is the workload's encrypted record that carries the activation (see
+// cutBeforeActivate).
+const activationRecord = 4
+
 // cut says where a cutProxy breaks the first connection.
 type cut int
 
 const (
-	// cutBeforeActivate closes the connection when the workload starts sending its third
+	// cutBeforeActivate closes the connection when the workload starts sending its fourth
 	// encrypted record: the first is its handshake Finished, the second the quote request (the
-	// Coordinator's verification), the third the activation. The Coordinator never sees it.
+	// Coordinator's verification), the third the manifest request (the check of where the
+	// launch writes, before activation), the fourth the activation. The Coordinator never sees
+	// it.
 	cutBeforeActivate cut = iota
 	// cutAfterActivate lets the activation through and closes the connection when the
 	// Coordinator starts answering it: the Coordinator activated, the workload never learns it.
@@ -123,7 +129,7 @@ func (p *cutProxy) breakFirst(c, b net.Conn) {
 			if typ == recordAppData {
 				sent++
 			}
-			if sent >= 3 {
+			if sent >= activationRecord {
 				if p.at == cutBeforeActivate {
 					stop()
 					return false

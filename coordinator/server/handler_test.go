@@ -160,7 +160,9 @@ func TestWorkloadAPI(t *testing.T) {
 	}{
 		{"no TLS", call{method: "POST", path: api.PathActivate, body: f.activation("web", "i1", goodBody()), noTLS: true, mesh: true}, 400, api.CodeBadRequest, "activation needs TLS: the quote is bound to the TLS connection"},
 		{"client API has no activation", call{method: "POST", path: api.PathActivate, body: f.activation("web", "i1", goodBody())}, 404, api.CodeNotFound, "no route POST /api/v1/activate"},
-		{"mesh API has no manifest", call{method: "GET", path: api.PathManifest, mesh: true}, 404, api.CodeNotFound, "no route GET /api/v1/manifest"},
+		{"mesh API has no secrets", call{method: "GET", path: api.PathSecrets, mesh: true}, 404, api.CodeNotFound, "no route GET /api/v1/secrets"},
+		// Public, as on the client API: a launcher reads its delivered paths before it activates.
+		{"mesh API serves the manifest", call{method: "GET", path: api.PathManifest, mesh: true}, 200, "", `"workloads"`},
 		{"unknown workload", call{method: "POST", path: api.PathActivate, body: f.activation("ghost", "i1", goodBody()), mesh: true}, 404, api.CodeUnknownWorkload, `unknown workload "ghost"`},
 		{"no CSR", call{method: "POST", path: api.PathActivate, body: []byte(`{"workload":"web","instance":"i1","quote":"AAAA","csr":""}`), mesh: true}, 400, api.CodeBadRequest, "csr: pki: CSR is empty, expected DER"},
 		{"null CSR", call{method: "POST", path: api.PathActivate, body: []byte(`{"workload":"web","instance":"i1","quote":"AAAA","csr":null}`), mesh: true}, 400, api.CodeBadRequest, "$.csr: expected a base64 string, found null"},

@@ -37,10 +37,12 @@ func (s *Server) clientRoutes() []route {
 	}
 }
 
-// meshRoutes is the workload API.
+// meshRoutes is the workload API. The manifest is public (the client API serves it to anyone);
+// a launcher reads it before it activates, to check where it will have to write.
 func (s *Server) meshRoutes() []route {
 	return []route{
 		{pattern: "GET " + api.PathQuote, h: s.quote},
+		{pattern: "GET " + api.PathManifest, h: s.getManifest},
 		{pattern: "POST " + api.PathActivate, maxBody: maxActivationBody, h: s.activate},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -139,7 +140,7 @@ func platformCopy(t *testing.T, dir string, uid, gid int) string {
 // enough memory, the application gets the user, the groups (the image's and the runtime's
 // --group-add) and HOME the original image gets from runc, and reads both files. A non-root
 // container (--user) and a read-only root file system (--read-only) either work or are refused
-// with the requirement named. After each run, the delivered file is nowhere in the container's
+// before activation (the Coordinator's count does not move) with the requirement named. After each run, the delivered file is nowhere in the container's
 // layer.
 func TestHardenedRuns(t *testing.T) {
 	tools := []e2etest.Prereq{e2etest.Program("ldd", "apt-get install libc-bin")}
@@ -202,6 +203,17 @@ func TestHardenedRuns(t *testing.T) {
 		if !contains(o.logs, "MiB", "--shm-size", "not starting the application") {
 			t.Errorf("the failure does not name the MiB needed and --shm-size:\n%s", o.logs)
 		}
+		// One rule (enclave.ShmSizeMiB): the launcher suggests the size the converter printed.
+		shm := regexp.MustCompile(`--shm-size=[0-9]+m`)
+		converter := ""
+		for _, w := range conv.Warnings {
+			if m := shm.FindString(w); m != "" {
+				converter = m
+			}
+		}
+		if launcher := shm.FindString(lastLine(o.logs)); launcher == "" || launcher != converter {
+			t.Errorf("the launcher suggests %q, the converter %q; want the same size", launcher, converter)
+		}
 		t.Logf("with --shm-size=64m the launcher refuses before activation: %s", lastLine(o.logs))
 	})
 
@@ -224,9 +236,10 @@ func TestHardenedRuns(t *testing.T) {
 	simApp := platformCopy(t, sim, 1000, 1000)
 	// Where the launcher cannot put a delivered file (a symbolic link into memory-backed storage
 	// at a path of the root file system that is read-only, or not writable by a non-root user)
-	// it finds out only after activation, which tells it the delivered paths: those runs spend
-	// an activation and fail with the reason; a tmpfs at the delivered file's directory (owned by
-	// the user, for --user) makes them work.
+	// it finds out before it activates, from the delivered paths in the verified Coordinator's
+	// manifest: those runs are refused with the path, the uid and the fix, and the Coordinator's
+	// activation count for the workload does not move; a tmpfs at the delivered file's
+	// directory (owned by the user, for --user) makes them work.
 	cases := []struct {
 		name   string
 		sim    string
@@ -236,9 +249,11 @@ func TestHardenedRuns(t *testing.T) {
 		why    string // if not, what the failure says
 	}{
 		{"Default", sim, []string{"--group-add", "4242"}, true, false, ""},
-		{"NonRootUser", simApp, []string{"--user", "1000:1000"}, false, false, "delivered file /etc/app/token: symlinkat " + enclave.DeliveredDir + "/etc/app/token"},
+		{"NonRootUser", simApp, []string{"--user", "1000:1000"}, false, true, "checked before activation (none was spent): delivered file /etc/app/token: the launcher must make a symbolic link at it to its copy in memory-backed storage (" +
+			enclave.DeliveredDir + "/etc/app/token), and /etc/app is not writable by uid 1000 (the container runs as a non-root user): mount a tmpfs at /etc/app that uid 1000 can write (podman run --tmpfs /etc/app:U;"},
 		{"NonRootUserTmpfs", simApp, []string{"--user", "1000:1000", "--tmpfs", "/etc/app:U"}, true, false, ""},
-		{"ReadOnly", sim, []string{"--read-only", "--group-add", "4242"}, false, false, "the file system at /etc/app is read-only"},
+		{"ReadOnly", sim, []string{"--read-only", "--group-add", "4242"}, false, true, "checked before activation (none was spent): delivered file /etc/app/token: the launcher must make a symbolic link at it to its copy in memory-backed storage (" +
+			enclave.DeliveredDir + "/etc/app/token), and /etc/app is on a read-only file system ("},
 		{"ReadOnlyTmpfs", sim, []string{"--read-only", "--tmpfs", "/etc/app", "--group-add", "4242"}, true, false, ""},
 		{"NonRootReadOnlyTmpfs", simApp, []string{"--read-only", "--tmpfs", "/etc/app:U", "--user", "1000:1000"}, true, false, ""},
 	}
@@ -250,6 +265,9 @@ func TestHardenedRuns(t *testing.T) {
 				t.Logf("%v: exit %d after %d activations: %s", args, o.code, o.activated, lastLine(o.logs))
 				if tc.worked || (o.activated == 0) != tc.before || !contains(o.logs, "not starting the application", tc.why) {
 					t.Errorf("%v: want works %v, before activation %v, saying %q\n%s", args, tc.worked, tc.before, tc.why, o.logs)
+				}
+				if tc.before && !contains(o.logs, "--tmpfs /etc/app", "emptyDir with medium: Memory") {
+					t.Errorf("%v: the refusal does not name the fixes (--tmpfs, an emptyDir with medium Memory):\n%s", args, o.logs)
 				}
 				return
 			}

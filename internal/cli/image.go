@@ -37,7 +37,7 @@ or docker://REGISTRY/REPO:TAG. See docs/convert.md.`,
 // imageConvertFlags are the flags of `cloister image convert`.
 type imageConvertFlags struct {
 	protect, exclude, allowEnv, volumes, coordMREnclave  []string
-	writable                                             []string
+	writable, tmpfs                                      []string
 	keyName, keyFile, signKey, launcher, entrypoint, cmd string
 	// newKey is a protected-file key made for this conversion, saved to keyFile once it succeeds.
 	newKey                                      []byte
@@ -90,6 +90,7 @@ It prints the simulated measurement, the signer and the deployment-manifest entr
 	fl.StringArrayVar(&f.volumes, "encrypted-volume", nil, "a directory the app writes, which Gramine mounts encrypted; content the image has there seeds it on first start (repeatable)")
 	fl.StringVar(&f.volumeKeyName, "volume-key-name", image.DefaultVolumeKeyName, "the deployment-manifest secret (a symmetric key the Coordinator generates) that holds the encrypted volumes' key")
 	fl.StringArrayVar(&f.writable, "writable", nil, "a directory the app writes, left unmeasured like the image's VOLUME paths (repeatable)")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "a directory kept in memory: an in-enclave tmpfs under Gramine, where delivered files can go (repeatable)")
 	fl.StringVar(&f.gramineDir, "gramine-libdir", image.DefaultGramineLibDir, "where Gramine is installed in the image that runs this one on SGX")
 	fl.StringVar(&f.pkg, "package", "", "name of the package and workload in the printed manifest entries (default: from DST)")
 	fl.BoolVar(&f.redactHistory, "redact-history", false, "replace the build commands (created_by) of the image's history, where build arguments end up, with a fixed text")
@@ -281,7 +282,7 @@ func (a *app) imageConvertConfig(cmd *cobra.Command, f *imageConvertFlags) (*ima
 		Protect: f.protect, KeyName: f.keyName, ProtectVersion: f.protectVersion, Exclude: f.exclude,
 		AllowEnv: f.allowEnv, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, EnclaveSize: f.enclaveSize,
 		Threads: f.threads, EncryptedVolumes: f.volumes, GramineLibDir: f.gramineDir, Workers: f.workers,
-		RedactHistory: f.redactHistory, Writable: f.writable, VolumeKeyName: f.volumeKeyName,
+		RedactHistory: f.redactHistory, Writable: f.writable, Tmpfs: f.tmpfs, VolumeKeyName: f.volumeKeyName,
 	}
 	var errs []error
 	if f.protectVersion == 0 {

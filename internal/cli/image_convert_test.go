@@ -60,7 +60,7 @@ func TestPrintImageConvert(t *testing.T) {
 	for _, want := range []string{
 		`/var/lib/pg (key "pgvol", mode 0700, owner 104:105, seeded on first start from 3 files (2.0 KiB) at /cloister/seed/var/lib/pg, which are measured, not encrypted)`,
 		"/srv/state (--writable, 2 files)",
-		"protected files need 41.2 MiB of memory-backed storage (/dev/shm); podman's default is 64 MiB: run with --shm-size=106m, or in Kubernetes an emptyDir with medium Memory at /dev/shm",
+		"protected files need 41.2 MiB of memory-backed storage (/dev/shm); podman's default is 64 MiB: run with --shm-size=107m, or in Kubernetes an emptyDir with medium Memory at /dev/shm",
 		"cloister secret set files --file pg.key",
 	} {
 		if !strings.Contains(out, want) {
