@@ -116,12 +116,12 @@ func (h *handler) serviceNames(ctx context.Context, ns string, pod *corev1.Pod, 
 	if len(allowed) == 0 {
 		return nil, nil
 	}
-	list, err := h.cfg.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	services, err := h.services(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, s := range list.Items {
+	for _, s := range services {
 		if len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
 			continue
 		}
@@ -132,6 +132,23 @@ func (h *handler) serviceNames(ctx context.Context, ns string, pod *corev1.Pod, 
 		}
 	}
 	return names, nil
+}
+
+// services lists the Services of ns: from the informer's cache once it has synced, from the
+// API server before.
+func (h *handler) services(ctx context.Context, ns string) ([]*corev1.Service, error) {
+	if h.svcSynced != nil && h.svcSynced() {
+		return h.svcLister.Services(ns).List(labels.Everything())
+	}
+	list, err := h.cfg.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*corev1.Service, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // dnsAllowed reports whether name is one of allowed or under one of its wildcards ("*.a.b"

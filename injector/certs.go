@@ -180,6 +180,10 @@ func (c *certs) due(data map[string][]byte) string {
 	return ""
 }
 
+// backdate is how far a certificate's NotBefore lies in the past, for clocks a little behind:
+// a minute, or a tenth of a short validity (which would otherwise be due at once).
+func backdate(validity time.Duration) time.Duration { return min(time.Minute, validity/10) }
+
 // renewAt is 2/3 into a certificate's validity.
 func renewAt(c *x509.Certificate) time.Time {
 	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
@@ -208,7 +212,7 @@ func (c *certs) issue(old map[string][]byte) (map[string][]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: c.cfg.Service + "." + c.cfg.Namespace + ".svc"},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-backdate(c.cfg.CertValidity)),
 		NotAfter:     now.Add(c.cfg.CertValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -252,7 +256,7 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "cloister-injector CA " + now.UTC().Format(time.RFC3339)},
-		NotBefore:             now.Add(-time.Minute),
+		NotBefore:             now.Add(-backdate(validity)),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,7 @@ type env struct {
 	log     *logbuf.Buffer
 	stop    func() // stops the webhook and waits for Run to return
 	cfg     injector.Config
+	reg     *prometheus.Registry
 }
 
 type envOpts struct {
@@ -73,7 +75,7 @@ func startEnv(tb testing.TB, o envOpts) *env {
 			tb.Fatal(err)
 		}
 	}
-	e := &env{cluster: c, coord: coord, log: &logbuf.Buffer{}}
+	e := &env{cluster: c, coord: coord, log: &logbuf.Buffer{}, reg: prometheus.NewRegistry()}
 	if o.noWebhook {
 		return e
 	}
@@ -114,6 +116,7 @@ func startEnv(tb testing.TB, o envOpts) *env {
 		Tolerations: []corev1.Toleration{{Key: "sgx.intel.com/epc", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 		Kube:        c.Client,
 		Log:         slog.New(slog.NewTextHandler(e.log, nil)),
+		Registerer:  e.reg,
 	}
 	inj, err := injector.New(e.cfg)
 	if err != nil {
@@ -313,11 +316,38 @@ func TestWebhook(t *testing.T) {
 // pause: no admission may fail, and the served certificate must have changed.
 func TestRotation(t *testing.T) {
 	e := startEnv(t, envOpts{certValidity: 6 * time.Second, checkInterval: 300 * time.Millisecond, caValidity: time.Hour})
+	certs, _ := createDuringRotation(t, e, 15*time.Second)
+	if certs < 3 || certs > 6 {
+		t.Errorf("%d served certificates over 15 s with a 6 s validity; want 3 to 6 (renewal about every 4 s)", certs)
+	}
+	if !strings.Contains(e.log.String(), "renewed the serving certificate") {
+		t.Error("the log does not say the certificate was renewed")
+	}
+}
+
+// TestCARotation replaces the CA too while pods are created: the caBundle carries the new CA
+// before any certificate of it is served, and the old one while certificates of it may be.
+func TestCARotation(t *testing.T) {
+	e := startEnv(t, envOpts{certValidity: 3 * time.Second, checkInterval: 200 * time.Millisecond, caValidity: 9 * time.Second})
+	_, cas := createDuringRotation(t, e, 20*time.Second)
+	if cas < 2 {
+		t.Errorf("%d CAs seen over 20 s with a 9 s CA validity; want at least 2", cas)
+	}
+}
+
+// createDuringRotation creates pods one after another for d, failing t on any refusal, and
+// returns how many serving certificates and CAs it saw served.
+func createDuringRotation(t *testing.T, e *env, d time.Duration) (certs, cas int) {
+	t.Helper()
 	ctx := t.Context()
 	pods := e.cluster.Client.CoreV1().Pods(appsNS)
-	first := servedSerial(t, e.addr)
-	seen := map[string]bool{first: true}
-	deadline := time.Now().Add(15 * time.Second)
+	seen, issuers := map[string]bool{}, map[string]bool{}
+	look := func() {
+		serial, issuer := served(t, e.addr)
+		seen[serial], issuers[issuer] = true, true
+	}
+	look()
+	deadline := time.Now().Add(d)
 	n := 0
 	for time.Now().Before(deadline) {
 		p, err := pods.Create(ctx, pod(fmt.Sprintf("rot-%d", n), "worker"), metav1.CreateOptions{})
@@ -328,27 +358,24 @@ func TestRotation(t *testing.T) {
 			t.Fatalf("pod %d not injected during rotation", n)
 		}
 		n++
-		if n%20 == 0 {
-			seen[servedSerial(t, e.addr)] = true
+		if n%10 == 0 {
+			look()
 		}
 	}
-	t.Logf("%d pods admitted while %d serving certificates were seen", n, len(seen))
-	if len(seen) < 3 {
-		t.Errorf("served certificates %v over 15 s with a 6 s validity; want at least 3 (renewal at 4 s)", seen)
-	}
-	if !strings.Contains(e.log.String(), "renewed the serving certificate") {
-		t.Error("the log does not say the certificate was renewed")
-	}
+	t.Logf("%d pods admitted while %d serving certificates from %d CAs were seen", n, len(seen), len(issuers))
+	return len(seen), len(issuers)
 }
 
-func servedSerial(t *testing.T, addr string) string {
+// served returns the serial and issuer of the certificate the webhook serves.
+func served(t *testing.T, addr string) (serial, issuer string) {
 	t.Helper()
 	conn, err := tlsDial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
+	c := conn.ConnectionState().PeerCertificates[0]
+	return c.SerialNumber.Text(16), c.Issuer.String()
 }
 
 func checkQty(t *testing.T, l corev1.ResourceList, name corev1.ResourceName, want string) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
 // MutatePath is the path the webhook configuration's service or URL must name.
@@ -21,6 +23,7 @@ const MutatePath = "/mutate"
 // Injector is the webhook: admission handler, certificate keeper, health endpoints.
 type Injector struct {
 	cfg      Config
+	informer informers.SharedInformerFactory
 	h        *handler
 	certs    *certs
 	gatherer prometheus.Gatherer
@@ -32,6 +35,10 @@ type handler struct {
 	log       *slog.Logger
 	manifests *manifests
 	metrics   *metrics
+	// svcLister reads the Services the informer keeps; svcSynced reports whether it has
+	// caught up with the API server.
+	svcLister corelisters.ServiceLister
+	svcSynced func() bool
 }
 
 // New checks cfg and returns the webhook; [Injector.Run] serves it.
@@ -57,6 +64,9 @@ func New(cfg Config) (*Injector, error) {
 	inj.h = &handler{cfg: &inj.cfg, log: log, metrics: m, manifests: &manifests{
 		addr: cfg.CoordinatorClientAPI, expect: cfg.Expect, ttl: cfg.ManifestTTL, now: time.Now, onRead: m.read,
 	}}
+	inj.informer = informers.NewSharedInformerFactory(cfg.Kube, 10*time.Minute)
+	svc := inj.informer.Core().V1().Services()
+	inj.h.svcLister, inj.h.svcSynced = svc.Lister(), svc.Informer().HasSynced
 	inj.certs = &certs{cfg: &inj.cfg, now: time.Now, m: m, log: log}
 	return inj, nil
 }
@@ -108,6 +118,8 @@ func (inj *Injector) Run(ctx context.Context, ln, health net.Listener) error {
 		}
 	})
 	wg.Go(func() { inj.keepCerts(ctx) })
+	inj.informer.Start(ctx.Done())
+	defer inj.informer.Shutdown()
 	inj.h.log.Info("injector serving", "addr", ln.Addr().String(), "health", health.Addr().String(),
 		"coordinator", inj.cfg.Coordinator, "coordinator_client_api", inj.cfg.CoordinatorClientAPI, "cert_manager", inj.cfg.CertManager)
 
