@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -413,5 +414,84 @@ func waitFor(tb testing.TB, d time.Duration, what string, cond func() (bool, str
 			tb.Fatalf("waiting for %s: %s", what, why)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReplicas runs a second replica beside the first, both renewing every few seconds: the
+// Secret is the source of truth, so both serve the same certificate (one of them writes each
+// renewal, the other adopts it), the caBundle is the Secret's CA, no private key is logged,
+// and /readyz says ready.
+func TestReplicas(t *testing.T) {
+	e := startEnv(t, envOpts{certValidity: 6 * time.Second, checkInterval: 300 * time.Millisecond, caValidity: time.Hour})
+	ctx := t.Context()
+	cfg2 := e.cfg
+	log2 := &logbuf.Buffer{}
+	cfg2.Log, cfg2.Registerer = slog.New(slog.NewTextHandler(log2, nil)), nil
+	inj2, err := injector.New(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- inj2.Run(runCtx, ln, health) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("second replica: %v", err)
+		}
+	}()
+	waitFor(t, 10*time.Second, "the second replica's /readyz", func() (bool, string) {
+		resp, err := http.Get("http://" + health.Addr().String() + "/readyz")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+
+	deadline := time.Now().Add(14 * time.Second)
+	agreed, disagreed := 0, 0
+	for time.Now().Before(deadline) {
+		a, _ := served(t, e.addr)
+		b, _ := served(t, ln.Addr().String())
+		if a == b {
+			agreed++
+		} else {
+			disagreed++
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// They differ only between one replica's renewal and the other's next check (300 ms).
+	if agreed < 4*disagreed {
+		t.Errorf("the replicas served the same certificate %d times and different ones %d times; want them to agree", agreed, disagreed)
+	}
+	writes := strings.Count(e.log.String(), "renewed the serving certificate") + strings.Count(log2.String(), "renewed the serving certificate")
+	if writes < 2 || writes > 5 {
+		t.Errorf("%d renewals written over 14 s with a 6 s validity by two replicas; want 2 to 5 (one per renewal, not one per replica)", writes)
+	}
+
+	s, err := e.cluster.Client.CoreV1().Secrets(hookNS).Get(ctx, e.cfg.CertSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook, err := e.cluster.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, hookCfg, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(hook.Webhooks[0].ClientConfig.CABundle) != string(s.Data["ca.crt"]) {
+		t.Errorf("caBundle\n%s\nis not the Secret's ca.crt\n%s", hook.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"])
+	}
+	for _, l := range []string{e.log.String(), log2.String()} {
+		if strings.Contains(l, "PRIVATE KEY") || strings.Contains(l, string(s.Data["tls.key"])) {
+			t.Error("a private key was logged")
+		}
 	}
 }
