@@ -3,8 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
-	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -63,6 +64,11 @@ of their namespace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runInjector(cmd, &f) },
 	}
+	f.register(cmd)
+	return cmd
+}
+
+func (f *injectorFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", ":8443", "address of the webhook (HTTPS)")
 	fl.StringVar(&f.healthListen, "health-listen", ":8081", "address of /healthz, /readyz and /metrics (plain HTTP)")
@@ -84,7 +90,6 @@ of their namespace.`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig to reach the API server (default: the in-cluster service account)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return cmd
 }
 
 // config turns the flags into the injector's Config, reporting every problem at once.
@@ -179,6 +184,21 @@ func (f *injectorFlags) expect(getenv func(string) string, cfg *injector.Config)
 	return e, errors.Join(errs...)
 }
 
+func (f *injectorFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: expected debug, info, warn or error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: expected json or text", f.logFormat)
+}
+
 func (f *injectorFlags) restConfig() (*rest.Config, error) {
 	if f.kubeconfig != "" {
 		return clientcmd.BuildConfigFromFlags("", f.kubeconfig)
@@ -195,8 +215,7 @@ func (a *app) runInjector(cmd *cobra.Command, f *injectorFlags) error {
 	if err != nil {
 		return usageError(err)
 	}
-	lf := coordinatorFlags{logFormat: f.logFormat, logLevel: f.logLevel}
-	log, err := lf.logger(os.Stderr)
+	log, err := f.logger(a.stderr)
 	if err != nil {
 		return usageError(err)
 	}
