@@ -27,13 +27,15 @@ type manifests struct {
 	now    func() time.Time
 	onRead func(err error)
 
-	// mu guards the fields below; it is held across a read from the Coordinator so that
-	// concurrent admissions wait for one read instead of starting their own.
+	// mu guards the fields below. It is held across a read from the Coordinator on purpose:
+	// concurrent admissions wait for that one read (bounded by its 10 s timeout) instead of
+	// each starting their own quote verification.
 	mu      sync.Mutex
 	m       *manifest.Manifest
 	version int
 	readAt  time.Time // when m was read; zero before the first read
 	tried   time.Time // when the last read was tried
+	lastErr error     // the last read's error, nil after a success
 }
 
 // lookup returns the manifest's workload name. A workload missing from a cached manifest, or a
@@ -49,7 +51,18 @@ func (s *manifests) lookup(ctx context.Context, name string) (*manifest.Manifest
 			return s.m, w, nil
 		}
 	}
-	if !fresh || now.Sub(s.tried) >= minRefresh {
+	switch {
+	case now.Sub(s.tried) >= minRefresh:
+		s.tried = now
+		if err := s.readLocked(ctx); err != nil {
+			return nil, manifest.Workload{}, err
+		}
+	case !fresh && s.lastErr != nil:
+		// The Coordinator failed less than minRefresh ago: do not queue every admission
+		// behind another attempt.
+		return nil, manifest.Workload{}, s.lastErr
+	case !fresh:
+		// Stale, but read less than minRefresh ago (a clock step): read again.
 		s.tried = now
 		if err := s.readLocked(ctx); err != nil {
 			return nil, manifest.Workload{}, err
@@ -65,6 +78,7 @@ func (s *manifests) lookup(ctx context.Context, name string) (*manifest.Manifest
 // is dropped: it can no longer be vouched for after its TTL.
 func (s *manifests) readLocked(ctx context.Context) error {
 	err := s.read(ctx)
+	s.lastErr = err
 	if s.onRead != nil {
 		s.onRead(err)
 	}
