@@ -74,6 +74,7 @@ type Core struct {
 	root    *pki.CA          // the deployment root; never changes
 	tlsCert *tls.Certificate // the Coordinator's TLS certificate, issued by root
 	spki    []byte           // DER public key of tlsCert, bound into the Coordinator's quotes
+	derive  deriver          // derives per-instance secrets; never changes
 
 	quotes     quoteCache
 	quoteSlots chan struct{} // bounds concurrent quote generation
@@ -116,6 +117,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 	}
 	c.metrics = newMetrics(c.reg)
 	if err := c.loadPKI(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadDeriver(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.loadDeployment(ctx); err != nil {
