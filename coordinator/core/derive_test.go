@@ -65,7 +65,7 @@ func TestDerivedInstanceSecretsDiffer(t *testing.T) {
 		"web/b":   f.mustActivate("web", "b").Env["INST"],
 		"other/a": f.mustActivate("other", "a").Env["INST"],
 		// "a" then "\x00b" is not "a\x00" then "b": the fields are length-prefixed.
-		"web/a.":    f.mustActivate("web", "a.").Env["INST"],
+		"web/a.": f.mustActivate("web", "a.").Env["INST"],
 		"another deployment, web/a": func() string {
 			g := newFixture(t)
 			g.setManifest("", testManifest(t, nil))
