@@ -106,6 +106,12 @@ type DB struct {
 	failed    atomic.Pointer[corruptError]
 	closeWait time.Duration // see closeBolt
 
+	// versionMu guards version, the state's version as of the last commit (see version.go);
+	// anchor, VersionFile, is written by the one writer.
+	versionMu sync.Mutex
+	version   Version
+	anchor    versionAnchor
+
 	closeOnce sync.Once
 	closeErr  error
 	root      *os.Root // the store directory
@@ -170,7 +176,7 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 // directory lock. Calling it again returns the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.closeErr = errors.Join(db.closeBolt(), db.lock.Close(), db.root.Close())
+		db.closeErr = errors.Join(db.closeBolt(), db.anchor.close(), db.lock.Close(), db.root.Close())
 	})
 	return db.closeErr
 }
