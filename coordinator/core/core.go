@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,8 @@ func (c *Core) Status() api.Status {
 		s.ManifestVersion = d.version
 		s.ManifestDigest = fmt.Sprintf("%x", d.m.Digest())
 	}
+	sv := c.db.Version()
+	s.StateVersion, s.StateHash = sv.N, hex.EncodeToString(sv.Hash[:])
 	if n := c.ActivationCounts(); len(n) > 0 {
 		s.Activations = n
 	}
