@@ -106,7 +106,7 @@ func (db *DB) update(fn func(*Tx) error) (err error) {
 		return err
 	})
 	if err == nil && changed {
-		db.committed(next)
+		db.setVersion(next)
 	}
 	return err
 }

@@ -29,7 +29,8 @@ import (
 //
 // Beside state.db, VersionFile records the newest version the store reached: two fixed
 // 128-byte slots, each an encrypted (version, hash) record, written alternately in place and
-// fsynced after every commit that changed the state, before Update or Batch returns. A torn
+// fsynced after every commit that changed the state, before Update or Batch returns (one
+// write serves all the commits made while the one before it was written). A torn
 // write damages one slot; the other holds the version before. Open refuses a state.db older
 // than the newest version recorded ([ErrRolledBack]), and one of the same version but another
 // hash. A state.db one version newer than the record is the commit a crash cut short before
@@ -133,18 +134,38 @@ func (db *DB) bumpVersion(btx *bbolt.Tx, writes hash.Hash) (Version, bool, error
 	return v, true, nil
 }
 
-// committed records v as the state's version and writes it to VersionFile. The caller holds
-// db.writer. A failure leaves the commit in place (it is durable) but refuses later writes:
-// the record would fall behind the state.
-func (db *DB) committed(v Version) error {
+// setVersion records v as the state's version once its commit is durable. The caller holds
+// db.writer.
+func (db *DB) setVersion(v Version) {
 	db.versionMu.Lock()
 	db.version = v
 	db.versionMu.Unlock()
-	if err := db.anchor.write(db.aead, v); err != nil {
-		e := &corruptError{msg: fmt.Sprintf("store: recording state version %d in %s: %v; later writes are refused: check the disk and restart", v.N, VersionFile, err), cause: err}
-		db.failed.CompareAndSwap(nil, e)
-		db.log.Error("store: could not record the state version", "file", VersionFile, "version", v.N, "error", err.Error())
+}
+
+// syncVersion writes the newest committed version to VersionFile unless it is there already.
+// Update and Batch call it after their commit and before they return, without db.writer, so
+// that the next commit need not wait for it, and one write covers every commit made while
+// the one before was written. If it fails, the change it covers is committed, but the error
+// is returned (a caller must not act on a change that a rollback could undo) and later writes
+// are refused.
+func (db *DB) syncVersion() error {
+	db.anchorMu.Lock()
+	defer db.anchorMu.Unlock()
+	if db.anchorErr != nil {
+		return db.anchorErr
 	}
+	v := db.Version()
+	if v.N <= db.anchored.N {
+		return nil
+	}
+	if err := db.anchor.write(db.aead, v); err != nil {
+		e := &corruptError{msg: fmt.Sprintf("store: the change was committed, but recording state version %d in %s failed: %v; later writes are refused: check the disk and restart", v.N, VersionFile, err), cause: err}
+		db.failed.CompareAndSwap(nil, e)
+		db.anchorErr = e
+		db.log.Error("store: could not record the state version", "file", VersionFile, "version", v.N, "error", err.Error())
+		return e
+	}
+	db.anchored = v
 	return nil
 }
 
@@ -197,7 +218,9 @@ func (a *versionAnchor) close() error {
 	if a.f == nil {
 		return nil
 	}
-	return a.f.Close()
+	err := a.f.Close()
+	a.f = nil
+	return err
 }
 
 // readAnchor reads VersionFile: the newest version in a slot that authenticates. Its error
@@ -306,7 +329,7 @@ func (db *DB) checkVersion() error {
 		return fmt.Errorf("store: opening %s: %w", VersionFile, err)
 	}
 	db.anchor = versionAnchor{f: f}
-	db.version = state
+	db.version, db.anchored = state, state
 	if state != seen {
 		if err := db.anchor.write(db.aead, state); err != nil {
 			return fmt.Errorf("store: recording state version %d in %s: %w", state.N, VersionFile, err)
