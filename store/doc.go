@@ -1,11 +1,14 @@
 // Package store is the Coordinator's crash-safe, encrypted embedded store.
 //
-// A store is a directory holding two files:
+// A store is a directory holding three files:
 //
 //   - state.db, a bbolt database (mode 0600) whose values are encrypted;
 //   - data-key.json, the store's 32-byte random data key sealed by a
 //     [seal.Sealer]: {"version":1,"kind":"<sealer kind>","sealed":"<base64>"}.
-//     The JSON object leaves room for recovery key shares to be added later.
+//     The JSON object leaves room for recovery key shares to be added later;
+//   - state-version ([VersionFile]), the newest state version the store
+//     reached, encrypted under the data key: Open refuses a state.db older
+//     than it ([ErrRolledBack]; see version.go and [DB.Version]).
 //
 // # Encryption
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloister-dev/cloister/seal"
@@ -315,4 +316,53 @@ func FuzzVersionFile(f *testing.F) {
 			t.Fatalf("after Open the record holds version %d (%v), want %d", v.N, err, n)
 		}
 	})
+}
+
+// TestVersionRecordFailure: a commit whose version cannot be recorded is reported as an
+// error (a caller must not act on a change a rollback could undo), and later writes are
+// refused; the commit itself stays.
+func TestVersionRecordFailure(t *testing.T) {
+	s := newSealer(t)
+	dir := newStoreDir(t, s)
+	db := mustOpen(t, dir, s)
+	db.anchor.f.Close() // every write to the record now fails
+	err := db.Update(context.Background(), func(tx *Tx) error { return tx.Put("b", "k", []byte("v")) })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "the change was committed, but recording state version") {
+		t.Fatalf("Update: %v; want ErrCorrupt saying the version was not recorded", err)
+	}
+	if err := db.Batch(context.Background(), func(tx *Tx) error { return tx.Put("b", "k2", nil) }); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a later Batch: %v; want it refused", err)
+	}
+	if v, err := get(t, db, "b", "k"); err != nil || string(v) != "v" {
+		t.Errorf("the committed value: %q, %v", v, err)
+	}
+	db.Close()
+	// The record is one version behind the state: a crash's case, accepted.
+	db = mustOpen(t, dir, s)
+	defer db.Close()
+	if v, err := get(t, db, "b", "k"); err != nil || string(v) != "v" {
+		t.Errorf("after a restart: %q, %v", v, err)
+	}
+}
+
+// TestConcurrentBatchesRecorded: after many concurrent Batch calls return, the record holds
+// the newest version.
+func TestConcurrentBatchesRecorded(t *testing.T) {
+	s := newSealer(t)
+	dir := newStoreDir(t, s)
+	db := mustOpen(t, dir, s)
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			if err := db.Batch(context.Background(), func(tx *Tx) error { return tx.Put("b", fmt.Sprint(i), nil) }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	want := db.Version()
+	if v, err := readAnchor(db.root, db.aead); err != nil || v != want {
+		t.Errorf("record holds version %d (%v), want %d", v.N, err, want.N)
+	}
+	db.Close()
 }
