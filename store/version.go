@@ -273,7 +273,8 @@ func (db *DB) createAnchor(v Version) error {
 		return fmt.Errorf("store: creating %s: %w", versionTemp, err)
 	}
 	a := &versionAnchor{f: f}
-	if err := f.Truncate(2 * versionSlotSize); err == nil {
+	err = f.Truncate(2 * versionSlotSize)
+	if err == nil {
 		err = a.write(db.aead, v)
 	}
 	if cerr := f.Close(); err == nil {

@@ -64,7 +64,7 @@ func TestDerivedInstanceSecretsDiffer(t *testing.T) {
 	for what, v := range map[string]string{
 		"web/b":   f.mustActivate("web", "b").Env["INST"],
 		"other/a": f.mustActivate("other", "a").Env["INST"],
-		// "a" then "\x00b" is not "a\x00" then "b": the fields are length-prefixed.
+		// An instance ID that extends another one.
 		"web/a.": f.mustActivate("web", "a.").Env["INST"],
 		"another deployment, web/a": func() string {
 			g := newFixture(t)
