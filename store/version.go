@@ -226,6 +226,9 @@ func (a *versionAnchor) close() error {
 // readAnchor reads VersionFile: the newest version in a slot that authenticates. Its error
 // wraps fs.ErrNotExist if the file does not exist.
 func readAnchor(root *os.Root, aead cipher.AEAD) (Version, error) {
+	if fi, err := root.Lstat(VersionFile); err == nil && !fi.Mode().IsRegular() {
+		return Version{}, &corruptError{msg: fmt.Sprintf("store: %s is not a regular file (mode %s)", VersionFile, fi.Mode())}
+	}
 	f, err := root.Open(VersionFile)
 	if err != nil {
 		return Version{}, err

@@ -366,3 +366,22 @@ func TestConcurrentBatchesRecorded(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestVersionFileLink: a VersionFile that is a symbolic link (here to state.db, which a
+// record written through it would damage) is refused.
+func TestVersionFileLink(t *testing.T) {
+	s := newSealer(t)
+	dir := newStoreDir(t, s)
+	os.Remove(filepath.Join(dir, VersionFile))
+	if err := os.Symlink(StateFile, filepath.Join(dir, VersionFile)); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	_, err := Open(dir, s, Options{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "state-version is not a regular file") {
+		t.Fatalf("Open: %v; want ErrCorrupt saying %s is not a regular file", err, VersionFile)
+	}
+	if after := snapshot(t, dir); !maps.EqualFunc(before, after, bytes.Equal) {
+		t.Error("the refused Open changed the directory")
+	}
+}
