@@ -50,8 +50,9 @@
 // and found; damage to free pages or beyond the high-water mark is
 // harmless and ignored. A damaged meta page is the exception, as in bbolt:
 // the other one is used (crash recovery relies on it) and a warning is
-// logged, since if the damaged page was the newer one the last commit is
-// lost. Damage that happens while the store is open is met by
+// logged; if the damaged page was the newer one, the last commit is lost,
+// and Open refuses the state as rolled back ([ErrRolledBack]) unless that
+// commit was never acknowledged. Damage that happens while the store is open is met by
 // transactions: bbolt's panics and faults become an error matching
 // [ErrCorrupt] for that transaction, and after a write transaction met
 // damage, later writes are refused. Open costs one read of the file and
