@@ -52,6 +52,11 @@ type Status struct {
 	// AuditHead is the audit log's newest entry, signed by the deployment root; omitted only
 	// if the Coordinator could not read its log.
 	AuditHead *audit.Head `json:"audit_head,omitempty"`
+	// StateVersion counts the changes of the Coordinator's stored state; it never goes
+	// back (the store refuses an older state.db). StateHash, lowercase hex, chains it to
+	// every earlier version: two states of one version with different hashes have forked.
+	StateVersion uint64 `json:"state_version,omitempty"`
+	StateHash    string `json:"state_hash,omitempty"`
 }
 
 // Collateral is the Intel collateral that verifies a quote, as raw bytes: the TCB Info and QE

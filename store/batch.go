@@ -46,7 +46,10 @@ func (db *DB) Batch(ctx context.Context, fn func(*Tx) error) error {
 		go db.runBatches()
 	}
 	b.mu.Unlock()
-	return <-c.done
+	if err := <-c.done; err != nil {
+		return err
+	}
+	return db.syncVersion()
 }
 
 // runBatches commits queued calls until none are left.

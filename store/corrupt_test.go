@@ -175,6 +175,7 @@ func TestKeyFileWithoutState(t *testing.T) {
 	dir := newStoreDir(t, s)
 	key, _ := os.ReadFile(filepath.Join(dir, KeyFile))
 	os.Remove(filepath.Join(dir, StateFile))
+	os.Remove(filepath.Join(dir, VersionFile)) // written after state.db: an interrupted start has none
 	var logs bytes.Buffer
 	db, err := Open(dir, s, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

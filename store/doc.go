@@ -1,11 +1,14 @@
 // Package store is the Coordinator's crash-safe, encrypted embedded store.
 //
-// A store is a directory holding two files:
+// A store is a directory holding three files:
 //
 //   - state.db, a bbolt database (mode 0600) whose values are encrypted;
 //   - data-key.json, the store's 32-byte random data key sealed by a
 //     [seal.Sealer]: {"version":1,"kind":"<sealer kind>","sealed":"<base64>"}.
-//     The JSON object leaves room for recovery key shares to be added later.
+//     The JSON object leaves room for recovery key shares to be added later;
+//   - state-version ([VersionFile]), the newest state version the store
+//     reached, encrypted under the data key: Open refuses a state.db older
+//     than it ([ErrRolledBack]; see version.go and [DB.Version]).
 //
 // # Encryption
 //
@@ -47,8 +50,9 @@
 // and found; damage to free pages or beyond the high-water mark is
 // harmless and ignored. A damaged meta page is the exception, as in bbolt:
 // the other one is used (crash recovery relies on it) and a warning is
-// logged, since if the damaged page was the newer one the last commit is
-// lost. Damage that happens while the store is open is met by
+// logged; if the damaged page was the newer one, the last commit is lost,
+// and Open refuses the state as rolled back ([ErrRolledBack]) unless that
+// commit was never acknowledged. Damage that happens while the store is open is met by
 // transactions: bbolt's panics and faults become an error matching
 // [ErrCorrupt] for that transaction, and after a write transaction met
 // damage, later writes are refused. Open costs one read of the file and

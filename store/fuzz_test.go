@@ -128,6 +128,10 @@ func FuzzOpen(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	anchor, err := os.ReadFile(filepath.Join(dir, VersionFile))
+	if err != nil {
+		f.Fatal(err)
+	}
 	const ps = 4096
 	f.Add(state)
 	for p := 0; p*ps < len(state); p++ {
@@ -152,10 +156,13 @@ func FuzzOpen(f *testing.F) {
 		}
 		writeFile(t, filepath.Join(dir, KeyFile), key)
 		writeFile(t, filepath.Join(dir, StateFile), state)
+		writeFile(t, filepath.Join(dir, VersionFile), anchor)
 		db, err := Open(dir, s, Options{})
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), StateFile) {
-				t.Fatalf("Open error = %v, want ErrCorrupt or ErrKeyMismatch naming %s", err, StateFile)
+			// ErrRolledBack: a damaged newer meta page, and bbolt's fallback to the
+			// transaction before, which lost an acknowledged commit.
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrKeyMismatch) && !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), StateFile) {
+				t.Fatalf("Open error = %v, want ErrCorrupt, ErrKeyMismatch or ErrRolledBack naming %s", err, StateFile)
 			}
 			return
 		}

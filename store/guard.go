@@ -92,10 +92,23 @@ func (db *DB) update(fn func(*Tx) error) (err error) {
 	tx := &Tx{db: db, writable: true}
 	defer tx.guard(&err, 0, "write transaction", "", "")
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return db.bolt.Update(func(btx *bbolt.Tx) error {
+	var (
+		next    Version
+		changed bool
+	)
+	err = db.bolt.Update(func(btx *bbolt.Tx) error {
 		tx.tx = btx
-		return tx.run(fn)
+		if err := tx.run(fn); err != nil {
+			return err
+		}
+		var err error
+		next, changed, err = db.bumpVersion(btx, tx.writes)
+		return err
 	})
+	if err == nil && changed {
+		db.setVersion(next)
+	}
+	return err
 }
 
 // closeBolt closes bbolt. After a write failed on damaged data, bbolt may

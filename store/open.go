@@ -106,6 +106,11 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 	if err := db.openBolt(opts); err != nil {
 		return nil, err
 	}
+	if err := db.checkVersion(); err != nil {
+		db.closeBolt()
+		db.anchor.close()
+		return nil, err
+	}
 	if info.keyID == nil {
 		// A store made before key IDs, whose check record just proved the
 		// key: record its ID.
@@ -118,10 +123,11 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 		})
 		if err != nil {
 			db.closeBolt()
+			db.anchor.close()
 			return nil, fmt.Errorf("store: recording the data key's ID in %s: %w", StateFile, err)
 		}
 	}
-	log.Info("store: opened", "created", created, "pages_in_use", info.hwm, "page_size", info.pageSize)
+	log.Info("store: opened", "created", created, "pages_in_use", info.hwm, "page_size", info.pageSize, "state_version", db.version.N)
 	return db, nil
 }
 
@@ -154,6 +160,9 @@ func loadOrCreate(root *os.Root, s seal.Sealer, opts Options, log *slog.Logger) 
 		return nil, nil, false, err
 	}
 	if !stateExists {
+		if err := checkNoState(root, aead); err != nil {
+			return nil, nil, false, err
+		}
 		if err := createState(root, aead, keyID, opts); err != nil {
 			return nil, nil, false, err
 		}

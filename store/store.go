@@ -106,6 +106,16 @@ type DB struct {
 	failed    atomic.Pointer[corruptError]
 	closeWait time.Duration // see closeBolt
 
+	// versionMu guards version, the state's version as of the last commit (see version.go).
+	versionMu sync.Mutex
+	version   Version
+	// anchorMu guards anchor (the open VersionFile), anchored (the version it holds) and
+	// anchorErr (its first write failure).
+	anchorMu  sync.Mutex
+	anchor    versionAnchor
+	anchored  Version
+	anchorErr error
+
 	closeOnce sync.Once
 	closeErr  error
 	root      *os.Root // the store directory
@@ -149,7 +159,10 @@ func (db *DB) View(ctx context.Context, fn func(*Tx) error) (err error) {
 // wait for each other; if ctx ends before it is this call's turn, fn is
 // not called and ctx's error is returned. If bbolt meets a damaged page
 // the transaction rolls back with an error matching ErrCorrupt, and later
-// writes are refused with one.
+// writes are refused with one. A commit that changed the state is recorded
+// in VersionFile before Update returns; should that fail, the change stays
+// committed but an error matching ErrCorrupt is returned, and later writes
+// are refused.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -159,18 +172,27 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-db.writer }()
-	if err := ctx.Err(); err != nil {
+	err := func() error {
+		defer func() { <-db.writer }() // also when fn panics
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return db.update(fn)
+	}()
+	if err != nil {
 		return err
 	}
-	return db.update(fn)
+	return db.syncVersion()
 }
 
 // Close waits for open transactions, closes the database and releases the
 // directory lock. Calling it again returns the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.closeErr = errors.Join(db.closeBolt(), db.lock.Close(), db.root.Close())
+		db.anchorMu.Lock()
+		errAnchor := db.anchor.close()
+		db.anchorMu.Unlock()
+		db.closeErr = errors.Join(db.closeBolt(), errAnchor, db.lock.Close(), db.root.Close())
 	})
 	return db.closeErr
 }

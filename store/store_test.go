@@ -303,7 +303,7 @@ func TestReopenKeepsData(t *testing.T) {
 
 func TestCreatedFiles(t *testing.T) {
 	_, dir, s := openTestDB(t, Options{})
-	for _, name := range []string{StateFile, KeyFile} {
+	for _, name := range []string{StateFile, KeyFile, VersionFile} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -313,8 +313,8 @@ func TestCreatedFiles(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 {
-		t.Errorf("store directory holds %d entries, want only %s and %s", len(entries), StateFile, KeyFile)
+	if len(entries) != 3 {
+		t.Errorf("store directory holds %d entries, want only %s, %s and %s", len(entries), StateFile, KeyFile, VersionFile)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, KeyFile))
 	if err != nil {

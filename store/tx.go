@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"slices"
 	"strings"
@@ -34,6 +35,8 @@ type Tx struct {
 	writable bool
 	depth    int   // caller functions running (see guard)
 	failed   error // the first damage met, if any
+	// writes hashes the changes of a write transaction (see version.go); nil while none.
+	writes hash.Hash
 }
 
 // Get returns the decrypted value of key in bucket, a fresh slice the
@@ -71,9 +74,11 @@ func (tx *Tx) Put(bucket, key string, value []byte) (err error) {
 	if err != nil {
 		return fmt.Errorf("store: creating bucket %q: %w", bucket, err)
 	}
-	if err := b.Put([]byte(key), tx.db.seal(bucket, key, value)); err != nil {
+	sealed := tx.db.seal(bucket, key, value)
+	if err := b.Put([]byte(key), sealed); err != nil {
 		return fmt.Errorf("store: writing bucket %q key %q: %w", bucket, key, err)
 	}
+	tx.noteWrite('P', bucket, key, sealed)
 	return nil
 }
 
@@ -85,12 +90,13 @@ func (tx *Tx) Delete(bucket, key string) (err error) {
 	}
 	defer tx.guard(&err, tx.depth, "deleting", bucket, key)
 	b := tx.tx.Bucket([]byte(bucket))
-	if b == nil {
+	if b == nil || b.Get([]byte(key)) == nil {
 		return nil
 	}
 	if err := b.Delete([]byte(key)); err != nil {
 		return fmt.Errorf("store: deleting bucket %q key %q: %w", bucket, key, err)
 	}
+	tx.noteWrite('D', bucket, key, nil)
 	return nil
 }
 

@@ -520,8 +520,9 @@ func (v *verifier) entry(where loc, e element, b bucketRef, depth int) error {
 				v.info.check = bytes.Clone(e.value)
 			case keyIDKey:
 				v.info.keyID = bytes.Clone(e.value)
+			case versionKey: // read and authenticated by checkVersion
 			default:
-				return stateCorrupt("is corrupt: %s: the internal bucket holds an unknown record %s, expected only %q and %q", where, quoteKey(e.key), checkKey, keyIDKey)
+				return stateCorrupt("is corrupt: %s: the internal bucket holds an unknown record %s, expected only %q, %q and %q", where, quoteKey(e.key), checkKey, keyIDKey, versionKey)
 			}
 		case userBucket:
 			if v.info.valueErr != nil && v.info.valuesOK > 0 {

@@ -24,6 +24,11 @@ type Status struct {
 	// AuditHead is the audit log's newest entry, signed by the deployment root; null if the
 	// Coordinator did not send one.
 	AuditHead *AuditHead `json:"audit_head"`
+	// StateVersion counts the changes of the Coordinator's stored state; it never goes back
+	// (the Coordinator refuses an older state.db). StateHash, hex, chains it to every earlier
+	// version. Omitted by Coordinators before state versions.
+	StateVersion uint64 `json:"state_version,omitempty"`
+	StateHash    string `json:"state_hash,omitempty"`
 }
 
 // Certificates is printed by `cloister certificate root|intermediate|chain`.

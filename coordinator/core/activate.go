@@ -175,11 +175,13 @@ func newPlaceholder() (string, error) {
 }
 
 // commitActivation renders the workload's configuration with the values of the secrets it
-// uses, creating the instance's per-instance secrets on its first activation, and only then
-// counts the activation: a refusal of any kind, a render failure included, must not use up
-// max_activations. Limited counts and new per-instance secrets are committed before it returns,
-// in a store batch, so concurrent activations share one commit; other activations touch no disk
-// (see counts).
+// uses and only then counts the activation: a refusal of any kind, a render failure included,
+// must not use up max_activations. Per-instance symmetric keys are derived (see derive.go) or,
+// for instances of earlier versions, read; per-instance certificates are read, or made and
+// stored at the instance's first activation. Limited counts and new per-instance
+// certificates are committed before it returns, in a store batch, so concurrent activations
+// share one commit; other activations touch no disk (see counts), and read the store only
+// for the per-instance values an earlier version stored.
 func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string,
 	render func(map[string]manifest.SecretValue) (*manifest.Rendered, error)) (*manifest.Rendered, uint64, error) {
 	used := d.m.SecretsUsedBy(name)
@@ -203,15 +205,32 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			shared[sn] = v
 		}
 	}
-	if w.MaxActivations == 0 && len(perInstance) == 0 {
-		out, err := render(shared)
-		if err != nil {
-			return nil, 0, err
+	if w.MaxActivations == 0 {
+		values := shared
+		if len(perInstance) > 0 {
+			values = maps.Clone(shared)
+			err := c.db.View(ctx, func(tx *store.Tx) error {
+				if err := storedVersionIs(tx, d.version); err != nil {
+					return err
+				}
+				return c.instanceValues(tx, d, name, instance, perInstance, values, false)
+			})
+			if errors.Is(err, errNotStored) {
+				values = nil // a certificate to make: a write, below
+			} else if err != nil {
+				return nil, 0, err
+			}
 		}
-		if err := c.stillCurrent(d); err != nil {
-			return nil, 0, err
+		if values != nil {
+			out, err := render(values)
+			if err != nil {
+				return nil, 0, err
+			}
+			if err := c.stillCurrent(d); err != nil {
+				return nil, 0, err
+			}
+			return out, c.counts.add(name, c.now()), nil
 		}
-		return out, c.counts.add(name, c.now()), nil
 	}
 	var (
 		out   *manifest.Rendered
@@ -235,16 +254,8 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 			count = n + 1
 		}
 		values := maps.Clone(shared)
-		for _, sn := range perInstance {
-			rec, err := c.instanceSecret(tx, d, name, sn, d.m.Secrets[sn], instance)
-			if err != nil {
-				return err
-			}
-			v, err := rec.value()
-			if err != nil {
-				return fmt.Errorf("secret %q: %w", sn, err)
-			}
-			values[sn] = v
+		if err := c.instanceValues(tx, d, name, instance, perInstance, values, true); err != nil {
+			return err
 		}
 		var err error
 		if out, err = render(values); err != nil {
@@ -311,27 +322,72 @@ func activationCount(tx *store.Tx, workload string) (uint64, error) {
 	return n, nil
 }
 
-// instanceSecret returns the value of a per-instance secret for one instance of a workload. The
-// workload is part of the key: instance IDs come from the host, and two workloads (perhaps of
-// different trust) must never share a value by choosing the same ID.
-func (c *Core) instanceSecret(tx *store.Tx, d *deployment, workload, name string, s manifest.Secret, instance string) (*secretRecord, error) {
-	key := workload + "\x00" + name + "\x00" + instance
+// errNotStored is returned by instanceValues when a per-instance value must be made and
+// stored, and it was not allowed to write.
+var errNotStored = errors.New("a per-instance value is not stored yet")
+
+// instanceValues adds to values the per-instance secrets names of one instance of a workload.
+// The workload is part of every value's identity: instance IDs come from the host, and two
+// workloads (perhaps of different trust) must never share a value by choosing the same ID. A
+// value an earlier version stored for the same definition is served as it is; symmetric keys
+// are derived otherwise; a certificate not stored yet is made and stored when create is set
+// (tx must be writable), and otherwise errNotStored is returned.
+func (c *Core) instanceValues(tx *store.Tx, d *deployment, workload, instance string, names []string, values map[string]manifest.SecretValue, create bool) error {
+	for _, name := range names {
+		s := d.m.Secrets[name]
+		rec, err := storedInstanceSecret(tx, workload, name, s, instance)
+		switch {
+		case err != nil:
+			return err
+		case rec != nil:
+		case derivable(s):
+			v, err := c.derive.instanceKey(workload, name, s, instance)
+			if err != nil {
+				return err
+			}
+			values[name] = manifest.SecretValue{Bytes: v}
+			continue
+		case !create:
+			return errNotStored
+		default:
+			if rec, err = newSecret(d.m, name, c.root, d.inter, c.now()); err != nil {
+				return err
+			}
+			if err := recordIssued(tx, rec); err != nil {
+				return err
+			}
+			if err := putJSON(tx, bucketInstances, instanceKey(workload, name, instance), rec); err != nil {
+				return err
+			}
+		}
+		v, err := rec.value()
+		if err != nil {
+			return fmt.Errorf("secret %q: %w", name, err)
+		}
+		values[name] = v
+	}
+	return nil
+}
+
+// instanceKey is the store key of a stored per-instance value.
+func instanceKey(workload, name, instance string) string {
+	return workload + "\x00" + name + "\x00" + instance
+}
+
+// storedInstanceSecret returns the stored per-instance value of secret name, defined as s, for
+// one instance of workload, or nil if none is stored for that definition.
+func storedInstanceSecret(tx *store.Tx, workload, name string, s manifest.Secret, instance string) (*secretRecord, error) {
 	rec := &secretRecord{}
-	err := getJSON(tx, bucketInstances, key, rec)
-	if err == nil && rec.Spec == specOf(s) {
-		return rec, nil
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	err := getJSON(tx, bucketInstances, instanceKey(workload, name, instance), rec)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
 		return nil, err
+	case rec.Spec != specOf(s):
+		return nil, nil // pruned at the manifest update; replaced by a new value
 	}
-	rec, err = newSecret(d.m, name, c.root, d.inter, c.now())
-	if err != nil {
-		return nil, err
-	}
-	if err := recordIssued(tx, rec); err != nil {
-		return nil, err
-	}
-	return rec, putJSON(tx, bucketInstances, key, rec)
+	return rec, nil
 }
 
 // fileKeySize is the size of a protected-file key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,7 @@ type Core struct {
 	root    *pki.CA          // the deployment root; never changes
 	tlsCert *tls.Certificate // the Coordinator's TLS certificate, issued by root
 	spki    []byte           // DER public key of tlsCert, bound into the Coordinator's quotes
+	derive  deriver          // derives per-instance secrets; never changes
 
 	quotes     quoteCache
 	quoteSlots chan struct{} // bounds concurrent quote generation
@@ -118,6 +120,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 	if err := c.loadPKI(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.loadDeriver(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.loadDeployment(ctx); err != nil {
 		return nil, err
 	}
@@ -158,6 +163,8 @@ func (c *Core) Status() api.Status {
 		s.ManifestVersion = d.version
 		s.ManifestDigest = fmt.Sprintf("%x", d.m.Digest())
 	}
+	sv := c.db.Version()
+	s.StateVersion, s.StateHash = sv.N, hex.EncodeToString(sv.Hash[:])
 	if n := c.ActivationCounts(); len(n) > 0 {
 		s.Activations = n
 	}

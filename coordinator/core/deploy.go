@@ -253,17 +253,26 @@ func (c *Core) putManifest(tx *store.Tx, plan *manifestPlan) error {
 	return tx.Put(bucketManifest, "current", []byte(strconv.Itoa(plan.version)))
 }
 
-// pruneInstances deletes the per-instance values whose secret m does not define as a
-// per-instance secret with the same definition: removed secrets go, and changed ones get new
-// values at the next activation. Certificates among them stay recorded in bucketIssued.
+// pruneInstances deletes the stored per-instance values that m does not name: those of
+// workloads m removed, of secrets m removed or made shared, of secrets the workload no longer
+// uses, and of changed definitions (which get new values at the next activation).
+// Certificates among them stay recorded in bucketIssued.
 func pruneInstances(tx *store.Tx, m *manifest.Manifest) error {
 	var stale []string
+	uses := map[string]map[string]bool{} // workload -> secrets it uses
 	err := tx.ForEach(bucketInstances, func(key string, v []byte) error {
 		parts := strings.SplitN(key, "\x00", 3)
 		if len(parts) != 3 {
 			return fmt.Errorf("state %s/%q is corrupt: expected workload, secret and instance", bucketInstances, displayKey(key))
 		}
-		if s, ok := m.Secrets[parts[1]]; ok && s.PerInstance {
+		wl, name := parts[0], parts[1]
+		if _, ok := m.Workloads[wl]; ok && uses[wl] == nil {
+			uses[wl] = map[string]bool{}
+			for _, sn := range m.SecretsUsedBy(wl) {
+				uses[wl][sn] = true
+			}
+		}
+		if s, ok := m.Secrets[name]; ok && s.PerInstance && uses[wl][name] {
 			var rec secretRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("state %s/%q is corrupt: %w", bucketInstances, displayKey(key), err)

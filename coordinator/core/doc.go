@@ -22,7 +22,9 @@
 // # Persistence
 //
 // Everything that must survive a restart — the root CA, the Coordinator's TLS key, every
-// manifest version and its intermediate CA, the secrets, per-instance secrets and activation
-// counts — lives in a [store.DB], encrypted under a data key that a seal provider protects.
-// Every change is one transaction: a crash leaves the previous state or the new one.
+// manifest version and its intermediate CA, the secrets, per-instance certificates, the master
+// key of derived per-instance secrets (derive.go) and activation counts — lives in a
+// [store.DB], encrypted under a data key that a seal provider protects. Every change is one
+// transaction: a crash leaves the previous state or the new one. Per-instance symmetric keys
+// are derived, not stored, so the state does not grow with the number of instances.
 package core

@@ -406,8 +406,8 @@ func TestApplyCarriesSecrets(t *testing.T) {
 	}
 	first := f.mustActivate("web", "i1")
 	old := f.readAll("shared", "other", "cert", "upload")
-	if keys := f.instanceKeys(); len(keys) != 2 {
-		t.Fatalf("per-instance values %v, want inst and inst2 of web/i1", keys)
+	if keys := f.instanceKeys(); len(keys) != 0 {
+		t.Fatalf("stored per-instance values %v, want none (symmetric ones are derived)", keys)
 	}
 	// Change shared, remove other and inst2, add fresh; the rest stays.
 	after := govManifest(t, 2, func(m map[string]any) {
@@ -437,9 +437,6 @@ func TestApplyCarriesSecrets(t *testing.T) {
 	})
 	if err == nil {
 		t.Errorf("the removed secret is still stored")
-	}
-	if keys := f.instanceKeys(); len(keys) != 1 || keys[0] != "web/inst/i1" {
-		t.Errorf("per-instance values after the apply: %v; want only web/inst/i1 (inst2 removed)", keys)
 	}
 	again := f.mustActivate("web", "i1")
 	if again.Env["INST"] != first.Env["INST"] {

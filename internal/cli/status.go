@@ -61,6 +61,9 @@ func (a *app) newStatusCmd() *cobra.Command {
 				if h := s.AuditHead; h != nil {
 					fmt.Fprintf(w, "audit head        entry %d, hash %s, signed %s\n", h.Seq, h.Hash, h.Time)
 				}
+				if s.StateVersion != 0 {
+					fmt.Fprintf(w, "state version     %d\n", s.StateVersion)
+				}
 				if s.Message != "" {
 					fmt.Fprintf(w, "%s\n", s.Message)
 				}
@@ -77,7 +80,7 @@ func statusJSON(s *api.Status) jsonoutput.Status {
 	out := jsonoutput.Status{
 		State: s.State, Simulation: s.Simulation, TEE: s.TEE, Version: s.Version,
 		ManifestVersion: s.ManifestVersion, ManifestDigest: s.ManifestDigest, Message: s.Message,
-		Activations: map[string]uint64{},
+		Activations: map[string]uint64{}, StateVersion: s.StateVersion, StateHash: s.StateHash,
 	}
 	maps.Copy(out.Activations, s.Activations)
 	if s.AuditHead != nil {
