@@ -17,7 +17,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
-	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/client/attested"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -55,7 +55,7 @@ type Plan struct {
 // attestation is how this launch proves itself and whom it trusts.
 type attestation struct {
 	issuer     attest.Issuer
-	expect     client.Expect
+	expect     attested.Expect
 	simulated  bool
 	gramineDir string
 }
@@ -208,7 +208,7 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 // renders the answer: the key in place of its placeholder, the application's environment and
 // argv. It writes nothing.
 func (l *launch) activate(ctx context.Context) (*activation, error) {
-	wk, err := client.NewWorkloadKey(l.cfg.Workload)
+	wk, err := attested.NewWorkloadKey(l.cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		if att.gramineDir == "" {
 			att.gramineDir = attest.DefaultGramineDir
 		}
-		att.expect = client.Expect{SGXRoot: verify.IntelRoot()}
+		att.expect = attested.Expect{SGXRoot: verify.IntelRoot()}
 	case TEESimulation:
 		if cfg.SimDir == "" {
 			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
@@ -350,7 +350,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		}
 		log.Info("trusted files verified", "files", len(m.Files)+len(m.ProtectedFiles), "took", time.Since(start).Round(time.Millisecond))
 		att.issuer = pending
-		att.expect = client.ExpectSimulated(p.Root())
+		att.expect = attested.ExpectSimulated(p.Root())
 		att.simulated = true
 	}
 	if c := m.Coordinator; c != nil {
@@ -387,7 +387,7 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, 
 		if err == nil {
 			return resp, nil
 		}
-		if errors.Is(err, client.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
+		if errors.Is(err, attested.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
 			reattested++
 			log.Warn("the connection to the coordinator closed; verifying it again on a new connection", "attempt", attempt, "reason", err.Error())
 			continue
@@ -406,7 +406,7 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, 
 }
 
 func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte) (*api.ActivationResponse, error) {
-	s, err := client.DialMesh(ctx, cfg.Coordinator, att.expect)
+	s, err := attested.DialMesh(ctx, cfg.Coordinator, att.expect)
 	if err != nil {
 		return nil, err
 	}
@@ -418,11 +418,11 @@ func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []by
 // reachable yet or has no manifest yet, or the connection to it closed. A failed verification
 // of the Coordinator, or a refusal of this workload, is final.
 func retryable(err error) bool {
-	if e, ok := errors.AsType[*client.APIError](err); ok {
+	if e, ok := errors.AsType[*attested.APIError](err); ok {
 		return e.Temporary()
 	}
-	_, dial := errors.AsType[*client.DialError](err)
-	return dial || errors.Is(err, client.ErrConnClosed)
+	_, dial := errors.AsType[*attested.DialError](err)
+	return dial || errors.Is(err, attested.ErrConnClosed)
 }
 
 // substituteKey puts the workload's private key wherever a template used it.

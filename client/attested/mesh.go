@@ -1,4 +1,4 @@
-package client
+package attested
 
 import (
 	"context"
@@ -17,10 +17,32 @@ type MeshSession struct {
 	Verified *Verified
 }
 
+// MeshOption configures [DialMesh].
+type MeshOption func(*meshOptions)
+
+type meshOptions struct {
+	nonceQuote bool
+}
+
+// WithNonceQuote makes DialMesh verify the Coordinator with a quote over a fresh nonce of its
+// own, as [Verify] does, instead of the Coordinator's shared quote of the current epoch. It
+// costs the Coordinator a quote per connection (milliseconds of its Quoting Enclave on SGX).
+func WithNonceQuote() MeshOption { return func(o *meshOptions) { o.nonceQuote = true } }
+
 // DialMesh connects to the workload API at addr and verifies the Coordinator against e before
 // anything else is sent: a workload never takes its configuration from an impostor.
-func DialMesh(ctx context.Context, addr string, e Expect) (*MeshSession, error) {
-	conn, v, err := dialVerified(ctx, addr, e)
+//
+// By default it verifies the Coordinator's shared quote of the current epoch
+// ([VerifyEpochQuoteResponse]: bound to the key this connection's server proved in the TLS
+// handshake, no older than e.MaxQuoteAge), which the Coordinator makes once a minute for every
+// launcher, or a quote over a fresh nonce if the Coordinator has no shared quote (an older
+// one) or [WithNonceQuote] is given.
+func DialMesh(ctx context.Context, addr string, e Expect, opts ...MeshOption) (*MeshSession, error) {
+	var o meshOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	conn, v, err := dialVerified(ctx, addr, e, !o.nonceQuote)
 	if err != nil {
 		switch _, dial := errors.AsType[*DialError](err); {
 		case dial:
