@@ -77,3 +77,13 @@ func WithNonceQuote() MeshOption { return attested.WithNonceQuote() }
 // NewWorkloadKey makes a new workload key and a CSR for it, naming workload; see
 // [attested.NewWorkloadKey].
 func NewWorkloadKey(workload string) (*WorkloadKey, error) { return attested.NewWorkloadKey(workload) }
+
+// PendingMesh is a connection to the workload API with the Coordinator's quote fetched but not
+// verified; see [attested.PendingMesh].
+type PendingMesh = attested.PendingMesh
+
+// DialMeshPending connects to the workload API and fetches the Coordinator's quote without
+// verifying it; see [attested.DialMeshPending].
+func DialMeshPending(ctx context.Context, addr string, opts ...MeshOption) (*PendingMesh, error) {
+	return attested.DialMeshPending(ctx, addr, opts...)
+}

@@ -70,6 +70,8 @@ type launch struct {
 	log      *slog.Logger
 	// store holds the delivered files, for the launch's life.
 	store *deliveredStore
+	// early is the first connection to the Coordinator, for the first activation; nil after.
+	early *earlyMesh
 }
 
 // activation is one activation's answer with the workload's key in place.
@@ -102,6 +104,10 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if tee == TEESimulation && cfg.SimDir != "" {
 		exe = startHashExecutable()
 	}
+	// The Coordinator is dialled and its quote fetched meanwhile too, and verified once the
+	// enclave manifest has said whom to expect.
+	early := startEarlyMesh(ctx, cfg.Coordinator)
+	defer early.close()
 	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
 	if err != nil {
 		exe.wait() // the measurement, never needed, ends with the launch
@@ -128,7 +134,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 			plain.Close()
 		}
 	}()
-	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store}
+	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store, early: early}
 	plan, err := l.prepare(ctx, plain)
 	if err != nil {
 		store.close()
@@ -213,7 +219,9 @@ func (l *launch) activate(ctx context.Context) (*activation, error) {
 		return nil, err
 	}
 	l.log.Info("activating", "coordinator", l.cfg.Coordinator, "workload", l.cfg.Workload, "instance", l.cfg.Instance)
-	resp, err := activate(ctx, l.cfg, l.att, wk.CSR, l.log)
+	early := l.early
+	l.early = nil
+	resp, err := activate(ctx, l.cfg, l.att, wk.CSR, l.log, early)
 	if err != nil {
 		return nil, err
 	}
@@ -375,15 +383,17 @@ const maxReattest = 3
 //
 // Every attempt dials, verifies the Coordinator and activates on a new connection with a new
 // quote: a quote binds the connection it travels on, and a verification only that connection.
+// The first attempt takes its connection from early, when there is one.
 // When that connection closes under the activation (the Coordinator was reachable a moment
 // ago), the next attempt starts at once, up to maxReattest times even with no RetryTimeout;
 // after that, with backoff as for an unreachable Coordinator.
-func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, log *slog.Logger) (*api.ActivationResponse, error) {
+func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, log *slog.Logger, early *earlyMesh) (*api.ActivationResponse, error) {
 	deadline := time.Now().Add(cfg.RetryTimeout)
 	backoff := 200 * time.Millisecond
 	reattested := 0
 	for attempt := 1; ; attempt++ {
-		resp, err := activateOnce(ctx, cfg, att, csrDER)
+		resp, err := activateOnce(ctx, cfg, att, csrDER, early)
+		early = nil
 		if err == nil {
 			return resp, nil
 		}
@@ -405,10 +415,21 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, 
 	}
 }
 
-func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte) (*api.ActivationResponse, error) {
-	s, err := attested.DialMesh(ctx, cfg.Coordinator, att.expect)
-	if err != nil {
+// activateOnce verifies the Coordinator and activates on one connection: early's, if there is
+// one, else a new one.
+func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte, early *earlyMesh) (*api.ActivationResponse, error) {
+	var s *attested.MeshSession
+	if p, err := early.take(); err != nil {
 		return nil, err
+	} else if p != nil {
+		if s, err = p.Verify(att.expect); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if s, err = attested.DialMesh(ctx, cfg.Coordinator, att.expect); err != nil {
+			return nil, err
+		}
 	}
 	defer s.Close()
 	return s.Activate(ctx, cfg.Workload, cfg.Instance, csrDER, att.issuer)
@@ -497,6 +518,56 @@ func checkProgramTrusted(m *enclave.Manifest, path string) error {
 		}
 	}
 	return fmt.Errorf("program %s is not a trusted file of the enclave manifest; refusing to run unmeasured code (is PATH set to a directory the manifest does not measure?)", path)
+}
+
+// earlyMesh is the first connection to the Coordinator, dialled and its quote fetched while the
+// launch checks the enclave manifest, the trusted files and memory; the quote is verified (and
+// anything sent) only once the launch knows whom to expect. Nothing is activated before those
+// checks pass: an unverified connection that fetched a quote costs the Coordinator nothing it
+// does not give anyone.
+type earlyMesh struct {
+	done chan struct{}
+	p    *attested.PendingMesh // set, or err, before done is closed; nil once taken
+	err  error
+	at   time.Time // when it was fetched
+}
+
+// earlyMaxAge is how long an early connection is used after its quote was fetched: after long
+// local checks (a large image's trusted files) a new connection gets a newer shared quote, and
+// the Coordinator may have closed the idle one.
+const earlyMaxAge = 20 * time.Second
+
+func startEarlyMesh(ctx context.Context, addr string) *earlyMesh {
+	e := &earlyMesh{done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.p, e.err = attested.DialMeshPending(ctx, addr)
+		e.at = time.Now()
+	}()
+	return e
+}
+
+// take waits for the connection and hands it over: nil, nil if there is none (e is nil, it was
+// taken, or it is older than earlyMaxAge), or the error of dialling it.
+func (e *earlyMesh) take() (*attested.PendingMesh, error) {
+	if e == nil {
+		return nil, nil
+	}
+	<-e.done
+	p, err := e.p, e.err
+	e.p, e.err = nil, nil
+	if p != nil && time.Since(e.at) > earlyMaxAge {
+		p.Close()
+		return nil, nil
+	}
+	return p, err
+}
+
+// close waits for the connection and closes it unless it was taken; a nil e has none.
+func (e *earlyMesh) close() {
+	if p, _ := e.take(); p != nil {
+		p.Close()
+	}
 }
 
 // pendingIssuer quotes as issuer once done is closed, or fails with err.

@@ -38,22 +38,59 @@ func WithNonceQuote() MeshOption { return func(o *meshOptions) { o.nonceQuote = 
 // launcher, or a quote over a fresh nonce if the Coordinator has no shared quote (an older
 // one) or [WithNonceQuote] is given.
 func DialMesh(ctx context.Context, addr string, e Expect, opts ...MeshOption) (*MeshSession, error) {
+	p, err := DialMeshPending(ctx, addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return p.Verify(e)
+}
+
+// PendingMesh is a connection to a Coordinator's workload API with the Coordinator's quote
+// fetched but not verified: nothing can be sent on it before [PendingMesh.Verify] succeeds. It
+// lets a launcher fetch the quote while it does its own checks, and verify it once it knows
+// whom to expect.
+type PendingMesh struct {
+	addr string
+	f    *fetched
+}
+
+// DialMeshPending connects to the workload API at addr and fetches the Coordinator's quote as
+// [DialMesh] does, without verifying it. The caller must call Verify or Close.
+func DialMeshPending(ctx context.Context, addr string, opts ...MeshOption) (*PendingMesh, error) {
 	var o meshOptions
 	for _, f := range opts {
 		f(&o)
 	}
-	conn, v, err := dialVerified(ctx, addr, e, !o.nonceQuote)
+	f, err := fetchQuote(ctx, addr, !o.nonceQuote)
 	if err != nil {
-		switch _, dial := errors.AsType[*DialError](err); {
-		case dial:
-		case errors.Is(err, ErrConnClosed) || ctx.Err() != nil:
-			err = fmt.Errorf("verify coordinator at %s: %w", addr, err)
-		default:
-			err = fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
-		}
-		return nil, err
+		return nil, meshError(ctx, addr, err)
 	}
-	return &MeshSession{conn: conn, Verified: v}, nil
+	return &PendingMesh{addr: addr, f: f}, nil
+}
+
+// Verify verifies the fetched quote against e as [DialMesh] does and returns the session; on
+// failure the connection is closed. Call it once.
+func (p *PendingMesh) Verify(e Expect) (*MeshSession, error) {
+	v, err := p.f.verify(e)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator at %s failed verification: %w", p.addr, err)
+	}
+	return &MeshSession{conn: p.f.conn, Verified: v}, nil
+}
+
+// Close closes the connection without verifying.
+func (p *PendingMesh) Close() error { return p.f.conn.Close() }
+
+// meshError words an error of connecting to addr and fetching the quote.
+func meshError(ctx context.Context, addr string, err error) error {
+	switch _, dial := errors.AsType[*DialError](err); {
+	case dial:
+		return err
+	case errors.Is(err, ErrConnClosed) || ctx.Err() != nil:
+		return fmt.Errorf("verify coordinator at %s: %w", addr, err)
+	default:
+		return fmt.Errorf("coordinator at %s failed verification: %w", addr, err)
+	}
 }
 
 // Activate activates a workload instance: issuer quotes over SHA-256 of the public key of csrDER

@@ -292,9 +292,32 @@ func Verify(ctx context.Context, addr string, e Expect) (*Verified, error) {
 // current epoch if shared is set and the Coordinator serves one, else with a quote over a fresh
 // nonce.
 func dialVerified(ctx context.Context, addr string, e Expect, shared bool) (*oneConn, *Verified, error) {
-	conn, err := dialUnverified(ctx, addr, nil)
+	f, err := fetchQuote(ctx, addr, shared)
 	if err != nil {
 		return nil, nil, err
+	}
+	v, err := f.verify(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f.conn, v, nil
+}
+
+// fetched is a connection to a Coordinator with its quote answer, not verified yet.
+type fetched struct {
+	conn  *oneConn
+	epoch *api.EpochQuoteResponse // the shared quote, or
+	resp  *api.QuoteResponse      // the quote over nonce
+	nonce [32]byte
+}
+
+// fetchQuote connects to addr and fetches the Coordinator's quote on that connection: the shared
+// quote of the current epoch if shared is set and the Coordinator serves one, else a quote over
+// a fresh nonce.
+func fetchQuote(ctx context.Context, addr string, shared bool) (*fetched, error) {
+	conn, err := dialUnverified(ctx, addr, nil)
+	if err != nil {
+		return nil, err
 	}
 	if shared {
 		var resp api.EpochQuoteResponse
@@ -303,30 +326,37 @@ func dialVerified(ctx context.Context, addr string, e Expect, shared bool) (*one
 			// A Coordinator older than the shared quote: ask for one over a nonce instead.
 		} else if err != nil {
 			conn.Close()
-			return nil, nil, fmt.Errorf("get coordinator epoch quote: %w", err)
+			return nil, fmt.Errorf("get coordinator epoch quote: %w", err)
 		} else {
-			v, err := VerifyEpochQuoteResponse(&resp, conn.peer(), e)
-			if err != nil {
-				conn.Close()
-				return nil, nil, err
-			}
-			return conn, v, nil
+			return &fetched{conn: conn, epoch: &resp}, nil
 		}
 	}
 	nonce, err := NewNonce()
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	var resp api.QuoteResponse
 	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("get coordinator quote: %w", err)
+		return nil, fmt.Errorf("get coordinator quote: %w", err)
 	}
-	v, err := VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+	return &fetched{conn: conn, resp: &resp, nonce: nonce}, nil
+}
+
+// verify verifies the fetched quote against e and the connection's certificate; it closes the
+// connection if that fails.
+func (f *fetched) verify(e Expect) (*Verified, error) {
+	var v *Verified
+	var err error
+	if f.epoch != nil {
+		v, err = VerifyEpochQuoteResponse(f.epoch, f.conn.peer(), e)
+	} else {
+		v, err = VerifyQuoteResponse(f.resp, f.conn.peer(), f.nonce, e)
+	}
 	if err != nil {
-		conn.Close()
-		return nil, nil, err
+		f.conn.Close()
+		return nil, err
 	}
-	return conn, v, nil
+	return v, nil
 }
