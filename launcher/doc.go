@@ -9,10 +9,12 @@
 //  3. open its memory-backed storage (/dev/shm/cloister-delivered and, with protected files,
 //     /dev/shm/cloister-protected), empty it of an earlier start's files, and check it has room
 //     for them, so that a launch bound to fail spends no activation;
-//  4. connect to the Coordinator and verify its quote before sending anything (mutual
-//     attestation: a workload never takes its secrets from an impostor), then activate on the
-//     same connection with a quote over its fresh key and the connection (if that connection
-//     closes, again on a new one);
+//  4. connect to the Coordinator (from the start, meanwhile: the connection and the Coordinator's
+//     shared quote of the current epoch are fetched while steps 1-3 run) and verify its quote
+//     before sending anything (mutual attestation: a workload never takes its secrets from an
+//     impostor; the quote must bind the key this connection's handshake proved and be a few
+//     minutes old at most), then activate on the same connection with a quote over its fresh
+//     key and the connection (if that connection closes, again on a new one);
 //  5. write the delivered files into memory only (0600; each path outside a tmpfs becomes a
 //     link to its copy; never through a symbolic link, which is refused), unlock protected
 //     files, prepare the encrypted volumes (seeded once from the image), build the environment
