@@ -526,10 +526,11 @@ func checkProgramTrusted(m *enclave.Manifest, path string) error {
 // checks pass: an unverified connection that fetched a quote costs the Coordinator nothing it
 // does not give anyone.
 type earlyMesh struct {
-	done chan struct{}
-	p    *attested.PendingMesh // set, or err, before done is closed; nil once taken
-	err  error
-	at   time.Time // when it was fetched
+	cancel context.CancelFunc // ends a dial still under way when the launch ends first
+	done   chan struct{}
+	p      *attested.PendingMesh // set, or err, before done is closed; nil once taken
+	err    error
+	at     time.Time // when it was fetched
 }
 
 // earlyMaxAge is how long an early connection is used after its quote was fetched: after long
@@ -538,7 +539,8 @@ type earlyMesh struct {
 const earlyMaxAge = 20 * time.Second
 
 func startEarlyMesh(ctx context.Context, addr string) *earlyMesh {
-	e := &earlyMesh{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyMesh{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
 		e.p, e.err = attested.DialMeshPending(ctx, addr)
@@ -563,8 +565,14 @@ func (e *earlyMesh) take() (*attested.PendingMesh, error) {
 	return p, err
 }
 
-// close waits for the connection and closes it unless it was taken; a nil e has none.
+// close ends the dial if it is still under way (a launch that failed its own checks does not
+// wait for an unreachable Coordinator), waits for it, and closes the connection unless it was
+// taken; a nil e has none.
 func (e *earlyMesh) close() {
+	if e == nil {
+		return
+	}
+	e.cancel()
 	if p, _ := e.take(); p != nil {
 		p.Close()
 	}
