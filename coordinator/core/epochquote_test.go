@@ -75,3 +75,4 @@ func TestRunRefreshesEpochQuote(t *testing.T) {
 		t.Fatalf("Run made no shared quote for the current epoch")
 	}
 }
+
