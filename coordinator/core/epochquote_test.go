@@ -75,4 +75,3 @@ func TestRunRefreshesEpochQuote(t *testing.T) {
 		t.Fatalf("Run made no shared quote for the current epoch")
 	}
 }
-
