@@ -89,7 +89,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"ErrorBody":     reflect.TypeFor[api.ErrorBody](),
 		"PendingUpdate": reflect.TypeFor[api.PendingUpdate](), "Approval": reflect.TypeFor[api.Approval](),
 		"ApproveRequest": reflect.TypeFor[api.ApproveRequest](), "ApproveResponse": reflect.TypeFor[api.ApproveResponse](),
-		"UpdateSVNRequest": reflect.TypeFor[api.UpdateSVNRequest](),
+		"UpdateSVNRequest": reflect.TypeFor[api.UpdateSVNRequest](), "EpochQuoteResponse": reflect.TypeFor[api.EpochQuoteResponse](),
 	}
 	structs, codes := declarations(t)
 	for _, name := range structs {

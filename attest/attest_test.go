@@ -44,6 +44,45 @@ func TestReportData(t *testing.T) {
 	}
 }
 
+// TestEpochReportData: the shared quote's report data binds the key, the epoch and the head,
+// under its own prefix, and is never a per-nonce quote's report data.
+func TestEpochReportData(t *testing.T) {
+	spki := []byte("a public key")
+	head := [32]byte{9, 8, 7}
+	rd := attest.CoordinatorEpochReportData(spki, 29_000_000, 42, head)
+	h := sha256.Sum256(spki)
+	want := sha256.Sum256(slices.Concat([]byte("cloister-coordinator-epoch-v1\x00"), h[:],
+		[]byte{0, 0, 0, 0, 0x01, 0xba, 0x81, 0x40}, []byte{0, 0, 0, 0, 0, 0, 0, 42}, head[:]))
+	if !bytes.Equal(rd[:32], want[:]) || [32]byte(rd[32:]) != [32]byte{} {
+		t.Fatalf("CoordinatorEpochReportData = %x; want SHA-256(prefix ‖ SHA-256(spki) ‖ epoch ‖ seq ‖ head) ‖ zeros", rd)
+	}
+	for _, other := range [][64]byte{
+		attest.CoordinatorEpochReportData(spki, 29_000_001, 42, head),
+		attest.CoordinatorEpochReportData(spki, 29_000_000, 43, head),
+		attest.CoordinatorEpochReportData(spki, 29_000_000, 42, [32]byte{9, 8, 6}),
+		attest.CoordinatorEpochReportData([]byte("another key"), 29_000_000, 42, head),
+		attest.CoordinatorReportData(spki, [32]byte{}, 42, head),
+	} {
+		if other == rd {
+			t.Fatal("CoordinatorEpochReportData does not bind every input, or equals a per-nonce report data")
+		}
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want uint64
+	}{
+		{time.Unix(0, 0), 0},
+		{time.Unix(-5, 0), 0},
+		{time.Unix(59, 999), 0},
+		{time.Unix(60, 0), 1},
+		{time.Unix(1_740_000_000, 0), 29_000_000},
+	} {
+		if got := attest.EpochAt(tc.at); got != tc.want {
+			t.Errorf("EpochAt(%v) = %d, want %d", tc.at.Unix(), got, tc.want)
+		}
+	}
+}
+
 // TestCollateralWireForm sends real Intel collateral through the wire form and verifies a real
 // quote with what comes out: the signed bytes survive exactly.
 func TestCollateralWireForm(t *testing.T) {

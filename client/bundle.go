@@ -15,6 +15,7 @@ import (
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/audit"
+	"github.com/cloister-dev/cloister/client/attested"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
@@ -223,7 +224,7 @@ func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
 		err = fmt.Errorf("expected 2 certificates (Coordinator, root), found %d", len(certs))
 	}
 	if err == nil {
-		err = checkCoordinatorCert(certs[0], certs[1], at)
+		err = attested.CheckCoordinatorCert(certs[0], certs[1], at)
 	}
 	if err != nil {
 		rep.add("certificates", CheckFailed, "%v", err)
@@ -249,7 +250,7 @@ func (b *Bundle) Verify(e Expect, opts BundleOptions) *BundleReport {
 
 	// The identity and platform policy, with the report data it carries (checked next, apart).
 	identityOK := true
-	if err := e.check(res, res.Enclave.ReportData[:]); err != nil {
+	if err := e.Check(res, res.Enclave.ReportData[:]); err != nil {
 		identityOK = false
 		rep.add("policy", CheckFailed, "%v", err)
 	} else if len(e.MREnclave) == 0 && e.MRSigner == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/client/attested"
 )
 
 // Client talks to a Coordinator's client API, trusting only a Coordinator certificate issued
@@ -52,6 +54,21 @@ func New(addr string, root *x509.Certificate, opts ...Option) *Client {
 		hc: &http.Client{
 			Timeout:   o.timeout,
 			Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true},
+		},
+	}
+}
+
+// pinnedTLS returns a TLS configuration that accepts only a Coordinator certificate issued
+// directly by root.
+func pinnedTLS(root *x509.Certificate, now func() time.Time) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // replaced by VerifyConnection: host names do not matter, the root does
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("coordinator presented no certificate")
+			}
+			return attested.CheckCoordinatorCert(cs.PeerCertificates[0], root, now())
 		},
 	}
 }

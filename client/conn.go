@@ -1,150 +1,17 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
-
-	"github.com/cloister-dev/cloister/attest"
 )
 
 // maxResponse bounds every answer the SDK reads (a manifest is at most 4 MiB, a set of
 // secrets a few MiB).
 const maxResponse = 16 << 20
-
-// oneConn is an HTTP/1.1 client bound to a single TLS connection. Quotes are bound to one
-// connection (its server key, or its exporter), so the requests that depend on them must not
-// wander to another connection from a pool. It writes its requests and reads the answers
-// itself, one at a time, rather than through an http.Transport: the launcher makes two
-// requests per start and links the Transport (and its HTTP/2 client) for nothing else.
-type oneConn struct {
-	conn *tls.Conn
-	br   *bufio.Reader
-	host string
-	// broken is set once the connection can carry no more requests: a request failed on it,
-	// its answer was left unread, or the server said it closes it.
-	broken bool
-}
-
-// ErrConnClosed is wrapped by the errors of requests on an attested connection (a
-// [MeshSession]'s, or the one [Verify] uses) that the connection closed or broke under: the
-// server closed it, or it failed before an answer arrived. The connection cannot be replaced
-// without attesting the Coordinator again, since what was verified, and what an activation's
-// quote binds, is that very connection. The request may or may not have reached the
-// Coordinator. Callers recover by dialing and verifying again ([DialMesh]) and retrying with a
-// fresh quote; the launcher does so.
-var ErrConnClosed = errors.New("the attested connection to the Coordinator was closed; it cannot be replaced without attesting again")
-
-// dialUnverified opens a TLS connection whose server is checked later, by its quote.
-func dialUnverified(ctx context.Context, addr string, verifyConn func(tls.ConnectionState) error) (*oneConn, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // the server proves itself by a quote over its key, checked by the caller
-		VerifyConnection:   verifyConn,
-	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, &DialError{Addr: addr, Err: err}
-	}
-	conn := c.(*tls.Conn)
-	return &oneConn{conn: conn, br: bufio.NewReader(conn), host: addr}, nil
-}
-
-func (c *oneConn) peer() *x509.Certificate {
-	st := c.conn.ConnectionState()
-	if len(st.PeerCertificates) == 0 {
-		return nil
-	}
-	return st.PeerCertificates[0]
-}
-
-func (c *oneConn) exporter() ([32]byte, error) {
-	st := c.conn.ConnectionState()
-	return attest.Exporter(&st)
-}
-
-func (c *oneConn) Close() error {
-	c.broken = true
-	return c.conn.Close()
-}
-
-func (c *oneConn) do(ctx context.Context, method, path string, in, out any) error {
-	err := c.roundTrip(ctx, method, path, in, out)
-	// A transport failure (not an answer, nor the caller's cancellation) means the single
-	// connection is gone: no other request is sent on a connection a request failed on.
-	if _, transport := errors.AsType[*transportError](err); transport && ctx.Err() == nil && !errors.Is(err, ErrConnClosed) {
-		err = fmt.Errorf("%w: %w", ErrConnClosed, err)
-	}
-	return err
-}
-
-// roundTrip sends one request on the connection and reads its answer in full, as doJSON does.
-// ctx bounds both: its end breaks the connection.
-func (c *oneConn) roundTrip(ctx context.Context, method, path string, in, out any) error {
-	if c.broken {
-		return &transportError{ErrConnClosed}
-	}
-	body, err := requestBody(in)
-	if err != nil {
-		return err
-	}
-	var req bytes.Buffer
-	req.Grow(256 + len(body))
-	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cloister-client\r\n", method, path, c.host)
-	if body != nil {
-		fmt.Fprintf(&req, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
-	}
-	req.WriteString("\r\n")
-	req.Write(body)
-
-	// Until the answer is read, the connection is in the middle of a request: any failure,
-	// or the end of ctx, leaves it unusable.
-	c.broken = true
-	if d, ok := ctx.Deadline(); ok {
-		c.conn.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
-	resp, b, err := c.exchange(req.Bytes(), method)
-	if !stop() {
-		err = fmt.Errorf("%s %s: %w", method, path, ctx.Err())
-	}
-	if err != nil {
-		return &transportError{err}
-	}
-	if len(b) > maxResponse {
-		return fmt.Errorf("answer to %s %s is larger than %d bytes", method, path, maxResponse)
-	}
-	c.conn.SetDeadline(time.Time{})
-	c.broken = resp.Close
-	return decodeAnswer(resp, b, method, path, out)
-}
-
-// exchange writes req and reads the answer, its body up to one byte more than maxResponse.
-func (c *oneConn) exchange(req []byte, method string) (*http.Response, []byte, error) {
-	if _, err := c.conn.Write(req); err != nil {
-		return nil, nil, err
-	}
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read answer: %w", err)
-	}
-	return resp, b, nil
-}
 
 // requestBody is in as JSON (raw bytes when in is []byte), or nil for no body.
 func requestBody(in any) ([]byte, error) {

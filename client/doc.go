@@ -8,8 +8,11 @@
 // call: a Coordinator that cannot present a certificate issued directly by that root, marked as
 // the Coordinator's, is refused.
 //
-// Workloads use [DialMesh]: the same verification on the workload API, then activation on the
-// same connection ([MeshSession.Activate]).
+// Workloads use [DialMesh]: the same verification on the workload API, with the Coordinator's
+// shared quote of the current epoch instead of a nonce (bound to the key the TLS handshake
+// proved, at most [Expect].MaxQuoteAge old; see [VerifyEpochQuoteResponse]), then activation on
+// the same connection ([MeshSession.Activate]). Both live in package client/attested, which the
+// launcher uses without net/http; the names here are the same.
 //
 // This package is the one Cloister promises to keep stable.
 package client

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client"
@@ -158,6 +159,54 @@ func TestActivateDerivesKeyFromCSR(t *testing.T) {
 type issuerFunc func(ctx context.Context, reportData [64]byte) ([]byte, error)
 
 func (f issuerFunc) Quote(ctx context.Context, rd [64]byte) ([]byte, error) { return f(ctx, rd) }
+
+// TestDialMeshSharedQuote: launchers verify the Coordinator with its shared epoch quote, the
+// same for every connection in an epoch, then activate on that connection; WithNonceQuote asks
+// for a quote over a nonce of its own instead.
+func TestDialMeshSharedQuote(t *testing.T) {
+	c := coordtest.Start(t)
+	if _, err := c.Core.SetManifest(t.Context(), nil, loadgen.Manifest("bench")); err != nil {
+		t.Fatal(err)
+	}
+	expect := client.ExpectSimulated(c.Platform.Root())
+	var quotes [][]byte
+	for range 2 {
+		s, err := client.DialMesh(t.Context(), c.MeshAddr, expect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.Verified.EpochResponse == nil || s.Verified.Response != nil || !s.Verified.Coordinator.Equal(c.Core.TLSCertificate().Leaf) {
+			t.Fatalf("DialMesh verified with %+v; want the shared epoch quote of this Coordinator", s.Verified)
+		}
+		quotes = append(quotes, s.Verified.EpochResponse.Quote)
+		k, err := client.NewWorkloadKey("bench")
+		if err != nil {
+			t.Fatal(err)
+		}
+		issuer := &attest.SimIssuer{Platform: c.Platform, Body: attest.SimEnclaveBody(loadgen.BenchMREnclave, loadgen.BenchMREnclave, 1, 1)}
+		if _, err := s.Activate(t.Context(), "bench", "b-1", k.CSR, issuer); err != nil {
+			t.Fatalf("activate after the shared quote: %v", err)
+		}
+	}
+	if !bytes.Equal(quotes[0], quotes[1]) {
+		t.Error("two connections in one epoch got different shared quotes")
+	}
+	s, err := client.DialMesh(t.Context(), c.MeshAddr, expect, client.WithNonceQuote())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Verified.Response == nil || s.Verified.EpochResponse != nil || s.Verified.Nonce == [32]byte{} {
+		t.Errorf("DialMesh(WithNonceQuote) verified with %+v; want a quote over its nonce", s.Verified)
+	}
+	// A launcher whose clock is far ahead of the Coordinator's refuses its shared quote.
+	late := expect
+	late.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	if _, err := client.DialMesh(t.Context(), c.MeshAddr, late); err == nil || !strings.Contains(err.Error(), "expected a recent quote") {
+		t.Errorf("DialMesh an hour later = %v; want the shared quote refused as old", err)
+	}
+}
 
 // TestMeshManifest reads the manifest on a verified workload-API session: not ready (temporary)
 // before one is set, then the manifest as it was set, which the activation on the same session

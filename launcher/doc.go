@@ -10,13 +10,15 @@
 //     /dev/shm/cloister-protected; inside Gramine, only the in-enclave tmpfs mounts the signed
 //     enclave manifest records), empty it of an earlier start's files, and check it has room
 //     for them, so that a launch bound to fail spends no activation;
-//  4. connect to the Coordinator and verify its quote before sending anything (mutual
-//     attestation: a workload never takes its secrets from an impostor); on that connection
-//     read the (public) deployment manifest and check, as its own uid, every place it will
-//     write (the delivered files or their links, encrypted volumes), refusing with the path,
-//     the uid and the fix before any activation (preflight.go); then activate on the same
-//     connection with a quote over its fresh key and the connection (if that connection
-//     closes, again on a new one);
+//  4. connect to the Coordinator (from the start, meanwhile: the connection and the Coordinator's
+//     shared quote of the current epoch are fetched while steps 1-3 run) and verify its quote
+//     before sending anything (mutual attestation: a workload never takes its secrets from an
+//     impostor; the quote must bind the key this connection's handshake proved and be a few
+//     minutes old at most); on that connection read the (public) deployment manifest and check,
+//     as its own uid, every place it will write (the delivered files or their links, encrypted
+//     volumes), refusing with the path, the uid and the fix before any activation
+//     (preflight.go); then activate on the same connection with a quote over its fresh key and
+//     the connection (if that connection closes, again on a new one);
 //  5. write the delivered files into memory only (0600; each path outside a tmpfs becomes a
 //     link to its copy; never through a symbolic link, which is refused), unlock protected
 //     files, prepare the encrypted volumes (seeded once from the image), build the environment

@@ -17,7 +17,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
-	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/client/attested"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
@@ -55,12 +55,12 @@ type Plan struct {
 // attestation is how this launch proves itself and whom it trusts.
 type attestation struct {
 	issuer     attest.Issuer
-	expect     client.Expect
+	expect     attested.Expect
 	simulated  bool
 	gramineDir string
 	// before, if set, runs on the verified connection just before an activation; its error
 	// ends the attempt (see armPreflight).
-	before func(context.Context, *client.MeshSession) error
+	before func(context.Context, *attested.MeshSession) error
 }
 
 // launch is what a launch keeps to activate again: its configuration, its evidence and the
@@ -73,6 +73,8 @@ type launch struct {
 	log      *slog.Logger
 	// store holds the delivered files, for the launch's life.
 	store *deliveredStore
+	// early is the first connection to the Coordinator, for the first activation; nil after.
+	early *earlyMesh
 }
 
 // activation is one activation's answer with the workload's key in place.
@@ -105,6 +107,10 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if tee == TEESimulation && cfg.SimDir != "" {
 		exe = startHashExecutable()
 	}
+	// The Coordinator is dialled and its quote fetched meanwhile too, and verified once the
+	// enclave manifest has said whom to expect.
+	early := startEarlyMesh(ctx, cfg.Coordinator)
+	defer early.close()
 	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
 	if err != nil {
 		exe.wait() // the measurement, never needed, ends with the launch
@@ -131,7 +137,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 			plain.Close()
 		}
 	}()
-	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store}
+	l := &launch{cfg: cfg, att: att, m: m, uid: uid, gid: gid, log: log, store: store, early: early}
 	l.armPreflight() // where the launch will write is checked before it activates
 	plan, err := l.prepare(ctx, plain)
 	if err != nil {
@@ -212,12 +218,14 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 // renders the answer: the key in place of its placeholder, the application's environment and
 // argv. It writes nothing.
 func (l *launch) activate(ctx context.Context) (*activation, error) {
-	wk, err := client.NewWorkloadKey(l.cfg.Workload)
+	wk, err := attested.NewWorkloadKey(l.cfg.Workload)
 	if err != nil {
 		return nil, err
 	}
 	l.log.Info("activating", "coordinator", l.cfg.Coordinator, "workload", l.cfg.Workload, "instance", l.cfg.Instance)
-	resp, err := activate(ctx, l.cfg, l.att, wk.CSR, l.log)
+	early := l.early
+	l.early = nil
+	resp, err := activate(ctx, l.cfg, l.att, wk.CSR, l.log, early)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +311,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		if att.gramineDir == "" {
 			att.gramineDir = attest.DefaultGramineDir
 		}
-		att.expect = client.Expect{SGXRoot: verify.IntelRoot()}
+		att.expect = attested.Expect{SGXRoot: verify.IntelRoot()}
 	case TEESimulation:
 		if cfg.SimDir == "" {
 			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
@@ -354,7 +362,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 		}
 		log.Info("trusted files verified", "files", len(m.Files)+len(m.ProtectedFiles), "took", time.Since(start).Round(time.Millisecond))
 		att.issuer = pending
-		att.expect = client.ExpectSimulated(p.Root())
+		att.expect = attested.ExpectSimulated(p.Root())
 		att.simulated = true
 	}
 	if c := m.Coordinator; c != nil {
@@ -379,22 +387,24 @@ const maxReattest = 3
 //
 // Every attempt dials, verifies the Coordinator and activates on a new connection with a new
 // quote: a quote binds the connection it travels on, and a verification only that connection.
+// The first attempt takes its connection from early, when there is one.
 // When that connection closes under the activation (the Coordinator was reachable a moment
 // ago), the next attempt starts at once, up to maxReattest times even with no RetryTimeout;
 // after that, with backoff as for an unreachable Coordinator.
-func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, log *slog.Logger) (*api.ActivationResponse, error) {
+func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, log *slog.Logger, early *earlyMesh) (*api.ActivationResponse, error) {
 	deadline := time.Now().Add(cfg.RetryTimeout)
 	backoff := 200 * time.Millisecond
 	reattested := 0
 	for attempt := 1; ; attempt++ {
-		resp, err := activateOnce(ctx, cfg, att, csrDER)
+		resp, err := activateOnce(ctx, cfg, att, csrDER, early)
+		early = nil
 		if err == nil {
 			return resp, nil
 		}
 		if pe, ok := errors.AsType[*preflightError](err); ok {
 			return nil, pe // final, and no activation was made
 		}
-		if errors.Is(err, client.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
+		if errors.Is(err, attested.ErrConnClosed) && reattested < maxReattest && ctx.Err() == nil {
 			reattested++
 			log.Warn("the connection to the coordinator closed; verifying it again on a new connection", "attempt", attempt, "reason", err.Error())
 			continue
@@ -412,10 +422,21 @@ func activate(ctx context.Context, cfg Config, att *attestation, csrDER []byte, 
 	}
 }
 
-func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte) (*api.ActivationResponse, error) {
-	s, err := client.DialMesh(ctx, cfg.Coordinator, att.expect)
-	if err != nil {
+// activateOnce verifies the Coordinator and activates on one connection: early's, if there is
+// one, else a new one.
+func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []byte, early *earlyMesh) (*api.ActivationResponse, error) {
+	var s *attested.MeshSession
+	if p, err := early.take(); err != nil {
 		return nil, err
+	} else if p != nil {
+		if s, err = p.Verify(att.expect); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if s, err = attested.DialMesh(ctx, cfg.Coordinator, att.expect); err != nil {
+			return nil, err
+		}
 	}
 	defer s.Close()
 	if att.before != nil {
@@ -430,11 +451,11 @@ func activateOnce(ctx context.Context, cfg Config, att *attestation, csrDER []by
 // reachable yet or has no manifest yet, or the connection to it closed. A failed verification
 // of the Coordinator, or a refusal of this workload, is final.
 func retryable(err error) bool {
-	if e, ok := errors.AsType[*client.APIError](err); ok {
+	if e, ok := errors.AsType[*attested.APIError](err); ok {
 		return e.Temporary()
 	}
-	_, dial := errors.AsType[*client.DialError](err)
-	return dial || errors.Is(err, client.ErrConnClosed)
+	_, dial := errors.AsType[*attested.DialError](err)
+	return dial || errors.Is(err, attested.ErrConnClosed)
 }
 
 // substituteKey puts the workload's private key wherever a template used it.
@@ -509,6 +530,64 @@ func checkProgramTrusted(m *enclave.Manifest, path string) error {
 		}
 	}
 	return fmt.Errorf("program %s is not a trusted file of the enclave manifest; refusing to run unmeasured code (is PATH set to a directory the manifest does not measure?)", path)
+}
+
+// earlyMesh is the first connection to the Coordinator, dialled and its quote fetched while the
+// launch checks the enclave manifest, the trusted files and memory; the quote is verified (and
+// anything sent) only once the launch knows whom to expect. Nothing is activated before those
+// checks pass: an unverified connection that fetched a quote costs the Coordinator nothing it
+// does not give anyone.
+type earlyMesh struct {
+	cancel context.CancelFunc // ends a dial still under way when the launch ends first
+	done   chan struct{}
+	p      *attested.PendingMesh // set, or err, before done is closed; nil once taken
+	err    error
+	at     time.Time // when it was fetched
+}
+
+// earlyMaxAge is how long an early connection is used after its quote was fetched: after long
+// local checks (a large image's trusted files) a new connection gets a newer shared quote, and
+// the Coordinator may have closed the idle one.
+const earlyMaxAge = 20 * time.Second
+
+func startEarlyMesh(ctx context.Context, addr string) *earlyMesh {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyMesh{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.p, e.err = attested.DialMeshPending(ctx, addr)
+		e.at = time.Now()
+	}()
+	return e
+}
+
+// take waits for the connection and hands it over: nil, nil if there is none (e is nil, it was
+// taken, or it is older than earlyMaxAge), or the error of dialling it.
+func (e *earlyMesh) take() (*attested.PendingMesh, error) {
+	if e == nil {
+		return nil, nil
+	}
+	<-e.done
+	p, err := e.p, e.err
+	e.p, e.err = nil, nil
+	if p != nil && time.Since(e.at) > earlyMaxAge {
+		p.Close()
+		return nil, nil
+	}
+	return p, err
+}
+
+// close ends the dial if it is still under way (a launch that failed its own checks does not
+// wait for an unreachable Coordinator), waits for it, and closes the connection unless it was
+// taken; a nil e has none.
+func (e *earlyMesh) close() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	if p, _ := e.take(); p != nil {
+		p.Close()
+	}
 }
 
 // pendingIssuer quotes as issuer once done is closed, or fails with err.

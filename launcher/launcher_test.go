@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
-	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/client/attested"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -183,16 +183,16 @@ func TestRetryable(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{&client.APIError{StatusCode: 503, Code: api.CodeNotReady}, true},
-		{&client.APIError{StatusCode: 503}, true},
-		{&client.APIError{StatusCode: http.StatusTooManyRequests}, true},
-		{&client.APIError{StatusCode: 403, Code: api.CodePolicy}, false},
-		{&client.APIError{StatusCode: 409, Code: api.CodeActivationLimit}, false},
-		{&client.APIError{StatusCode: 404, Code: api.CodeUnknownWorkload}, false},
-		{&client.DialError{Addr: "x:1", Err: errors.New("refused")}, true},
+		{&attested.APIError{StatusCode: 503, Code: api.CodeNotReady}, true},
+		{&attested.APIError{StatusCode: 503}, true},
+		{&attested.APIError{StatusCode: http.StatusTooManyRequests}, true},
+		{&attested.APIError{StatusCode: 403, Code: api.CodePolicy}, false},
+		{&attested.APIError{StatusCode: 409, Code: api.CodeActivationLimit}, false},
+		{&attested.APIError{StatusCode: 404, Code: api.CodeUnknownWorkload}, false},
+		{&attested.DialError{Addr: "x:1", Err: errors.New("refused")}, true},
 		{errors.New("coordinator at x failed verification"), false},
 		{io.ErrUnexpectedEOF, false},
-		{fmt.Errorf("activate: %w: EOF", client.ErrConnClosed), true},
+		{fmt.Errorf("activate: %w: EOF", attested.ErrConnClosed), true},
 	} {
 		if got := retryable(tc.err); got != tc.want {
 			t.Errorf("retryable(%v) = %v, want %v", tc.err, got, tc.want)

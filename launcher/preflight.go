@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/client/attested"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/internal/atomicfile"
 )
@@ -33,7 +32,7 @@ func (e *preflightError) Unwrap() error { return e.err }
 // and just before it does, every place the launch will write (see preflight). Once the check
 // passed it is not repeated: not on a retry of the same start, nor on renewals.
 func (l *launch) armPreflight() {
-	l.att.before = func(ctx context.Context, s *client.MeshSession) error {
+	l.att.before = func(ctx context.Context, s *attested.MeshSession) error {
 		if err := l.preflight(ctx, s); err != nil {
 			return err
 		}
@@ -54,10 +53,10 @@ func (l *launch) armPreflight() {
 // workload API (an older one), or a manifest without this workload (the activation refuses it
 // with the reason), skips it. A Coordinator without a manifest yet is a temporary error, retried
 // as the activation would be.
-func (l *launch) preflight(ctx context.Context, s *client.MeshSession) error {
+func (l *launch) preflight(ctx context.Context, s *attested.MeshSession) error {
 	raw, err := s.Manifest(ctx)
 	if err != nil {
-		if e, ok := errors.AsType[*client.APIError](err); ok && (e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusMethodNotAllowed) {
+		if e, ok := errors.AsType[*attested.APIError](err); ok && (e.StatusCode == 404 || e.StatusCode == 405 /* not found, method not allowed: no net/http in the launcher */) {
 			l.log.Warn("the Coordinator does not serve its manifest on the workload API (an older version); where the launch writes is checked only after activation")
 			return nil
 		}

@@ -27,7 +27,9 @@ func putBufs(b *chunkBufs) {
 	bufPool.Put(b)
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the CRC-32C table, made on first use: making it costs every start of the
+// launcher, which links this package but only decrypts, a few hundred microseconds.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // Encrypt writes to w the protected file of the plaintext that r yields from
 // its current offset to its end, for the file path (absolute and clean) at
@@ -49,7 +51,7 @@ func Encrypt(w io.Writer, r io.ReadSeeker, key []byte, path string, version uint
 	bufs := getBufs()
 	defer putBufs(bufs)
 
-	h, crc := sha256.New(), crc32.New(castagnoli)
+	h, crc := sha256.New(), crc32.New(castagnoli())
 	var n int64
 	for {
 		k, err := r.Read(bufs.a[:])
@@ -71,7 +73,7 @@ func Encrypt(w io.Writer, r io.ReadSeeker, key []byte, path string, version uint
 		return err
 	}
 
-	again := crc32.New(castagnoli)
+	again := crc32.New(castagnoli())
 	var m int64
 	err = seal(w, r, key, path, version, &salt, bufs, func(p []byte) {
 		again.Write(p)

@@ -79,6 +79,7 @@ type Core struct {
 
 	quotes     quoteCache
 	quoteSlots chan struct{} // bounds concurrent quote generation
+	epochs     epochQuotes
 	counts     counts
 	audit      auditState
 
@@ -111,6 +112,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 		log:        slog.New(slog.DiscardHandler),
 		now:        time.Now,
 		quoteSlots: make(chan struct{}, maxConcurrentQuotes),
+		epochs:     epochQuotes{making: make(chan struct{}, 1)},
 		audit:      auditState{segment: defaultAuditSegment},
 	}
 	for _, o := range opts {

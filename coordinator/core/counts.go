@@ -168,8 +168,12 @@ func orNew(r activationCounts) activationCounts {
 
 // Run does the Coordinator's background work until ctx ends: it flushes activation counts
 // and their audit results every few seconds, and once more before it returns, closing every
-// open hour of the audit log's activation counts.
+// open hour of the audit log's activation counts; and it makes the shared epoch quote at the
+// start of every epoch (see EpochQuote).
 func (c *Core) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { c.refreshEpochQuotes(ctx) })
 	t := time.NewTicker(countFlushInterval)
 	defer t.Stop()
 	for {

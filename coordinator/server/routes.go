@@ -26,6 +26,7 @@ func (s *Server) clientRoutes() []route {
 	return []route{
 		{pattern: "GET " + api.PathStatus, h: s.status},
 		{pattern: "GET " + api.PathQuote, h: s.quote},
+		{pattern: "GET " + api.PathQuoteEpoch, h: s.epochQuote},
 		{pattern: "GET " + api.PathManifest, h: s.getManifest},
 		{pattern: "POST " + api.PathManifest, maxBody: manifest.MaxSize, h: s.setManifest},
 		{pattern: "GET " + api.PathSecrets, h: s.getSecrets},
@@ -43,6 +44,7 @@ func (s *Server) meshRoutes() []route {
 	return []route{
 		{pattern: "GET " + api.PathQuote, h: s.quote},
 		{pattern: "GET " + api.PathManifest, h: s.getManifest},
+		{pattern: "GET " + api.PathQuoteEpoch, h: s.epochQuote},
 		{pattern: "POST " + api.PathActivate, maxBody: maxActivationBody, h: s.activate},
 	}
 }

@@ -856,8 +856,8 @@ func (d *deployment) checkMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", s, got, ok, want)
 		}
 	}
-	if m[e2etest.Series("cloister_api_requests_total", "api", "mesh", "code", "200", "route", "GET "+api.PathQuote)] < 1 {
-		t.Errorf("metrics count no quote requests on the workload API")
+	if m[e2etest.Series("cloister_api_requests_total", "api", "mesh", "code", "200", "route", "GET "+api.PathQuoteEpoch)] < 1 {
+		t.Errorf("metrics count no shared quote requests on the workload API (launchers verify with it)")
 	}
 }
 

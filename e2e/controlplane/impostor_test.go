@@ -31,15 +31,16 @@ import (
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
 
-// relay is an impostor Coordinator: it answers quote requests with the real Coordinator's
-// answers but serves TLS with its own key, and writes down every request it receives.
+// relay is an impostor Coordinator: it answers requests for the paths it relays (quotes) with
+// the real Coordinator's answers, and others with 404, but serves TLS with its own key, and
+// writes down every request it receives.
 type relay struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []string // method and path of every request
 }
 
-func newRelay(t *testing.T, realMesh string) *relay {
+func newRelay(t *testing.T, realMesh string, paths ...string) *relay {
 	t.Helper()
 	r := &relay{}
 	upstream := &http.Client{Timeout: e2etest.RunTimeout, Transport: &http.Transport{
@@ -50,7 +51,7 @@ func newRelay(t *testing.T, realMesh string) *relay {
 		r.mu.Lock()
 		r.got = append(r.got, req.Method+" "+req.URL.Path)
 		r.mu.Unlock()
-		if req.Method != "GET" || req.URL.Path != api.PathQuote {
+		if req.Method != "GET" || !slices.Contains(paths, req.URL.Path) {
 			http.Error(w, "the relay only relays quotes", http.StatusNotFound)
 			return
 		}
@@ -115,7 +116,8 @@ func meshRequests(t *testing.T, c *e2etest.Coordinator) map[string]float64 {
 
 // TestImpostors starts launchers against three kinds of false Coordinator. Each launcher
 // refuses (exit 1, the reason in its output), the program never runs, and nothing but the
-// quote request reaches the impostor.
+// quote request (the shared quote's; a nonce quote's after it where there is no shared one)
+// reaches the impostor.
 func TestImpostors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -140,12 +142,24 @@ func TestImpostors(t *testing.T) {
 	// Control: against the real Coordinator the same launch succeeds.
 	e.mustLaunch(t, a, opts("control", real.Addrs.Mesh))
 
-	t.Run("relays the real quote with its own TLS key", func(t *testing.T) {
-		r := newRelay(t, real.Addrs.Mesh)
+	t.Run("relays the real shared quote with its own TLS key", func(t *testing.T) {
+		r := newRelay(t, real.Addrs.Mesh, api.PathQuoteEpoch, api.PathQuote)
 		e.launchFails(t, a, opts("relayed", r.addr()),
 			"coordinator at "+r.addr()+" failed verification",
 			"the quote is about another certificate than the one this connection presented (a relayed quote?)")
-		if got, want := r.requests(), []string{"GET " + api.PathQuote}; !slices.Equal(got, want) {
+		if got, want := r.requests(), []string{"GET " + api.PathQuoteEpoch}; !slices.Equal(got, want) {
+			t.Errorf("the impostor received %q, want only %q", got, want)
+		}
+	})
+
+	// An impostor that has no shared quote, as a Coordinator older than it: the launcher asks
+	// for a quote over its nonce on the same connection, and refuses the relayed one.
+	t.Run("relays the real nonce quote with its own TLS key", func(t *testing.T) {
+		r := newRelay(t, real.Addrs.Mesh, api.PathQuote)
+		e.launchFails(t, a, opts("relayed-nonce", r.addr()),
+			"coordinator at "+r.addr()+" failed verification",
+			"the quote is about another certificate than the one this connection presented (a relayed quote?)")
+		if got, want := r.requests(), []string{"GET " + api.PathQuoteEpoch, "GET " + api.PathQuote}; !slices.Equal(got, want) {
 			t.Errorf("the impostor received %q, want only %q", got, want)
 		}
 	})
@@ -155,7 +169,7 @@ func TestImpostors(t *testing.T) {
 		other := e.StartCoordinator(t, "coordinator-elsewhere", elsewhere, e.Path("data-elsewhere"), nil)
 		e.launchFails(t, a, opts("elsewhere", other.Addrs.Mesh),
 			"coordinator at "+other.Addrs.Mesh+" failed verification", "chain does not end in the pinned root key")
-		if got, want := meshRequests(t, other), map[string]float64{"GET " + api.PathQuote: 1}; !maps.Equal(got, want) {
+		if got, want := meshRequests(t, other), map[string]float64{"GET " + api.PathQuoteEpoch: 1}; !maps.Equal(got, want) {
 			t.Errorf("the other Coordinator answered %v on its workload API, want only %v", got, want)
 		}
 		other.Stop(t)
@@ -187,7 +201,7 @@ func TestImpostors(t *testing.T) {
 				before := meshRequests(t, real)
 				e.launchFails(t, b, opts("wrong-"+tc.name, real.Addrs.Mesh), "coordinator at "+real.Addrs.Mesh+" failed verification", tc.want)
 				after := meshRequests(t, real)
-				if after["GET "+api.PathQuote] != before["GET "+api.PathQuote]+1 || after["POST "+api.PathActivate] != before["POST "+api.PathActivate] {
+				if after["GET "+api.PathQuoteEpoch] != before["GET "+api.PathQuoteEpoch]+1 || after["POST "+api.PathActivate] != before["POST "+api.PathActivate] {
 					t.Errorf("workload API requests went from %v to %v; want one more quote request and nothing else", before, after)
 				}
 			})

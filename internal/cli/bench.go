@@ -39,6 +39,8 @@ func (a *app) newBenchActivateCmd() *cobra.Command {
 		setup       bool
 		metricsAddr string
 		cpuProfile  string
+		reconnect   bool
+		nonceQuote  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "activate --coordinator ADDR --simulation DIR",
@@ -88,7 +90,8 @@ fails on a Coordinator that has one already.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := loadgen.Run(ctx, loadgen.Config{Mesh: mesh, Platform: p, Expect: expect, Workload: workload, N: n, Concurrency: conc})
+			res, err := loadgen.Run(ctx, loadgen.Config{Mesh: mesh, Platform: p, Expect: expect, Workload: workload, N: n, Concurrency: conc,
+				Reconnect: reconnect, NonceQuote: nonceQuote})
 			if err != nil {
 				return err
 			}
@@ -131,6 +134,8 @@ fails on a Coordinator that has one already.`,
 	fl.BoolVar(&setup, "setup", false, "set the benchmark manifest first (on a Coordinator without one)")
 	fl.StringVar(&metricsAddr, "metrics", "", "host:port of the Coordinator's metrics, to report its resident memory")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
+	fl.BoolVar(&reconnect, "reconnect", false, "verify the Coordinator on a new connection for each activation, as starting launchers do")
+	fl.BoolVar(&nonceQuote, "nonce-quote", false, "verify with a quote over a nonce per connection instead of the Coordinator's shared epoch quote")
 	return cmd
 }
 

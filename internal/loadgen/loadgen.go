@@ -35,6 +35,12 @@ type Config struct {
 	Workload    string
 	N           int // activations in all
 	Concurrency int
+	// Reconnect makes each activation dial and verify the Coordinator on a new connection, as a
+	// starting launcher does; by default each worker verifies once and activates on its connection.
+	Reconnect bool
+	// NonceQuote verifies the Coordinator with a quote over a nonce per connection
+	// (client.WithNonceQuote) instead of its shared epoch quote.
+	NonceQuote bool
 }
 
 // Result is what a run measured.
@@ -69,14 +75,33 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var opts []client.MeshOption
+	if cfg.NonceQuote {
+		opts = append(opts, client.WithNonceQuote())
+	}
 	sessions := make([]*client.MeshSession, cfg.Concurrency)
 	for i := range sessions {
-		s, err := client.DialMesh(ctx, cfg.Mesh, cfg.Expect)
+		if cfg.Reconnect {
+			break
+		}
+		s, err := client.DialMesh(ctx, cfg.Mesh, cfg.Expect, opts...)
 		if err != nil {
 			return nil, err
 		}
 		defer s.Close()
 		sessions[i] = s
+	}
+	activate := func(w int, instance string, csr []byte) error {
+		s := sessions[w]
+		if s == nil {
+			var err error
+			if s, err = client.DialMesh(ctx, cfg.Mesh, cfg.Expect, opts...); err != nil {
+				return err
+			}
+			defer s.Close()
+		}
+		_, err := s.Activate(ctx, cfg.Workload, instance, csr, issuer)
+		return err
 	}
 	var (
 		next     atomic.Int64
@@ -90,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Go(func() {
 			for n := next.Add(1); n <= int64(cfg.N); n = next.Add(1) {
 				t0 := time.Now()
-				_, err := sessions[w].Activate(ctx, cfg.Workload, fmt.Sprintf("bench-%d", n), csrs[n-1], issuer)
+				err := activate(w, fmt.Sprintf("bench-%d", n), csrs[n-1])
 				if err != nil {
 					mu.Lock()
 					res.Errors++

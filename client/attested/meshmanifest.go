@@ -1,4 +1,4 @@
-package client
+package attested
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 )
 
 // Manifest returns the current deployment manifest, as it was set, from the Coordinator this
-// session verified: the same public document the client API serves ([Client.Manifest]). A
-// launcher reads it before it activates, to find out whether it can put the workload's files
-// where the manifest delivers them, and so not spend an activation on a start that would fail.
+// session verified: the same public document the client API serves. A launcher reads it before
+// it activates, to find out whether it can put the workload's files where the manifest delivers
+// them, and so not spend an activation on a start that would fail.
 //
 // An error wrapping [ErrConnClosed] means the session is unusable, as for [MeshSession.Activate];
 // an [*APIError] that is Temporary means the Coordinator has no manifest yet.

@@ -1,4 +1,4 @@
-package client
+package attested
 
 import (
 	"crypto/ecdsa"

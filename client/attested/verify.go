@@ -1,14 +1,14 @@
-package client
+package attested
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"time"
@@ -49,7 +49,16 @@ type Expect struct {
 	AllowMissingCRLs bool
 	// Now is the verification clock. Default time.Now.
 	Now func() time.Time
+	// MaxQuoteAge bounds how old a shared epoch quote ([VerifyEpochQuoteResponse], [DialMesh])
+	// may be: its epoch must have started no more than MaxQuoteAge before Now, and no more than
+	// one epoch (attest.EpochLength) after it, for clock skew. Default [DefaultMaxQuoteAge].
+	// Quotes over the verifier's own nonce ignore it.
+	MaxQuoteAge time.Duration
 }
+
+// DefaultMaxQuoteAge is the default of Expect.MaxQuoteAge: the Coordinator makes a shared quote
+// every minute, so this leaves four minutes for clock skew and a Coordinator late with its quote.
+const DefaultMaxQuoteAge = 5 * time.Minute
 
 // ExpectSimulated returns what a simulated Coordinator proves: a quote from the simulated SGX
 // platform whose root is sgxRoot, signed as attest.SimCoordinatorSigner with product ID
@@ -75,9 +84,13 @@ type Verified struct {
 	// signature checked with Root. Keep it: a later export of the log must extend it
 	// (audit.VerifyOptions.Seen).
 	AuditHead *audit.Head
-	// Response and Nonce are the raw answer, for offline re-verification.
+	// Response and Nonce are the raw answer to a quote request over the verifier's nonce, for
+	// offline re-verification; nil and zero after a shared epoch quote.
 	Response *api.QuoteResponse
 	Nonce    [32]byte
+	// EpochResponse is the raw answer of a shared epoch quote ([VerifyEpochQuoteResponse]); nil
+	// after a quote over the verifier's nonce.
+	EpochResponse *api.EpochQuoteResponse
 }
 
 // NewNonce returns a random 32-byte nonce.
@@ -93,7 +106,66 @@ func NewNonce() ([32]byte, error) {
 // that binds the Coordinator's TLS key, the nonce and that head. Pass peer nil to verify a stored answer offline
 // (then only the quote's binding to its own certificate chain is checked).
 func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce [32]byte, e Expect) (*Verified, error) {
-	certs, err := pki.ParseCertsPEM([]byte(resp.CertificateChain))
+	v, err := verifyQuote(resp.Quote, &resp.Collateral, resp.CertificateChain, resp.AuditHead, peer, e,
+		func(spki []byte, head *audit.Head) [64]byte {
+			return attest.CoordinatorReportData(spki, nonce, head.Seq, head.Hash)
+		})
+	if err != nil {
+		return nil, err
+	}
+	v.Response, v.Nonce = resp, nonce
+	return v, nil
+}
+
+// VerifyEpochQuoteResponse verifies the Coordinator's shared quote of an epoch (GET
+// api.PathQuoteEpoch) received over a TLS connection whose server presented peer, as
+// [VerifyQuoteResponse] verifies a quote over a nonce, except for freshness: instead of the
+// verifier's nonce, the report data binds the epoch, which must be recent by e.Now (see
+// Expect.MaxQuoteAge). The quote proves that the Coordinator enclave held the key of peer in
+// that epoch; that the server of this connection holds it now, the TLS handshake proved. Pass
+// peer nil only to verify a stored answer offline.
+func VerifyEpochQuoteResponse(resp *api.EpochQuoteResponse, peer *x509.Certificate, e Expect) (*Verified, error) {
+	if err := e.checkEpoch(resp.Epoch); err != nil {
+		return nil, err
+	}
+	v, err := verifyQuote(resp.Quote, &resp.Collateral, resp.CertificateChain, resp.AuditHead, peer, e,
+		func(spki []byte, head *audit.Head) [64]byte {
+			return attest.CoordinatorEpochReportData(spki, resp.Epoch, head.Seq, head.Hash)
+		})
+	if err != nil {
+		return nil, err
+	}
+	v.EpochResponse = resp
+	return v, nil
+}
+
+// checkEpoch refuses an epoch that started more than MaxQuoteAge ago or starts more than one
+// epoch from now.
+func (e *Expect) checkEpoch(epoch uint64) error {
+	maxAge := e.MaxQuoteAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxQuoteAge
+	}
+	now := e.now()
+	length := uint64(attest.EpochLength / time.Second)
+	if epoch > math.MaxInt64/length {
+		return fmt.Errorf("coordinator epoch quote: epoch %d is not a time", epoch)
+	}
+	start := time.Unix(int64(epoch*length), 0)
+	if age := now.Sub(start); age > maxAge || age < -attest.EpochLength {
+		return fmt.Errorf("coordinator epoch quote: made in the epoch starting %s, which is not within %s before %s (by this clock) nor one epoch after it; expected a recent quote (is a clock wrong?)",
+			start.UTC().Format(time.RFC3339), maxAge, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifyQuote verifies a Coordinator's quote answer: the certificate chain (its first
+// certificate the one peer presented, if peer is not nil), the quote and its collateral against
+// e, the audit head's signature by the deployment root, and the report data, which must be
+// reportData of the Coordinator certificate's key and the head.
+func verifyQuote(quote []byte, wireCol *api.Collateral, chain string, head *audit.Head, peer *x509.Certificate, e Expect,
+	reportData func(spki []byte, head *audit.Head) [64]byte) (*Verified, error) {
+	certs, err := pki.ParseCertsPEM([]byte(chain))
 	if err != nil {
 		return nil, fmt.Errorf("coordinator certificate chain: %w", err)
 	}
@@ -104,10 +176,10 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 	if peer != nil && !bytes.Equal(peer.Raw, coord.Raw) {
 		return nil, errors.New("the quote is about another certificate than the one this connection presented (a relayed quote?)")
 	}
-	if err := checkCoordinatorCert(coord, root, e.now()); err != nil {
+	if err := CheckCoordinatorCert(coord, root, e.now()); err != nil {
 		return nil, err
 	}
-	col, err := attest.DecodeCollateral(&resp.Collateral)
+	col, err := attest.DecodeCollateral(wireCol)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator collateral: %w", err)
 	}
@@ -115,21 +187,20 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 	if sgxRoot == nil {
 		sgxRoot = verify.IntelRoot()
 	}
-	res, err := verify.New(sgxRoot).Verify(resp.Quote, col, e.now())
+	res, err := verify.New(sgxRoot).Verify(quote, col, e.now())
 	if err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
 	// The audit head is checked before the quote's report data, which binds it: a head the
 	// deployment root did not sign is refused however the quote reads.
-	head := resp.AuditHead
 	if head == nil {
 		return nil, errors.New("coordinator quote: the answer has no audit log head (a Coordinator older than this client?)")
 	}
 	if err := head.Verify(root); err != nil {
 		return nil, fmt.Errorf("coordinator audit head: %w", err)
 	}
-	rd := attest.CoordinatorReportData(coord.RawSubjectPublicKeyInfo, nonce, head.Seq, head.Hash)
-	if err := e.check(res, rd[:]); err != nil {
+	rd := reportData(coord.RawSubjectPublicKeyInfo, head)
+	if err := e.Check(res, rd[:]); err != nil {
 		return nil, fmt.Errorf("coordinator quote: %w", err)
 	}
 	return &Verified{
@@ -138,8 +209,6 @@ func VerifyQuoteResponse(resp *api.QuoteResponse, peer *x509.Certificate, nonce 
 		Result:          res,
 		IdentityChecked: len(e.MREnclave) > 0 || e.MRSigner != nil,
 		AuditHead:       head,
-		Response:        resp,
-		Nonce:           nonce,
 	}, nil
 }
 
@@ -150,10 +219,10 @@ func (e *Expect) now() time.Time {
 	return time.Now()
 }
 
-// check applies e to a verified quote with the report data it must carry. The expected
+// Check applies e to a verified quote with the report data it must carry (nil for any). The expected
 // identities are alternatives: the quote passes if it matches any of them. Without one, the
 // quote's own identity stands in, so that every other check still applies.
-func (e *Expect) check(res *verify.Result, reportData []byte) error {
+func (e *Expect) Check(res *verify.Result, reportData []byte) error {
 	base := verify.Policy{
 		AllowDebug:             e.AllowDebug,
 		TCBStatuses:            e.TCBStatuses,
@@ -188,10 +257,10 @@ func (e *Expect) check(res *verify.Result, reportData []byte) error {
 	return errors.Join(errs...)
 }
 
-// checkCoordinatorCert checks that coord was issued directly by root and is marked as the
-// Coordinator's certificate. Workload certificates come from an intermediate and carry no
+// CheckCoordinatorCert checks that coord was issued directly by root, is valid at now and is
+// marked as the Coordinator's certificate. Workload certificates come from an intermediate and carry no
 // marker, so none can pass for the Coordinator.
-func checkCoordinatorCert(coord, root *x509.Certificate, now time.Time) error {
+func CheckCoordinatorCert(coord, root *x509.Certificate, now time.Time) error {
 	if err := root.CheckSignatureFrom(root); err != nil {
 		return fmt.Errorf("deployment root certificate is not self-signed: %w", err)
 	}
@@ -207,25 +276,10 @@ func checkCoordinatorCert(coord, root *x509.Certificate, now time.Time) error {
 	return nil
 }
 
-// pinnedTLS returns a TLS configuration that accepts only a Coordinator certificate issued
-// directly by root.
-func pinnedTLS(root *x509.Certificate, now func() time.Time) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true, // replaced by VerifyConnection: host names do not matter, the root does
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("coordinator presented no certificate")
-			}
-			return checkCoordinatorCert(cs.PeerCertificates[0], root, now())
-		},
-	}
-}
-
 // Verify connects to the Coordinator at addr (host:port of its client or workload API),
 // fetches a quote for a fresh nonce on that connection and verifies it against e.
 func Verify(ctx context.Context, addr string, e Expect) (*Verified, error) {
-	conn, v, err := dialVerified(ctx, addr, e)
+	conn, v, err := dialVerified(ctx, addr, e, false)
 	if err != nil {
 		return nil, err
 	}
@@ -234,25 +288,75 @@ func Verify(ctx context.Context, addr string, e Expect) (*Verified, error) {
 }
 
 // dialVerified connects to addr and verifies the Coordinator on that connection, which it
-// returns open for requests that rely on the verification.
-func dialVerified(ctx context.Context, addr string, e Expect) (*oneConn, *Verified, error) {
-	nonce, err := NewNonce()
+// returns open for requests that rely on the verification: with the shared quote of the
+// current epoch if shared is set and the Coordinator serves one, else with a quote over a fresh
+// nonce.
+func dialVerified(ctx context.Context, addr string, e Expect, shared bool) (*oneConn, *Verified, error) {
+	f, err := fetchQuote(ctx, addr, shared)
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := dialUnverified(ctx, addr, nil)
+	v, err := f.verify(e)
 	if err != nil {
 		return nil, nil, err
+	}
+	return f.conn, v, nil
+}
+
+// fetched is a connection to a Coordinator with its quote answer, not verified yet.
+type fetched struct {
+	conn  *oneConn
+	epoch *api.EpochQuoteResponse // the shared quote, or
+	resp  *api.QuoteResponse      // the quote over nonce
+	nonce [32]byte
+}
+
+// fetchQuote connects to addr and fetches the Coordinator's quote on that connection: the shared
+// quote of the current epoch if shared is set and the Coordinator serves one, else a quote over
+// a fresh nonce.
+func fetchQuote(ctx context.Context, addr string, shared bool) (*fetched, error) {
+	conn, err := dialUnverified(ctx, addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if shared {
+		var resp api.EpochQuoteResponse
+		err := conn.do(ctx, "GET", api.PathQuoteEpoch, nil, &resp)
+		if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.StatusCode == 404 && !conn.broken {
+			// A Coordinator older than the shared quote: ask for one over a nonce instead.
+		} else if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("get coordinator epoch quote: %w", err)
+		} else {
+			return &fetched{conn: conn, epoch: &resp}, nil
+		}
+	}
+	nonce, err := NewNonce()
+	if err != nil {
+		conn.Close()
+		return nil, err
 	}
 	var resp api.QuoteResponse
 	if err := conn.do(ctx, "GET", api.PathQuote+"?nonce="+hex.EncodeToString(nonce[:]), nil, &resp); err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("get coordinator quote: %w", err)
+		return nil, fmt.Errorf("get coordinator quote: %w", err)
 	}
-	v, err := VerifyQuoteResponse(&resp, conn.peer(), nonce, e)
+	return &fetched{conn: conn, resp: &resp, nonce: nonce}, nil
+}
+
+// verify verifies the fetched quote against e and the connection's certificate; it closes the
+// connection if that fails.
+func (f *fetched) verify(e Expect) (*Verified, error) {
+	var v *Verified
+	var err error
+	if f.epoch != nil {
+		v, err = VerifyEpochQuoteResponse(f.epoch, f.conn.peer(), e)
+	} else {
+		v, err = VerifyQuoteResponse(f.resp, f.conn.peer(), f.nonce, e)
+	}
 	if err != nil {
-		conn.Close()
-		return nil, nil, err
+		f.conn.Close()
+		return nil, err
 	}
-	return conn, v, nil
+	return v, nil
 }
