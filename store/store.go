@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloister-dev/cloister/seal"
 	"go.etcd.io/bbolt"
 )
 
@@ -94,6 +95,11 @@ type DB struct {
 	bolt         *bbolt.DB
 	file         *os.File    // bbolt's state.db, for closeBolt
 	aead         cipher.AEAD // AES-256-GCM with random nonces under the data key
+	// dataKey is the data key itself, for the owner's recovery split
+	// (WithDataKey); sealer seals it when the key file is rewritten.
+	dataKey []byte
+	sealer  seal.Sealer
+	keyMu   sync.Mutex // serializes rewrites of data-key.json (SetRecovery)
 	maxValueSize int
 	log          *slog.Logger
 
@@ -171,6 +177,10 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closeErr = errors.Join(db.closeBolt(), db.lock.Close(), db.root.Close())
+		db.keyMu.Lock()
+		clear(db.dataKey)
+		db.dataKey = nil
+		db.keyMu.Unlock()
 	})
 	return db.closeErr
 }
