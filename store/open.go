@@ -88,6 +88,12 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finishOpen(root, s, aead, key, keyID, created, opts, log)
+}
+
+// finishOpen checks state.db against the data key key (whose cipher is aead and ID record
+// keyID), then opens it with bbolt. The DB keeps key; on error key is cleared.
+func finishOpen(root *os.Root, s seal.Sealer, aead cipher.AEAD, key, keyID []byte, created bool, opts Options, log *slog.Logger) (*DB, error) {
 	db := &DB{
 		aead:         aead,
 		dataKey:      key,

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,14 +93,13 @@ func (db *DB) WithDataKey(fn func(key []byte) error) error {
 }
 
 // Recover opens the store in dir, whose data-key.json no longer unseals (see [ErrUnseal]),
-// with key, the data key reconstructed elsewhere. It first proves that key is this store's:
-// state.db must be checked whole, and its check record and every value must authenticate
-// under key (otherwise the error matches ErrKeyMismatch or ErrCorrupt and nothing is written).
-// Then it seals key with s and replaces data-key.json atomically (written to a temporary file,
-// synced, renamed, the directory synced), keeping the recovery record; until the rename the
-// old file stays, so a crash at any point leaves a store that either still needs recovery or
-// opens with s. Finally it opens the store as [Open] does. key is not kept by the caller's
-// slice; clear it after the call.
+// with key, the data key reconstructed elsewhere. It proves that key is this store's as Open
+// proves an unsealed key: state.db is checked whole, and its check record and every value must
+// authenticate under key (otherwise the error matches ErrKeyMismatch or ErrCorrupt and nothing
+// is written). data-key.json is not changed yet: the caller records the recovery in the state
+// and then calls [DB.Reseal], so that a crash before the reseal leaves a store that still needs
+// recovery, never one that was recovered without a record of it. The DB keeps its own copy of
+// key; clear the caller's after the call.
 func Recover(dir string, s seal.Sealer, key []byte, opts Options) (*DB, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -120,7 +120,7 @@ func Recover(dir string, s seal.Sealer, key []byte, opts Options) (*DB, error) {
 		root.Close()
 		return nil, err
 	}
-	db, err := recoverLocked(root, s, key, opts)
+	db, err := recoverLocked(root, s, bytes.Clone(key), opts)
 	if err != nil {
 		lock.Close()
 		root.Close()
@@ -131,28 +131,51 @@ func Recover(dir string, s seal.Sealer, key []byte, opts Options) (*DB, error) {
 }
 
 func recoverLocked(root *os.Root, s seal.Sealer, key []byte, opts Options) (*DB, error) {
-	kf, err := loadKeyFile(root)
-	if err != nil {
+	if _, err := loadKeyFile(root); err != nil {
+		clear(key)
 		return nil, err
+	}
+	if _, err := root.Lstat(StateFile); err != nil {
+		clear(key)
+		return nil, fmt.Errorf("store: nothing to recover: %w", err)
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
+		clear(key)
 		return nil, err
 	}
-	probe := &DB{aead: aead, maxValueSize: opts.MaxValueSize, log: opts.Logger, root: root}
-	if _, err := probe.checkState(keyIDRecord(key)); err != nil {
+	log := opts.Logger.With("dir", root.Name(), "sealer", s.Kind())
+	db, err := finishOpen(root, s, aead, key, keyIDRecord(key), false, opts, log)
+	if err != nil {
 		return nil, fmt.Errorf("store: the recovered data key does not open %s: %w", StateFile, err)
 	}
-	sealed, err := s.Seal(key, []byte(dataKeyAD))
+	return db, nil
+}
+
+// Reseal seals the data key with the DB's sealer and replaces data-key.json atomically
+// (written to a temporary file, synced, renamed, the directory synced), keeping its recovery
+// record. Until the rename the old file stays: a crash leaves a key file that either still
+// needs recovery or opens with the new sealer. After [Recover] it makes the recovery last.
+func (db *DB) Reseal() error {
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	if len(db.dataKey) != dataKeySize {
+		return errors.New("store: the data key is not available (the store is closed)")
+	}
+	kf, err := loadKeyFile(db.root)
 	if err != nil {
-		return nil, fmt.Errorf("store: sealing the recovered data key: %w", err)
+		return err
 	}
-	kf.Kind, kf.Sealed = s.Kind(), sealed
-	if err := writeKeyFile(root, kf); err != nil {
-		return nil, err
+	sealed, err := db.sealer.Seal(db.dataKey, []byte(dataKeyAD))
+	if err != nil {
+		return fmt.Errorf("store: sealing the data key: %w", err)
 	}
-	opts.Logger.Warn("store: data key recovered and sealed again under this sealer", "dir", root.Name(), "sealer", s.Kind())
-	return openLocked(root, s, opts)
+	kf.Kind, kf.Sealed = db.sealer.Kind(), sealed
+	if err := writeKeyFile(db.root, kf); err != nil {
+		return err
+	}
+	db.log.Warn("store: data key sealed again under this sealer", "dir", db.root.Name(), "sealer", db.sealer.Kind())
+	return nil
 }
 
 // writeKeyFile writes kf as data-key.json atomically.

@@ -63,6 +63,12 @@ func TestRecover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
+	if !bytes.Equal(keyFile(), before) {
+		t.Fatal("Recover changed the key file before Reseal")
+	}
+	if err := db.Reseal(); err != nil {
+		t.Fatal(err)
+	}
 	var got []byte
 	if err := db.View(t.Context(), func(tx *Tx) error { got, err = tx.Get("b", "k"); return err }); err != nil || string(got) != "value" {
 		t.Fatalf("value after recovery = %q, %v", got, err)
