@@ -161,6 +161,7 @@ func (c *Core) Status() api.Status {
 	if n := c.ActivationCounts(); len(n) > 0 {
 		s.Activations = n
 	}
+	s.Recovery = c.recoveryStatus()
 	if h, err := c.AuditHead(context.Background()); err != nil {
 		c.log.Error("sign the audit log's head for the status", "error", err.Error())
 	} else {

@@ -324,6 +324,7 @@ func (c *Core) ApproveManifest(ctx context.Context, cert *x509.Certificate, id, 
 	}
 	c.install(plan)
 	resp.Applied, resp.Version, resp.Digest = true, plan.version, rec.Digest
+	resp.RecoveryShares, resp.RecoveryWarning = c.syncRecovery(ctx, m, user)
 	c.log.Info("manifest update applied", "user", user, "proposal", rec.ID, "manifest_version", plan.version, "manifest_digest", rec.Digest,
 		"approvers", approvers(rec), "threshold", k)
 	return resp, nil
@@ -503,7 +504,9 @@ func (c *Core) UpdateSVN(ctx context.Context, cert *x509.Certificate, pkg string
 	digest := fmt.Sprintf("%x", m.Digest())
 	c.log.Info("package security version raised", "user", user, "package", pkg, "min_isvsvn_old", *p.MinISVSVN, "min_isvsvn", svn,
 		"manifest_version", plan.version, "manifest_digest", digest)
-	return &api.SetManifestResponse{Version: plan.version, Digest: digest}, nil
+	resp := &api.SetManifestResponse{Version: plan.version, Digest: digest}
+	resp.RecoveryShares, resp.RecoveryWarning = c.syncRecovery(ctx, m, user)
+	return resp, nil
 }
 
 // commitSVNUpdate stores the manifest with the raised SVN, plan, in one transaction (which
