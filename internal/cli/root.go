@@ -111,6 +111,7 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newUserCmd(),
 		a.newAuditCmd(),
 		a.newBundleCmd(),
+		a.newRecoverCmd(),
 	)
 	return root
 }
