@@ -79,10 +79,10 @@ func (m *Manifest) checkRecovery(ps *problems, r *Recovery) {
 	const p = "$.governance.recovery"
 	n := len(r.Keys)
 	switch {
-	case n < 2 || n > MaxRecoveryKeys:
-		ps.add(p+".keys", "expected 2 to %d recovery keys, found %d", MaxRecoveryKeys, n)
-	case r.Threshold < 2 || r.Threshold > n:
-		ps.add(p+".threshold", "expected a threshold from 2 to the number of keys (%d), found %d", n, r.Threshold)
+	case n < 1 || n > MaxRecoveryKeys:
+		ps.add(p+".keys", "expected 1 to %d recovery keys, found %d", MaxRecoveryKeys, n)
+	case r.Threshold < 1 || r.Threshold > n:
+		ps.add(p+".threshold", "expected a threshold from 1 to the number of keys (%d), found %d", n, r.Threshold)
 	}
 	owner := map[string]string{} // DER public key -> holder
 	for _, name := range sortedKeys(r.Keys) {
