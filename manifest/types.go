@@ -186,10 +186,14 @@ const (
 	// ResourcePackages is a set of packages, named in Role.Names; its one action, update,
 	// raises a package's min_isvsvn.
 	ResourcePackages Resource = "packages"
+	// ResourceAudit is the Coordinator's audit log; its one action is read. While no role of
+	// the manifest covers it, every user of the manifest may read the log (as before the
+	// resource existed); once one does, only the users holding such a role may.
+	ResourceAudit Resource = "audit"
 )
 
 // Resources lists every resource.
-var Resources = []Resource{ResourceSecrets, ResourceManifest, ResourcePackages}
+var Resources = []Resource{ResourceSecrets, ResourceManifest, ResourcePackages, ResourceAudit}
 
 // Action is something a role permits on its resource.
 type Action string

@@ -47,7 +47,7 @@ func (m *Manifest) Allowed(user string, resource Resource, action Action, name s
 		if r.Resource != resource || !slices.Contains(r.Actions, action) {
 			continue
 		}
-		if resource != ResourceManifest && !slices.Contains(r.Names, name) {
+		if resource != ResourceManifest && resource != ResourceAudit && !slices.Contains(r.Names, name) {
 			continue
 		}
 		return true
@@ -140,6 +140,18 @@ func parseRecoveryKey(s string) (any, []byte, error) {
 		return nil, nil, fmt.Errorf("expected an RSA-3072 or X25519 public key, found a %T", k)
 	}
 	return k, block.Bytes, nil
+}
+
+// AuditRestricted reports whether a role of m covers the audit log: then only users holding
+// such a role may read it ([Manifest.Allowed] with [ResourceAudit] and [Read]); otherwise
+// every user of m may.
+func (m *Manifest) AuditRestricted() bool {
+	for _, r := range m.Roles {
+		if r.Resource == ResourceAudit {
+			return true
+		}
+	}
+	return false
 }
 
 // RecoveryHolders returns the names of the recovery key holders, sorted; none without recovery.

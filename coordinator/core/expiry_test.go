@@ -1,9 +1,11 @@
 package core
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
+	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/store"
 )
@@ -43,5 +45,29 @@ func TestPendingExpiryAudited(t *testing.T) {
 	}
 	if len(expired) != 2 || expired[0] != p.ID || expired[1] != q.ID {
 		t.Errorf("expiries in the audit log: %v, want [%s %s]", expired, p.ID, q.ID)
+	}
+}
+
+// TestAuditRole: without an audit role every manifest user reads the log (as before the
+// resource existed); once a role covers the audit log, only its holders may.
+func TestAuditRole(t *testing.T) {
+	f := newFixture(t)
+	f.setManifest("", testManifest(t, nil))
+	var buf bytes.Buffer
+	if _, err := f.c.ExportAudit(t.Context(), as(t, "nobody"), 1, &buf); err != nil {
+		t.Fatalf("a user without roles, no audit role in the manifest: %v", err)
+	}
+	f.setManifest("admin", testManifest(t, func(m map[string]any) {
+		m["roles"].(map[string]any)["auditor"] = map[string]any{"resource": "audit", "actions": []string{"read"}}
+		m["users"].(map[string]any)["reader"].(map[string]any)["roles"] = []string{"reader", "auditor"}
+	}))
+	buf.Reset()
+	_, err := f.c.ExportAudit(t.Context(), as(t, "nobody"), 1, &buf)
+	wantError(t, err, api.CodeForbidden, `user "nobody" has no role that grants read on the audit log`)
+	if buf.Len() != 0 {
+		t.Errorf("a refused export wrote %d bytes", buf.Len())
+	}
+	if _, err := f.c.ExportAudit(t.Context(), as(t, "reader"), 1, &buf); err != nil {
+		t.Fatalf("the auditor: %v", err)
 	}
 }
