@@ -24,11 +24,10 @@ import (
 )
 
 type recoveryWorld struct {
-	cfg     coordinator.Config
-	p       *sim.Platform
-	privs   []*ecdh.PrivateKey
-	shares  []*recovery.Share
-	dataKey []byte
+	cfg    coordinator.Config
+	p      *sim.Platform
+	privs  []*ecdh.PrivateKey
+	shares []*recovery.Share
 }
 
 // newRecoveryWorld runs a Coordinator, sets a manifest with n X25519 recovery holders and
