@@ -222,6 +222,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	if c.rec != nil {
 		recovered, err := c.runRecovery(ctx)
 		if !recovered {
+			c.log.Info("coordinator stopped", "state", api.StateRecovery)
 			return err
 		}
 		client, mesh = c.handoffs[0].view(), c.handoffs[1].view()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/cloister-dev/cloister/coordinator/core"
@@ -36,15 +37,14 @@ func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, ope
 	if err != nil {
 		return err
 	}
-	c.rsrv = server.NewRecovery(c.rec, server.WithLogger(c.log))
 	if !c.rec.Possible() {
-		// Fail closed: nothing here can open the state. The Coordinator stays up to say so.
-		c.log.Error("RECOVERY MODE: the state cannot be unsealed and cannot be recovered", "reason", c.rec.Status().Message, "error", openErr.Error())
-	} else {
-		st := c.rec.Status().Recovery
-		c.log.Warn("RECOVERY MODE: the state cannot be unsealed; waiting for the recovery key holders' shares (`cloister recover`)",
-			"reason", reason, "threshold", st.Threshold, "holders", st.Holders, "generation", st.Generation, "error", openErr.Error())
+		// Fail closed: nothing can open the state, so there is nothing to serve.
+		return fmt.Errorf("open state in %s: %w; %s", cfg.DataDir, openErr, strings.TrimPrefix(c.rec.Status().Message, "SIMULATION MODE: not secure. "))
 	}
+	c.rsrv = server.NewRecovery(c.rec, server.WithLogger(c.log))
+	st := c.rec.Status().Recovery
+	c.log.Warn("RECOVERY MODE: the state cannot be unsealed; waiting for the recovery key holders' shares (`cloister recover`)",
+		"reason", reason, "threshold", st.Threshold, "holders", st.Holders, "generation", st.Generation, "error", openErr.Error())
 	return nil
 }
 

@@ -211,3 +211,28 @@ func BenchmarkRecoverState(b *testing.B) {
 		db.Close()
 	}
 }
+
+// TestRecoveryImpossible: a state that does not unseal and has no recovery record is refused
+// at start (fail closed), saying why and that nothing can recover it.
+func TestRecoveryImpossible(t *testing.T) {
+	dir := t.TempDir()
+	p, err := sim.Create(filepath.Join(dir, "platform"), sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.Config{DataDir: filepath.Join(dir, "data"), ClientAddr: "127.0.0.1:0", MeshAddr: "127.0.0.1:0", Simulation: p.Dir()}
+	c, err := coordinator.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	newKey := make([]byte, seal.KeySize)
+	rand.Read(newKey)
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "simulation-seal.key"), newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = coordinator.New(t.Context(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "cannot be unsealed") || !strings.Contains(err.Error(), "recovery is impossible") || !errors.Is(err, store.ErrUnseal) {
+		t.Fatalf("New without a recovery record: %v", err)
+	}
+}
