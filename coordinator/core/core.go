@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
@@ -79,6 +80,8 @@ type Core struct {
 	quoteSlots chan struct{} // bounds concurrent quote generation
 	counts     counts
 	audit      auditState
+	// recovery describes the recovery split in force for status answers; nil without one.
+	recovery atomic.Pointer[api.RecoveryStatus]
 
 	setMu sync.Mutex   // serializes manifest and secret changes
 	mu    sync.RWMutex // guards dep
@@ -121,6 +124,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 	if err := c.loadDeployment(ctx); err != nil {
 		return nil, err
 	}
+	c.loadRecoveryStatus()
 	if err := c.counts.load(ctx, c.db); err != nil {
 		return nil, fmt.Errorf("load activation counts: %w", err)
 	}

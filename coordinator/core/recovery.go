@@ -90,6 +90,7 @@ func (c *Core) resplit(ctx context.Context, m *manifest.Manifest, user string) (
 		if err := c.db.SetRecovery(nil); err != nil {
 			return nil, err
 		}
+		c.loadRecoveryStatus()
 		c.log.Warn("recovery removed: the manifest names no recovery key holders; a Coordinator that cannot unseal its state can no longer be recovered")
 		return nil, c.recordRecoveryEvent(ctx, user, map[string]string{"event": "removed", "generation": old.Generation})
 	case old != nil && old.Deployment == dep && old.SameHolders(holders, k):
@@ -123,6 +124,7 @@ func (c *Core) resplit(ctx context.Context, m *manifest.Manifest, user string) (
 	if err := c.db.SetRecovery(raw); err != nil {
 		return nil, err
 	}
+	c.loadRecoveryStatus()
 	c.log.Info("data key split among the recovery key holders", "generation", rec.Generation, "threshold", k, "holders", rec.Names())
 	return shares, nil
 }
@@ -151,13 +153,35 @@ func (c *Core) RecordRecovery(ctx context.Context, r RecoveryReport) error {
 	})
 }
 
+// loadRecoveryStatus reads the split in force for status answers, and warns when it is not the
+// one the manifest in force asks for (a crash came between a manifest change and its split:
+// the next manifest change splits again).
+func (c *Core) loadRecoveryStatus() {
+	rec, err := loadRecord(c.db)
+	if err != nil {
+		c.log.Warn("the recovery record beside the sealed key does not parse", "error", err.Error())
+	}
+	if rec == nil {
+		c.recovery.Store(nil)
+	} else {
+		c.recovery.Store(&api.RecoveryStatus{Possible: true, Deployment: rec.Deployment, Generation: rec.Generation, Threshold: rec.Threshold, Holders: rec.Names()})
+	}
+	d := c.current()
+	if d == nil {
+		return
+	}
+	holders, k, err := recoveryHolders(d.m)
+	if err == nil && (holders == nil) != (rec == nil) || rec != nil && !rec.SameHolders(holders, k) {
+		c.log.Warn("the recovery split in force is not the one the manifest names; the next manifest change splits the data key again")
+	}
+}
+
 // recoveryStatus describes the split in force for the status answer, or nil.
 func (c *Core) recoveryStatus() *api.RecoveryStatus {
-	rec, err := loadRecord(c.db)
-	if err != nil || rec == nil {
-		return nil
+	if r := c.recovery.Load(); r != nil {
+		return new(*r)
 	}
-	return &api.RecoveryStatus{Possible: true, Deployment: rec.Deployment, Generation: rec.Generation, Threshold: rec.Threshold, Holders: rec.Names()}
+	return nil
 }
 
 // notRecovering answers the recovery route of a running Coordinator.
