@@ -75,17 +75,16 @@ const (
 )
 
 var (
-	hex64     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	hex32     = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	errFormat = errors.New("recovery: malformed input")
+	hex64  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hex32  = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
 // ErrMalformed is matched by the errors of every parser in this package.
-var ErrMalformed = errFormat
+var ErrMalformed = errors.New("recovery: malformed input")
 
 func malformed(what, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", errFormat, what, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s: %s", ErrMalformed, what, fmt.Sprintf(format, args...))
 }
 
 // Record is what the Coordinator keeps beside its sealed data key about the split in force.
@@ -240,13 +239,6 @@ func (r *Record) CheckShare(h *Holder, y []byte) bool {
 	return hmac.Equal(commit(r.Generation, h.Index, y), h.Commitment)
 }
 
-// Digest is the SHA-256 of the record's canonical JSON, hex: what a challenge's quote binds.
-func (r *Record) Digest() string {
-	b, _ := json.Marshal(r)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func newGeneration() string {
 	var g [16]byte
 	rand.Read(g[:])
@@ -267,6 +259,14 @@ func decodeStrict(b []byte, v any, what string) error {
 		return malformed(what, "data after the JSON object")
 	}
 	return nil
+}
+
+// short is the first 16 characters of a hex digest, for messages.
+func short(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
 }
 
 // bound cuts s to 64 bytes for messages.

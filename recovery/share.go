@@ -67,8 +67,8 @@ func ParseShare(b []byte) (*Share, error) {
 // error that says so.
 func (s *Share) Decrypt(priv PrivateKey, pubDER []byte) ([]byte, error) {
 	if d := KeyDigest(pubDER); d != s.KeyDigest {
-		return nil, fmt.Errorf("the share of holder %q is encrypted to key %s…, and the key given is %s…: use holder %q's own private key",
-			s.Holder, s.KeyDigest[:16], d[:16], s.Holder)
+		return nil, fmt.Errorf("the share of holder %q is encrypted to key %s, and the key given is %s: use holder %q's own private key",
+			s.Holder, short(s.KeyDigest), short(d), s.Holder)
 	}
 	y, err := decryptWith(priv, s.Algorithm, s.Context(), s.Ciphertext)
 	if err != nil {

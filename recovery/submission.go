@@ -144,10 +144,10 @@ func NewSubmission(share *Share, y []byte, priv PrivateKey, ch *Challenge) (*Sub
 func MatchChallenge(share *Share, ch *Challenge) error {
 	switch {
 	case share.Deployment != ch.Deployment:
-		return fmt.Errorf("%w: the share is for deployment %s…, and this Coordinator recovers deployment %s…", ErrWrongDeployment, share.Deployment[:16], ch.Deployment[:16])
+		return fmt.Errorf("%w: the share is for deployment %s, and this Coordinator recovers deployment %s", ErrWrongDeployment, short(share.Deployment), short(ch.Deployment))
 	case share.Generation != ch.Generation:
 		return fmt.Errorf("%w: the share is of split %s, and this Coordinator needs shares of split %s (a later manifest re-split the key and handed out new share files)", ErrStaleShare, share.Generation, ch.Generation)
-	case share.Index > len(ch.Holders) || ch.Holders[share.Index-1] != share.Holder:
+	case share.Index < 1 || share.Index > len(ch.Holders) || ch.Holders[share.Index-1] != share.Holder:
 		return fmt.Errorf("%w: the share names holder %q with index %d, which is not a holder of this split (%v)", ErrUnknownHolder, share.Holder, share.Index, ch.Holders)
 	}
 	return nil
@@ -212,7 +212,7 @@ var (
 func Open(s *Submission, rec *Record, session string, key *ecdh.PrivateKey) (*Holder, []byte, error) {
 	switch {
 	case s.Deployment != rec.Deployment:
-		return nil, nil, fmt.Errorf("%w: the submission is for deployment %s…, and this Coordinator recovers deployment %s…", ErrWrongDeployment, s.Deployment[:16], rec.Deployment[:16])
+		return nil, nil, fmt.Errorf("%w: the submission is for deployment %s, and this Coordinator recovers deployment %s", ErrWrongDeployment, short(s.Deployment), short(rec.Deployment))
 	case s.Generation != rec.Generation:
 		return nil, nil, fmt.Errorf("%w: the share is of split %s, and this Coordinator needs shares of split %s (a later manifest re-split the key and handed out new share files)", ErrStaleShare, s.Generation, rec.Generation)
 	case s.Session != session:
