@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cloister-dev/cloister/audit"
+	"github.com/cloister-dev/cloister/recovery"
 )
 
 // Routes of the client API (--client-addr).
@@ -57,6 +58,9 @@ type Status struct {
 	// every earlier version: two states of one version with different hashes have forked.
 	StateVersion uint64 `json:"state_version,omitempty"`
 	StateHash    string `json:"state_hash,omitempty"`
+	// Recovery is the recovery split in force (omitted without one) and, in recovery mode,
+	// why and how far it is.
+	Recovery *RecoveryStatus `json:"recovery,omitempty"`
 }
 
 // Collateral is the Intel collateral that verifies a quote, as raw bytes: the TCB Info and QE
@@ -89,6 +93,13 @@ type QuoteResponse struct {
 type SetManifestResponse struct {
 	Version int    `json:"version"`
 	Digest  string `json:"digest"`
+	// RecoveryShares are the new share files, one per recovery key holder, when this manifest
+	// changed the recovery keys or threshold (the data key was split again). They are
+	// encrypted to their holders and handed out only here: give each holder its file.
+	RecoveryShares []*recovery.Share `json:"recovery_shares,omitempty"`
+	// RecoveryWarning says the manifest applied but the recovery split failed; the previous
+	// split stays in force until a later manifest change succeeds.
+	RecoveryWarning string `json:"recovery_warning,omitempty"`
 }
 
 // Secret is one secret's value. Symmetric keys, plain and user-defined secrets have Value;
@@ -263,6 +274,10 @@ type ApproveResponse struct {
 	Applied bool   `json:"applied"`
 	Version int    `json:"version,omitempty"`
 	Digest  string `json:"digest,omitempty"`
+	// RecoveryShares and RecoveryWarning are as in SetManifestResponse, for the approval that
+	// applied an update which changed the recovery keys: its approver receives the share files.
+	RecoveryShares  []*recovery.Share `json:"recovery_shares,omitempty"`
+	RecoveryWarning string            `json:"recovery_warning,omitempty"`
 }
 
 // UpdateSVNRequest is the body of POST PathManifestSVN: raise the min_isvsvn of Package to SVN.

@@ -90,6 +90,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		"PendingUpdate": reflect.TypeFor[api.PendingUpdate](), "Approval": reflect.TypeFor[api.Approval](),
 		"ApproveRequest": reflect.TypeFor[api.ApproveRequest](), "ApproveResponse": reflect.TypeFor[api.ApproveResponse](),
 		"UpdateSVNRequest": reflect.TypeFor[api.UpdateSVNRequest](), "EpochQuoteResponse": reflect.TypeFor[api.EpochQuoteResponse](),
+		"RecoveryStatus": reflect.TypeFor[api.RecoveryStatus](), "RecoveryChallenge": reflect.TypeFor[api.RecoveryChallenge](),
+		"RecoveryResponse": reflect.TypeFor[api.RecoveryResponse](),
 	}
 	structs, codes := declarations(t)
 	for _, name := range structs {
@@ -125,10 +127,19 @@ func TestOpenAPISchemas(t *testing.T) {
 	}
 }
 
-// declarations returns the struct type names and the values of the Code* constants of api.go.
+// declarations returns the struct type names and the values of the Code* constants of api.go
+// and recovery.go.
 func declarations(t *testing.T) (structs, codes []string) {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "api.go", nil, 0)
+	for _, file := range []string{"api.go", "recovery.go"} {
+		structs, codes = declarationsIn(t, file, structs, codes)
+	}
+	return structs, codes
+}
+
+// declarationsIn adds the struct type names and Code* values of one file of the package.
+func declarationsIn(t *testing.T, file string, structs, codes []string) ([]string, []string) {
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/coordinator/core"
 	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/sgx/pcs"
@@ -91,11 +92,18 @@ type Addrs struct {
 
 // Coordinator is an assembled Coordinator daemon.
 type Coordinator struct {
-	log  *slog.Logger
-	reg  *prometheus.Registry
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	mu   sync.Mutex // guards db, core and srv, which a recovery sets (see recovery.go)
 	db   *store.DB
 	core *core.Core
 	srv  *server.Server
+
+	// rec and rsrv are set in recovery mode; handoffs then own the client and mesh listeners.
+	rec      *core.Recovery
+	rsrv     *server.Server
+	handoffs []*handoff
 
 	client, mesh, metrics, pprof net.Listener
 
@@ -133,17 +141,24 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 	if err != nil {
 		return nil, err
 	}
-	if c.db, err = store.Open(cfg.DataDir, t.sealer, store.Options{Logger: log}); err != nil {
+	c.db, err = store.Open(cfg.DataDir, t.sealer, store.Options{Logger: log})
+	switch {
+	case errors.Is(err, store.ErrUnseal):
+		if err := c.startRecovery(ctx, cfg, t, err); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, fmt.Errorf("open state in %s: %w", cfg.DataDir, err)
+	default:
+		c.core, err = core.New(ctx, core.Config{
+			Store: c.db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
+			DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
+		}, core.WithLogger(log), core.WithRegisterer(c.reg))
+		if err != nil {
+			return nil, err
+		}
+		c.srv = server.New(c.core, server.WithLogger(log), server.WithRegisterer(c.reg))
 	}
-	c.core, err = core.New(ctx, core.Config{
-		Store: c.db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
-		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
-	}, core.WithLogger(log), core.WithRegisterer(c.reg))
-	if err != nil {
-		return nil, err
-	}
-	c.srv = server.New(c.core, server.WithLogger(log), server.WithRegisterer(c.reg))
 	for _, l := range []struct {
 		ln         *net.Listener
 		addr, what string
@@ -163,8 +178,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 	return c, nil
 }
 
-// Core returns the Coordinator's core, for tests and in-process tools.
-func (c *Coordinator) Core() *core.Core { return c.core }
+// Core returns the Coordinator's core, for tests and in-process tools; nil in recovery mode
+// until the recovery completes.
+func (c *Coordinator) Core() *core.Core {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core
+}
+
+// Recovery returns the recovery mode, or nil if the Coordinator started normally.
+func (c *Coordinator) Recovery() *core.Recovery { return c.rec }
 
 // Addrs returns the bound addresses.
 func (c *Coordinator) Addrs() Addrs {
@@ -174,7 +197,11 @@ func (c *Coordinator) Addrs() Addrs {
 		}
 		return ln.Addr().String()
 	}
-	return Addrs{Client: addr(c.client), Mesh: addr(c.mesh), Metrics: addr(c.metrics), Pprof: addr(c.pprof)}
+	a := Addrs{Client: addr(c.client), Mesh: addr(c.mesh), Metrics: addr(c.metrics), Pprof: addr(c.pprof)}
+	if len(c.handoffs) == 2 {
+		a.Client, a.Mesh = addr(c.handoffs[0].ln), addr(c.handoffs[1].ln)
+	}
+	return a
 }
 
 // Run serves both APIs, metrics and pprof until ctx ends or a server fails, then shuts the
@@ -183,13 +210,22 @@ func (c *Coordinator) Addrs() Addrs {
 func (c *Coordinator) Run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, c.Close()) }()
 	addrs := c.Addrs()
-	st := c.core.Status()
+	st := c.status()
 	c.log.Info("coordinator listening", "client_addr", addrs.Client, "mesh_addr", addrs.Mesh, "metrics_addr", addrs.Metrics,
 		"state", st.State, "manifest_version", st.ManifestVersion)
 	if c.pprof != nil {
 		stop := servePprof(c.pprof)
 		defer stop()
 		c.log.Warn("serving pprof profiles", "addr", addrs.Pprof)
+	}
+	client, mesh := c.client, c.mesh
+	if c.rec != nil {
+		recovered, err := c.runRecovery(ctx)
+		if !recovered {
+			c.log.Info("coordinator stopped", "state", api.StateRecovery)
+			return err
+		}
+		client, mesh = c.handoffs[0].view(), c.handoffs[1].view()
 	}
 	var metrics http.Handler
 	if c.metrics != nil {
@@ -202,8 +238,9 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	// The core's background work stops after the APIs: the last activation counts they
 	// made are flushed.
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { runErr = c.core.Run(coreCtx) })
-	err = c.srv.Serve(ctx, c.client, c.mesh, metrics, c.metrics)
+	cr, srv := c.Core(), c.server()
+	wg.Go(func() { runErr = cr.Run(coreCtx) })
+	err = srv.Serve(ctx, client, mesh, metrics, c.metrics)
 	c.client, c.mesh, c.metrics = nil, nil, nil // Serve closed them
 	stopCore()
 	wg.Wait()
@@ -221,11 +258,30 @@ func (c *Coordinator) Close() error {
 				ln.Close()
 			}
 		}
+		for _, h := range c.handoffs {
+			h.Close()
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		if c.db != nil {
 			err = c.db.Close()
 		}
 	})
 	return err
+}
+
+func (c *Coordinator) server() *server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.srv
+}
+
+// status is the state to log at start: the core's, or recovery mode's.
+func (c *Coordinator) status() api.Status {
+	if cr := c.Core(); cr != nil {
+		return cr.Status()
+	}
+	return c.rec.Status()
 }
 
 // servePprof serves Go's profiles on their own mux, never on an API's.

@@ -186,10 +186,14 @@ const (
 	// ResourcePackages is a set of packages, named in Role.Names; its one action, update,
 	// raises a package's min_isvsvn.
 	ResourcePackages Resource = "packages"
+	// ResourceAudit is the Coordinator's audit log; its one action is read. While no role of
+	// the manifest covers it, every user of the manifest may read the log (as before the
+	// resource existed); once one does, only the users holding such a role may.
+	ResourceAudit Resource = "audit"
 )
 
 // Resources lists every resource.
-var Resources = []Resource{ResourceSecrets, ResourceManifest, ResourcePackages}
+var Resources = []Resource{ResourceSecrets, ResourceManifest, ResourcePackages, ResourceAudit}
 
 // Action is something a role permits on its resource.
 type Action string
@@ -235,11 +239,12 @@ type Governance struct {
 
 // Recovery is the "governance.recovery" object: k-of-n recovery key holders.
 type Recovery struct {
-	// Threshold is how many holders must take part in a recovery: 2 to the number of keys.
+	// Threshold is how many holders must take part in a recovery: 1 to the number of keys.
+	// With 1, every holder alone can recover the state (each share is the data key).
 	Threshold int `json:"threshold"`
 	// Keys maps holder names (named like users) to their public keys: one PEM "PUBLIC KEY"
 	// block each, an RSA key of exactly 3072 bits (shares are encrypted with RSA-OAEP) or an
-	// X25519 key; 2 to [MaxRecoveryKeys] of them, no key given twice. See [ParseRecoveryKey].
+	// X25519 key; 1 to [MaxRecoveryKeys] of them, no key given twice. See [ParseRecoveryKey].
 	Keys map[string]string `json:"keys"`
 }
 

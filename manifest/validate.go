@@ -176,8 +176,13 @@ func (m *Manifest) checkRoles(ps *problems) {
 				return nil
 			})
 			checkList(ps, p+".actions", "action", actions, enumCheck("action for packages", Update))
+		case ResourceAudit:
+			if m.has(p+".names", len(role.Names) > 0) {
+				ps.add(p+".names", "expected no names for an audit role (it covers the audit log), found the key")
+			}
+			checkList(ps, p+".actions", "action", actions, enumCheck("action for the audit log", Read))
 		default:
-			ps.add(p+".resource", "expected %q, %q or %q, found %s", ResourceSecrets, ResourceManifest, ResourcePackages, quote(string(role.Resource)))
+			ps.add(p+".resource", "expected %q, %q, %q or %q, found %s", ResourceSecrets, ResourceManifest, ResourcePackages, ResourceAudit, quote(string(role.Resource)))
 		}
 	}
 }

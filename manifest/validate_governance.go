@@ -47,7 +47,7 @@ func (m *Manifest) Allowed(user string, resource Resource, action Action, name s
 		if r.Resource != resource || !slices.Contains(r.Actions, action) {
 			continue
 		}
-		if resource != ResourceManifest && !slices.Contains(r.Names, name) {
+		if resource != ResourceManifest && resource != ResourceAudit && !slices.Contains(r.Names, name) {
 			continue
 		}
 		return true
@@ -79,10 +79,10 @@ func (m *Manifest) checkRecovery(ps *problems, r *Recovery) {
 	const p = "$.governance.recovery"
 	n := len(r.Keys)
 	switch {
-	case n < 2 || n > MaxRecoveryKeys:
-		ps.add(p+".keys", "expected 2 to %d recovery keys, found %d", MaxRecoveryKeys, n)
-	case r.Threshold < 2 || r.Threshold > n:
-		ps.add(p+".threshold", "expected a threshold from 2 to the number of keys (%d), found %d", n, r.Threshold)
+	case n < 1 || n > MaxRecoveryKeys:
+		ps.add(p+".keys", "expected 1 to %d recovery keys, found %d", MaxRecoveryKeys, n)
+	case r.Threshold < 1 || r.Threshold > n:
+		ps.add(p+".threshold", "expected a threshold from 1 to the number of keys (%d), found %d", n, r.Threshold)
 	}
 	owner := map[string]string{} // DER public key -> holder
 	for _, name := range sortedKeys(r.Keys) {
@@ -140,6 +140,18 @@ func parseRecoveryKey(s string) (any, []byte, error) {
 		return nil, nil, fmt.Errorf("expected an RSA-3072 or X25519 public key, found a %T", k)
 	}
 	return k, block.Bytes, nil
+}
+
+// AuditRestricted reports whether a role of m covers the audit log: then only users holding
+// such a role may read it ([Manifest.Allowed] with [ResourceAudit] and [Read]); otherwise
+// every user of m may.
+func (m *Manifest) AuditRestricted() bool {
+	for _, r := range m.Roles {
+		if r.Resource == ResourceAudit {
+			return true
+		}
+	}
+	return false
 }
 
 // RecoveryHolders returns the names of the recovery key holders, sorted; none without recovery.

@@ -100,9 +100,11 @@ func TestGovernanceRules(t *testing.T) {
 		{"expiry too long", setGov("pending_update_expiry", "721h"), "$.governance.pending_update_expiry", "found 721h0m0s"},
 		{"expiry not a duration", setGov("pending_update_expiry", "3 days"), "$.governance.pending_update_expiry", "expected a duration"},
 		{"unknown key", setGov("quorum", 2), "$.governance.quorum", `unknown key "quorum"; expected one of: update_threshold, pending_update_expiry, recovery`},
-		{"recovery threshold one", setRec("threshold", 1), "$.governance.recovery.threshold", "expected a threshold from 2 to the number of keys (3), found 1"},
+		{"recovery threshold zero", setRec("threshold", 0), "$.governance.recovery.threshold", "expected a threshold from 1 to the number of keys (3), found 0"},
 		{"recovery threshold above keys", setRec("threshold", 4), "$.governance.recovery.threshold", "found 4"},
-		{"recovery one key", setRec("keys", obj{"carol": testKey(t, "rsa3072")}), "$.governance.recovery.keys", "expected 2 to 255 recovery keys, found 1"},
+		{"recovery threshold above one key", func(d obj) {
+			setRec("keys", obj{"carol": testKey(t, "rsa3072")})(d)
+		}, "$.governance.recovery.threshold", "expected a threshold from 1 to the number of keys (1), found 2"},
 		{"recovery without keys", func(d obj) { delete(at(d, "governance", "recovery"), "keys") }, "$.governance.recovery.keys", "found 0"},
 		{"recovery holder name", func(d obj) {
 			keys := at(d, "governance", "recovery", "keys")

@@ -149,7 +149,7 @@ func TestValidateRules(t *testing.T) {
 		{"user role twice", func(d obj) { at(d, "users", "alice")["roles"] = arr{"ops", "ops"} }, "$.users.alice.roles[1]", `expected each role once, found "ops" again`, 0},
 		// roles
 		{"role name", func(d obj) { at(d, "roles")["a/b"] = obj{"resource": "manifest", "actions": arr{"update"}} }, `$.roles["a/b"]`, "invalid role name", 0},
-		{"role resource", setRole(obj{"resource": "users", "actions": arr{"read"}}), "$.roles.ops.resource", `expected "secrets", "manifest" or "packages", found "users"`, 0},
+		{"role resource", setRole(obj{"resource": "users", "actions": arr{"read"}}), "$.roles.ops.resource", `expected "secrets", "manifest", "packages" or "audit", found "users"`, 0},
 		{"role without actions", setRole(obj{"resource": "secrets", "names": arr{"upload"}}), "$.roles.ops.actions", "expected at least one action, found none", 0},
 		{"secrets role without names", setRole(obj{"resource": "secrets", "actions": arr{"read"}}), "$.roles.ops.names", "expected the names of the secrets the role covers, found none", 0},
 		{"secrets role unknown secret", setRole(obj{"resource": "secrets", "names": arr{"upload", "uplaod"}, "actions": arr{"read"}}), "$.roles.ops.names[1]", `unknown secret "uplaod"; defined secrets: tls, token, upload`, 0},
@@ -157,6 +157,8 @@ func TestValidateRules(t *testing.T) {
 		{"secrets role update", setRole(obj{"resource": "secrets", "names": arr{"upload"}, "actions": arr{"update"}}), "$.roles.ops.actions[0]", `expected action for secrets [read write], found "update"`, 0},
 		{"secrets role action twice", setRole(obj{"resource": "secrets", "names": arr{"upload"}, "actions": arr{"read", "read"}}), "$.roles.ops.actions[1]", "expected each action once", 0},
 		{"write generated secrets", setRole(obj{"resource": "secrets", "names": arr{"upload", "token", "tls"}, "actions": arr{"read", "write"}}), "$.roles.ops.actions[1]", `expected only user-defined secrets with action "write", found token (symmetric-key), tls (certificate)`, 0},
+		{"audit role with names", setRole(obj{"resource": "audit", "names": arr{"x"}, "actions": arr{"read"}}), "$.roles.ops.names", "expected no names for an audit role", 0},
+		{"audit role update", setRole(obj{"resource": "audit", "actions": arr{"update"}}), "$.roles.ops.actions[0]", `expected action for the audit log [read], found "update"`, 0},
 		{"manifest role with names", setRole(obj{"resource": "manifest", "names": arr{}, "actions": arr{"update"}}), "$.roles.ops.names", "expected no names for a manifest role", 0},
 		{"manifest role read", setRole(obj{"resource": "manifest", "actions": arr{"read"}}), "$.roles.ops.actions[0]", `expected action for the manifest [update], found "read"`, 0},
 	} {

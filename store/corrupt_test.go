@@ -113,7 +113,7 @@ func TestOpenFailuresLeaveFilesUnchanged(t *testing.T) {
 		}, s, "version 2, expected 1"},
 		{"key file too large", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, KeyFile), bytes.Repeat([]byte(" "), maxKeyFileSize+1))
-		}, s, "larger than 65536 bytes"},
+		}, s, "larger than 262144 bytes"},
 		{"state garbage", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, StateFile), garbage)
 		}, s, "not a usable bbolt database"},

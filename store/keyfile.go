@@ -17,45 +17,64 @@ const (
 	dataKeySize = 32
 	// keyFileVersion is the only data-key.json version this code reads.
 	keyFileVersion = 1
-	// maxKeyFileSize bounds data-key.json: 64 KiB leaves room for recovery
-	// shares.
-	maxKeyFileSize = 64 << 10
+	// maxKeyFileSize bounds data-key.json: 256 KiB leaves room for a
+	// recovery record (see MaxRecoveryRecord).
+	maxKeyFileSize = 256 << 10
+	// MaxRecoveryRecord bounds the recovery record kept in data-key.json.
+	MaxRecoveryRecord = 192 << 10
 	// dataKeyAD binds the sealed data key to its purpose.
 	dataKeyAD = "cloister-store-data-key-v1"
 	// keyTemp is where a new data-key.json is written before it is renamed.
 	keyTemp = ".data-key.json.tmp"
 )
 
-// keyFile is the JSON form of data-key.json. Fields added later (recovery
-// shares) come with a parser that knows them: unknown fields are an error.
+// keyFile is the JSON form of data-key.json. Unknown fields are an error.
 type keyFile struct {
 	Version int    `json:"version"`
 	Kind    string `json:"kind"`
 	Sealed  []byte `json:"sealed"` // standard base64 in JSON
+	// Recovery is the recovery record, opaque to the store: a JSON value its
+	// owner (the Coordinator's recovery) writes and checks. It is kept in
+	// plain text beside the sealed key because it is needed exactly when
+	// the key cannot be unsealed; its owner authenticates it once the key
+	// is recovered.
+	Recovery json.RawMessage `json:"recovery,omitempty"`
 }
 
-// readDataKey reads, checks and unseals data-key.json. Its error wraps
-// fs.ErrNotExist if the file does not exist.
-func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
+// loadKeyFile reads and checks data-key.json without unsealing it. Its error
+// wraps fs.ErrNotExist if the file does not exist.
+func loadKeyFile(root *os.Root) (keyFile, error) {
 	f, err := root.Open(KeyFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return keyFile{}, err
 		}
-		return nil, fmt.Errorf("store: %w", err)
+		return keyFile{}, fmt.Errorf("store: %w", err)
 	}
 	defer f.Close()
 	raw, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("store: reading %s: %w", KeyFile, err)
+		return keyFile{}, fmt.Errorf("store: reading %s: %w", KeyFile, err)
 	}
 	if len(raw) > maxKeyFileSize {
-		return nil, keyFileCorrupt(nil, "is larger than %d bytes", maxKeyFileSize)
+		return keyFile{}, keyFileCorrupt(nil, "is larger than %d bytes", maxKeyFileSize)
 	}
-	kf, err := parseKeyFile(raw)
+	return parseKeyFile(raw)
+}
+
+// readDataKey reads, checks and unseals data-key.json. Its error wraps
+// fs.ErrNotExist if the file does not exist, and matches ErrUnseal if the
+// key does not unseal with s.
+func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
+	kf, err := loadKeyFile(root)
 	if err != nil {
 		return nil, err
 	}
+	return unsealKey(kf, s)
+}
+
+// unsealKey unseals the data key of kf with s.
+func unsealKey(kf keyFile, s seal.Sealer) ([]byte, error) {
 	if kf.Kind != s.Kind() {
 		return nil, fmt.Errorf("store: %s was sealed by a %q sealer, but this process uses %q; start with the sealer that made the store", KeyFile, kf.Kind, s.Kind())
 	}
@@ -65,7 +84,7 @@ func readDataKey(root *os.Root, s seal.Sealer) ([]byte, error) {
 		return nil, keyFileCorrupt(err, "holds a malformed sealed key: %v", err)
 	case err != nil:
 		// Authentication failed: sealed elsewhere, or its bytes changed.
-		return nil, fmt.Errorf("store: %s cannot be unsealed by this %q sealer (sealed on another machine, by another enclave signer, or with another simulated key; or the file was damaged): %w", KeyFile, s.Kind(), err)
+		return nil, &unsealError{msg: fmt.Sprintf("store: %s cannot be unsealed by this %q sealer (sealed on another machine, by another enclave signer, or with another simulated key; or the file was damaged)", KeyFile, s.Kind()), cause: err}
 	case len(key) != dataKeySize:
 		clear(key)
 		return nil, keyFileCorrupt(nil, "holds a %d-byte data key, expected %d", len(key), dataKeySize)
@@ -105,6 +124,8 @@ func parseKeyFile(raw []byte) (keyFile, error) {
 		return kf, keyFileCorrupt(nil, "has no sealer kind")
 	case len(kf.Sealed) == 0:
 		return kf, keyFileCorrupt(nil, "has no sealed key")
+	case len(kf.Recovery) > MaxRecoveryRecord:
+		return kf, keyFileCorrupt(nil, "holds a recovery record of %d bytes, expected at most %d", len(kf.Recovery), MaxRecoveryRecord)
 	}
 	return kf, nil
 }

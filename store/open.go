@@ -84,12 +84,20 @@ func Open(dir string, s seal.Sealer, opts Options) (*DB, error) {
 // openLocked does Open's work while the directory lock is held.
 func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 	log := opts.Logger.With("dir", root.Name(), "sealer", s.Kind())
-	aead, keyID, created, err := loadOrCreate(root, s, opts, log)
+	aead, key, keyID, created, err := loadOrCreate(root, s, opts, log)
 	if err != nil {
 		return nil, err
 	}
+	return finishOpen(root, s, aead, key, keyID, created, opts, log)
+}
+
+// finishOpen checks state.db against the data key key (whose cipher is aead and ID record
+// keyID), then opens it with bbolt. The DB keeps key; on error key is cleared.
+func finishOpen(root *os.Root, s seal.Sealer, aead cipher.AEAD, key, keyID []byte, created bool, opts Options, log *slog.Logger) (*DB, error) {
 	db := &DB{
 		aead:         aead,
+		dataKey:      key,
+		sealer:       s,
 		maxValueSize: opts.MaxValueSize,
 		log:          opts.Logger,
 		writer:       make(chan struct{}, 1),
@@ -98,17 +106,20 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 	}
 	info, err := db.checkState(keyID)
 	if err != nil {
+		clear(key)
 		return nil, err
 	}
 	for _, w := range info.warnings {
 		log.Warn("store: " + w)
 	}
 	if err := db.openBolt(opts); err != nil {
+		clear(key)
 		return nil, err
 	}
 	if err := db.checkVersion(); err != nil {
 		db.closeBolt()
 		db.anchor.close()
+		clear(key)
 		return nil, err
 	}
 	if info.keyID == nil {
@@ -124,6 +135,7 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 		if err != nil {
 			db.closeBolt()
 			db.anchor.close()
+			clear(key)
 			return nil, fmt.Errorf("store: recording the data key's ID in %s: %w", StateFile, err)
 		}
 	}
@@ -131,43 +143,45 @@ func openLocked(root *os.Root, s seal.Sealer, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// loadOrCreate returns the value cipher under the store's data key and
-// the key's ID record. If root has no state.db it first creates one, and a
-// data key if there is none either; created reports that.
-func loadOrCreate(root *os.Root, s seal.Sealer, opts Options, log *slog.Logger) (aead cipher.AEAD, keyID []byte, created bool, err error) {
+// loadOrCreate returns the value cipher under the store's data key, the
+// key and the key's ID record. If root has no state.db it first creates
+// one, and a data key if there is none either; created reports that.
+func loadOrCreate(root *os.Root, s seal.Sealer, opts Options, log *slog.Logger) (aead cipher.AEAD, key, keyID []byte, created bool, err error) {
 	_, err = root.Lstat(StateFile)
 	stateExists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, false, fmt.Errorf("store: %w", err)
+		return nil, nil, nil, false, fmt.Errorf("store: %w", err)
 	}
-	key, err := readDataKey(root, s)
+	key, err = readDataKey(root, s)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && stateExists:
-		return nil, nil, false, fmt.Errorf("store: %s exists but %s is missing; restore %s from a backup (a new one cannot decrypt the existing state)", StateFile, KeyFile, KeyFile)
+		return nil, nil, nil, false, fmt.Errorf("store: %s exists but %s is missing; restore %s from a backup (a new one cannot decrypt the existing state)", StateFile, KeyFile, KeyFile)
 	case errors.Is(err, fs.ErrNotExist):
 		if key, err = createDataKey(root, s); err != nil {
-			return nil, nil, false, err
+			return nil, nil, nil, false, err
 		}
 	case err != nil:
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	case !stateExists:
 		log.Warn("store: " + KeyFile + " exists without " + StateFile + "; creating an empty " + StateFile + " under the existing key")
 	}
 	aead, err = newAEAD(key)
 	keyID = keyIDRecord(key)
-	clear(key)
 	if err != nil {
-		return nil, nil, false, err
+		clear(key)
+		return nil, nil, nil, false, err
 	}
 	if !stateExists {
 		if err := checkNoState(root, aead); err != nil {
-			return nil, nil, false, err
+			clear(key)
+			return nil, nil, nil, false, err
 		}
 		if err := createState(root, aead, keyID, opts); err != nil {
-			return nil, nil, false, err
+			clear(key)
+			return nil, nil, nil, false, err
 		}
 	}
-	return aead, keyID, !stateExists, nil
+	return aead, key, keyID, !stateExists, nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

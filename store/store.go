@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloister-dev/cloister/seal"
 	"go.etcd.io/bbolt"
 )
 
@@ -91,9 +92,14 @@ func (o Options) withDefaults() (Options, error) {
 
 // DB is an open store. It is safe for concurrent use.
 type DB struct {
-	bolt         *bbolt.DB
-	file         *os.File    // bbolt's state.db, for closeBolt
-	aead         cipher.AEAD // AES-256-GCM with random nonces under the data key
+	bolt *bbolt.DB
+	file *os.File    // bbolt's state.db, for closeBolt
+	aead cipher.AEAD // AES-256-GCM with random nonces under the data key
+	// dataKey is the data key itself, for the owner's recovery split
+	// (WithDataKey); sealer seals it when the key file is rewritten.
+	dataKey      []byte
+	sealer       seal.Sealer
+	keyMu        sync.Mutex // serializes rewrites of data-key.json (SetRecovery)
 	maxValueSize int
 	log          *slog.Logger
 
@@ -193,6 +199,10 @@ func (db *DB) Close() error {
 		errAnchor := db.anchor.close()
 		db.anchorMu.Unlock()
 		db.closeErr = errors.Join(db.closeBolt(), errAnchor, db.lock.Close(), db.root.Close())
+		db.keyMu.Lock()
+		clear(db.dataKey)
+		db.dataKey = nil
+		db.keyMu.Unlock()
 	})
 	return db.closeErr
 }

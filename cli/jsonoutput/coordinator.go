@@ -29,6 +29,9 @@ type Status struct {
 	// version. Omitted by Coordinators before state versions.
 	StateVersion uint64 `json:"state_version,omitempty"`
 	StateHash    string `json:"state_hash,omitempty"`
+	// Recovery is the recovery split in force and, in recovery mode (state "recovery"), why
+	// and how far it is; omitted without a split.
+	Recovery *RecoveryStatus `json:"recovery,omitempty"`
 }
 
 // Certificates is printed by `cloister certificate root|intermediate|chain`.
@@ -95,6 +98,11 @@ type ManifestSet struct {
 	Version int `json:"version"`
 	// Digest is the SHA-256 of the manifest as sent, hex.
 	Digest string `json:"digest"`
+	// RecoveryShares are the share files of a new split of the data key, when this change
+	// named other recovery keys; omitted otherwise. Each is encrypted to its holder.
+	RecoveryShares []RecoveryShare `json:"recovery_shares,omitempty"`
+	// RecoveryWarning says the manifest applied but the new split failed; omitted otherwise.
+	RecoveryWarning string `json:"recovery_warning,omitempty"`
 }
 
 // ManifestCheck is printed by `cloister manifest check`; the exit status is 1 when valid is

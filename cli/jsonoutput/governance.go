@@ -44,4 +44,8 @@ type ManifestApprove struct {
 	Applied bool   `json:"applied"`
 	Version int    `json:"version,omitempty"`
 	Digest  string `json:"digest,omitempty"`
+	// RecoveryShares and RecoveryWarning are as in ManifestSet, for the approval that applied
+	// an update which named other recovery keys.
+	RecoveryShares  []RecoveryShare `json:"recovery_shares,omitempty"`
+	RecoveryWarning string          `json:"recovery_warning,omitempty"`
 }

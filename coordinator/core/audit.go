@@ -261,9 +261,11 @@ func (c *Core) exportAudit(ctx context.Context, from uint64, w io.Writer) (*audi
 }
 
 // authorizeAuditRead returns the user whose client certificate is cert if that user may read
-// the audit log: any user of the current manifest may. The log holds names, users and counts,
-// never secret values, and every user of a deployment has a stake in its history; strangers
-// see only the signed head (in the status answer and in every quote).
+// the audit log: a user of the current manifest holding a role with resource "audit" and
+// action "read" or, while no role of the manifest covers the audit log, any user of it (the
+// log holds names, users and counts, never secret values, and every user of a deployment has a
+// stake in its history). Strangers see only the signed head (in the status answer and in
+// every quote).
 func (c *Core) authorizeAuditRead(cert *x509.Certificate) (string, error) {
 	d := c.current()
 	if d == nil {
@@ -275,6 +277,9 @@ func (c *Core) authorizeAuditRead(cert *x509.Certificate) (string, error) {
 	}
 	if user == "" {
 		return "", errorf(api.CodeUnauthenticated, "reading the audit log needs a client certificate of a manifest user")
+	}
+	if d.m.AuditRestricted() && !d.allowed(user, manifest.ResourceAudit, manifest.Read, "") {
+		return "", errorf(api.CodeForbidden, "user %q has no role that grants read on the audit log (resource \"audit\"); the manifest restricts the log to such users", user)
 	}
 	return user, nil
 }

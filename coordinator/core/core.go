@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
@@ -82,6 +83,8 @@ type Core struct {
 	epochs     epochQuotes
 	counts     counts
 	audit      auditState
+	// recovery describes the recovery split in force for status answers; nil without one.
+	recovery atomic.Pointer[api.RecoveryStatus]
 
 	setMu sync.Mutex   // serializes manifest and secret changes
 	mu    sync.RWMutex // guards dep
@@ -128,6 +131,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 	if err := c.loadDeployment(ctx); err != nil {
 		return nil, err
 	}
+	c.loadRecoveryStatus()
 	if err := c.counts.load(ctx, c.db); err != nil {
 		return nil, fmt.Errorf("load activation counts: %w", err)
 	}
@@ -170,6 +174,7 @@ func (c *Core) Status() api.Status {
 	if n := c.ActivationCounts(); len(n) > 0 {
 		s.Activations = n
 	}
+	s.Recovery = c.recoveryStatus()
 	if h, err := c.AuditHead(context.Background()); err != nil {
 		c.log.Error("sign the audit log's head for the status", "error", err.Error())
 	} else {

@@ -186,6 +186,9 @@ func (c *Core) Run(ctx context.Context) error {
 			if err := c.flushCounts(ctx, false); err != nil && !errors.Is(err, context.Canceled) {
 				c.log.Error("flush activation counts", "error", err.Error())
 			}
+			if err := c.expirePending(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				c.log.Error("withdraw an expired manifest update", "error", err.Error())
+			}
 		}
 	}
 }

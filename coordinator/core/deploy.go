@@ -142,7 +142,9 @@ func (c *Core) SetManifest(ctx context.Context, cert *x509.Certificate, raw []by
 	} else {
 		c.log.Info("manifest updated", "manifest_version", plan.version, "manifest_digest", digest, "user", user)
 	}
-	return &api.SetManifestResponse{Version: plan.version, Digest: digest}, nil
+	resp := &api.SetManifestResponse{Version: plan.version, Digest: digest}
+	resp.RecoveryShares, resp.RecoveryWarning = c.syncRecovery(ctx, m, user)
+	return resp, nil
 }
 
 // commitManifestSet stores the manifest of plan, set by user ("" for the first manifest), in

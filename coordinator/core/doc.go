@@ -19,6 +19,15 @@
 // survives restarts, expires, can be withdrawn ([Core.CancelManifest]) and is withdrawn by any
 // other manifest change. [Core.UpdateSVN] raises a package's min_isvsvn without approval.
 //
+// # Recovery
+//
+// When the manifest names recovery key holders (governance.recovery), the store's data key is
+// split among them after each manifest change that changes them, and the share files are
+// returned to the caller (see recovery.go). A Coordinator whose store does not unseal runs
+// [Recovery] instead of a Core: it serves its status and a recovery challenge, collects
+// holders' signed shares and, with enough of them, hands the rebuilt key to its Complete
+// function, which reopens the store and starts a Core on it (see recovery_mode.go).
+//
 // # Persistence
 //
 // Everything that must survive a restart — the root CA, the Coordinator's TLS key, every

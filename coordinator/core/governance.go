@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
+	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/manifest"
 	"github.com/cloister-dev/cloister/store"
 )
@@ -174,6 +176,11 @@ func (c *Core) commitProposal(ctx context.Context, rec *pendingRecord, m *manife
 		if old != nil && c.now().Before(old.ExpiresAt) {
 			return errorf(api.CodeConflict, "another manifest update is pending: %s; approve it or cancel it first", old.describe())
 		}
+		if old != nil {
+			if err := c.recordExpiry(tx, old); err != nil {
+				return err
+			}
+		}
 		if err := checkIssuedAgainst(tx, m, c.now()); err != nil {
 			return err
 		}
@@ -324,6 +331,7 @@ func (c *Core) ApproveManifest(ctx context.Context, cert *x509.Certificate, id, 
 	}
 	c.install(plan)
 	resp.Applied, resp.Version, resp.Digest = true, plan.version, rec.Digest
+	resp.RecoveryShares, resp.RecoveryWarning = c.syncRecovery(ctx, m, user)
 	c.log.Info("manifest update applied", "user", user, "proposal", rec.ID, "manifest_version", plan.version, "manifest_digest", rec.Digest,
 		"approvers", approvers(rec), "threshold", k)
 	return resp, nil
@@ -386,6 +394,48 @@ func verifyApproval(cert *x509.Certificate, msg, sig []byte) error {
 		return fmt.Errorf("the certificate's %T key cannot sign approvals; expected ECDSA, RSA or Ed25519", pub)
 	}
 	return nil
+}
+
+// recordExpiry records that the pending update rec lapsed: a cancel by the Coordinator, with
+// reason "expired".
+func (c *Core) recordExpiry(tx *store.Tx, rec *pendingRecord) error {
+	return c.record(tx, audit.KindManifestCancel, actorCoordinator, map[string]string{
+		"proposal": rec.ID, "manifest_sha256": rec.Digest, "approvals": strconv.Itoa(len(rec.Approvals)),
+		"reason": "expired", "expired_at": rec.ExpiresAt.UTC().Format(time.RFC3339),
+	})
+}
+
+// expirePending withdraws a pending update whose time ran out and records that in the audit
+// log, so that the log says when an update lapsed and not only that it stopped being pending.
+// Run calls it with every count flush; a proposal that replaces an expired update records the
+// expiry the same way.
+func (c *Core) expirePending(ctx context.Context) error {
+	var rec *pendingRecord
+	if err := c.db.View(ctx, func(tx *store.Tx) error {
+		var err error
+		rec, err = loadPending(tx)
+		return err
+	}); err != nil || rec == nil || c.now().Before(rec.ExpiresAt) {
+		return err
+	}
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+	expired := false
+	err := c.db.Update(ctx, func(tx *store.Tx) error {
+		cur, err := loadPending(tx)
+		if err != nil || cur == nil || cur.ID != rec.ID || c.now().Before(cur.ExpiresAt) {
+			return err
+		}
+		if err := deletePending(tx); err != nil {
+			return err
+		}
+		expired = true
+		return c.recordExpiry(tx, cur)
+	})
+	if err == nil && expired {
+		c.log.Info("manifest update expired", "proposal", rec.ID, "manifest_digest", rec.Digest, "expired_at", rec.ExpiresAt)
+	}
+	return err
 }
 
 // CancelManifest withdraws the pending update, for its proposer or any user with the manifest
@@ -503,7 +553,9 @@ func (c *Core) UpdateSVN(ctx context.Context, cert *x509.Certificate, pkg string
 	digest := fmt.Sprintf("%x", m.Digest())
 	c.log.Info("package security version raised", "user", user, "package", pkg, "min_isvsvn_old", *p.MinISVSVN, "min_isvsvn", svn,
 		"manifest_version", plan.version, "manifest_digest", digest)
-	return &api.SetManifestResponse{Version: plan.version, Digest: digest}, nil
+	resp := &api.SetManifestResponse{Version: plan.version, Digest: digest}
+	resp.RecoveryShares, resp.RecoveryWarning = c.syncRecovery(ctx, m, user)
+	return resp, nil
 }
 
 // commitSVNUpdate stores the manifest with the raised SVN, plan, in one transaction (which

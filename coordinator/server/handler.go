@@ -85,6 +85,8 @@ var codeStatus = map[string]int{
 	// Governance.
 	api.CodeConflict:         http.StatusConflict,
 	api.CodeSignatureInvalid: http.StatusForbidden,
+	// Recovery.
+	api.CodeRecoveryMode: http.StatusServiceUnavailable,
 }
 
 // Bounds of an error message in a reply and in a log line. Messages bound each piece of input

@@ -52,11 +52,19 @@ func (s *Server) meshRoutes() []route {
 // ClientHandler returns the client API handler, governance routes included. It expects TLS
 // (for user certificates).
 func (s *Server) ClientHandler() http.Handler {
-	return s.mux("client", append(s.clientRoutes(), s.governanceRoutes()...))
+	if s.recovery != nil {
+		return s.recoveryModeHandler("client", append([]route{{pattern: "GET " + api.PathStatus, h: s.recoveryStatus}}, s.recoveryRoutes()...))
+	}
+	return s.mux("client", append(append(s.clientRoutes(), s.governanceRoutes()...), s.recoveryRoutes()...))
 }
 
 // MeshHandler returns the workload API handler. It expects TLS 1.3 (for the activation binding).
-func (s *Server) MeshHandler() http.Handler { return s.mux("mesh", s.meshRoutes()) }
+func (s *Server) MeshHandler() http.Handler {
+	if s.recovery != nil {
+		return s.recoveryModeHandler("mesh", nil)
+	}
+	return s.mux("mesh", s.meshRoutes())
+}
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, s.core.Status())
@@ -199,7 +207,7 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request) error {
 func Routes() map[string][]string {
 	s := &Server{}
 	out := map[string][]string{}
-	client := append(s.clientRoutes(), s.governanceRoutes()...)
+	client := append(append(s.clientRoutes(), s.governanceRoutes()...), s.recoveryRoutes()...)
 	for name, table := range map[string][]route{"client": client, "mesh": s.meshRoutes()} {
 		for _, r := range table {
 			out[name] = append(out[name], r.pattern)

@@ -21,6 +21,7 @@ import (
 // Server serves a Coordinator's APIs. It is safe for concurrent use.
 type Server struct {
 	core     *core.Core
+	recovery *core.Recovery // set in recovery mode (see NewRecovery), when core is nil
 	log      *slog.Logger
 	reqs     *prometheus.CounterVec
 	unlogged *prometheus.CounterVec
@@ -66,7 +67,7 @@ func New(c *core.Core, opts ...Option) *Server {
 func (s *Server) ClientTLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{*s.core.TLSCertificate()},
+		Certificates: []tls.Certificate{*s.tlsCertificate()},
 		ClientAuth:   tls.RequestClientCert,
 	}
 }
@@ -76,7 +77,7 @@ func (s *Server) ClientTLSConfig() *tls.Config {
 func (s *Server) MeshTLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{*s.core.TLSCertificate()},
+		Certificates: []tls.Certificate{*s.tlsCertificate()},
 	}
 }
 

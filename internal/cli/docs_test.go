@@ -58,6 +58,10 @@ var jsonDocuments = map[string]any{
 	"cloister audit log":                jsonoutput.AuditLog{},
 	"cloister audit verify":             jsonoutput.AuditVerify{},
 	"cloister bundle verify":            jsonoutput.BundleVerify{},
+	"cloister recover":                  jsonoutput.Recover{},
+	"cloister recover challenge":        jsonoutput.RecoverOffline{},
+	"cloister recover submit":           jsonoutput.Recover{},
+	"cloister recover status":           jsonoutput.Recover{},
 }
 
 // docTree is the command tree as the docs show it: no environment, so flag defaults are the

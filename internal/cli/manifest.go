@@ -68,7 +68,7 @@ func (a *app) newManifestCheckCmd() *cobra.Command {
 
 // manifestSetJSON is the --output json document of r.
 func manifestSetJSON(r *api.SetManifestResponse) jsonoutput.ManifestSet {
-	return jsonoutput.ManifestSet{Version: r.Version, Digest: r.Digest}
+	return jsonoutput.ManifestSet{Version: r.Version, Digest: r.Digest, RecoveryShares: sharesJSON(r.RecoveryShares), RecoveryWarning: r.RecoveryWarning}
 }
 
 // diffJSON is the --output json document of a manifest diff: an array, empty when nothing
@@ -101,8 +101,9 @@ func flatten(err error) []error {
 // operator the trust-on-first-use owner of the wrong Coordinator.
 func (a *app) newManifestSetCmd(update bool) *cobra.Command {
 	var (
-		conn connFlags
-		out  outputFlag
+		conn   connFlags
+		out    outputFlag
+		shares sharesFlag
 	)
 	use, short := "set FILE", "Set the deployment manifest (the first, or an update)"
 	if update {
@@ -138,14 +139,18 @@ later updates need --cert/--key of a user whose role grants update on the manife
 			if err != nil {
 				return err
 			}
+			paths, werr := shares.write(res.RecoveryShares)
 			r := manifestSetJSON(res)
-			return out.print(cmd.OutOrStdout(), r, func(w io.Writer) {
+			err = out.print(cmd.OutOrStdout(), r, func(w io.Writer) {
 				fmt.Fprintf(w, "Manifest version %d set (SHA-256 %s).\n", r.Version, r.Digest)
+				printShares(w, res.RecoveryShares, paths, res.RecoveryWarning)
 			})
+			return errors.Join(werr, err)
 		},
 	}
 	a.registerConnFlags(cmd, &conn)
 	out.register(cmd)
+	shares.register(cmd)
 	return cmd
 }
 

@@ -203,10 +203,11 @@ func userSigner(conn *connFlags) (crypto.Signer, error) {
 
 func (a *app) newManifestApproveCmd() *cobra.Command {
 	var (
-		conn connFlags
-		out  outputFlag
-		hash string
-		yes  bool
+		conn   connFlags
+		out    outputFlag
+		shares sharesFlag
+		hash   string
+		yes    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "approve",
@@ -257,18 +258,22 @@ threshold applies the update. --hash makes sure the update approved is the one y
 			if err != nil {
 				return err
 			}
-			doc := jsonoutput.ManifestApprove{Approvals: r.Approvals, Threshold: r.Threshold, Applied: r.Applied, Version: r.Version, Digest: r.Digest}
-			return out.print(cmd.OutOrStdout(), doc, func(w io.Writer) {
+			doc := jsonoutput.ManifestApprove{Approvals: r.Approvals, Threshold: r.Threshold, Applied: r.Applied, Version: r.Version, Digest: r.Digest,
+				RecoveryShares: sharesJSON(r.RecoveryShares), RecoveryWarning: r.RecoveryWarning}
+			paths, werr := shares.write(r.RecoveryShares)
+			return errors.Join(werr, out.print(cmd.OutOrStdout(), doc, func(w io.Writer) {
 				if doc.Applied {
 					fmt.Fprintf(w, "Approved (%d of %d): the update is applied as manifest version %d (SHA-256 %s).\n", doc.Approvals, doc.Threshold, doc.Version, doc.Digest)
+					printShares(w, r.RecoveryShares, paths, r.RecoveryWarning)
 					return
 				}
 				fmt.Fprintf(w, "Approved (%d of %d); the update applies when %d more updater(s) approve it.\n", doc.Approvals, doc.Threshold, doc.Threshold-doc.Approvals)
-			})
+			}))
 		},
 	}
 	a.registerConnFlags(cmd, &conn)
 	out.register(cmd)
+	shares.register(cmd)
 	cmd.Flags().StringVar(&hash, "hash", "", "SHA-256 of the manifest you mean to approve (hex); refuse if another is pending")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve without showing the changes and asking")
 	return cmd
@@ -322,8 +327,9 @@ func (a *app) newManifestCancelCmd() *cobra.Command {
 
 func (a *app) newManifestUpdateSVNCmd() *cobra.Command {
 	var (
-		conn connFlags
-		out  outputFlag
+		conn   connFlags
+		out    outputFlag
+		shares sharesFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "update-svn PACKAGE SVN",
@@ -347,13 +353,16 @@ manifest update is withdrawn.`,
 			if err != nil {
 				return err
 			}
+			paths, werr := shares.write(res.RecoveryShares)
 			r := manifestSetJSON(res)
-			return out.print(cmd.OutOrStdout(), r, func(w io.Writer) {
+			return errors.Join(werr, out.print(cmd.OutOrStdout(), r, func(w io.Writer) {
 				fmt.Fprintf(w, "Package %s: min_isvsvn is %d in manifest version %d (SHA-256 %s).\n", args[0], svn, r.Version, r.Digest)
-			})
+				printShares(w, res.RecoveryShares, paths, res.RecoveryWarning)
+			}))
 		},
 	}
 	a.registerConnFlags(cmd, &conn)
 	out.register(cmd)
+	shares.register(cmd)
 	return cmd
 }

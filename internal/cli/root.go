@@ -112,6 +112,7 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newAuditCmd(),
 		a.newBundleCmd(),
 		a.newInjectorCmd(),
+		a.newRecoverCmd(),
 	)
 	return root
 }

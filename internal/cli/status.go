@@ -86,6 +86,7 @@ func statusJSON(s *api.Status) jsonoutput.Status {
 	if s.AuditHead != nil {
 		out.AuditHead = new(auditHeadJSON(s.AuditHead))
 	}
+	out.Recovery = recoveryStatusJSON(s.Recovery)
 	return out
 }
 

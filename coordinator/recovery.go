@@ -1,0 +1,180 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/coordinator/server"
+	"github.com/cloister-dev/cloister/store"
+)
+
+// Recovery mode: the store's data key does not unseal under this CPU's seal key (the state was
+// moved, or the seal key changed), so the Coordinator serves only its status and the recovery
+// route (see core.Recovery) until k recovery key holders have submitted their shares. Then it
+// reopens the store under the rebuilt key, records the recovery in the audit log, seals the key
+// under its own seal key, and serves normally on the same listeners, without a restart.
+// Connections that arrive during the switch wait in the listen queue.
+
+// startRecovery sets c up in recovery mode after store.Open failed with openErr (ErrUnseal).
+func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, openErr error) error {
+	record, err := store.ReadRecovery(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("recovery mode: read the recovery record: %w", err)
+	}
+	reason := fmt.Sprintf("sealed state cannot be unsealed with this CPU's seal key (%s sealer): it was sealed on another CPU, by another enclave signer or under another simulated seal key", t.sealer.Kind())
+	c.rec, err = core.NewRecovery(core.RecoveryConfig{
+		Record: record, Reason: reason, Issuer: t.issuer, Verifier: t.verifier, Simulation: t.simulation,
+		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
+		Complete: func(ctx context.Context, key []byte, r core.RecoveryReport) error {
+			return c.completeRecovery(ctx, cfg, t, key, r)
+		},
+	}, core.WithLogger(c.log))
+	if err != nil {
+		return err
+	}
+	if !c.rec.Possible() {
+		// Fail closed: nothing can open the state, so there is nothing to serve.
+		return fmt.Errorf("open state in %s: %w; %s", cfg.DataDir, openErr, strings.TrimPrefix(c.rec.Status().Message, "SIMULATION MODE: not secure. "))
+	}
+	c.rsrv = server.NewRecovery(c.rec, server.WithLogger(c.log))
+	st := c.rec.Status().Recovery
+	c.log.Warn("RECOVERY MODE: the state cannot be unsealed; waiting for the recovery key holders' shares (`cloister recover`)",
+		"reason", reason, "threshold", st.Threshold, "holders", st.Holders, "generation", st.Generation, "error", openErr.Error())
+	return nil
+}
+
+// completeRecovery opens the store under the rebuilt key (which must authenticate all of it),
+// starts the core on it, records the recovery, and only then seals the key under this CPU's
+// seal key: a crash before the reseal leaves a Coordinator that needs recovery again, never one
+// recovered without a record of it.
+func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, key []byte, r core.RecoveryReport) (err error) {
+	db, err := store.Recover(cfg.DataDir, t.sealer, key, store.Options{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	cr, err := core.New(ctx, core.Config{
+		Store: db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
+		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
+	}, core.WithLogger(c.log), core.WithRegisterer(c.reg))
+	if err != nil {
+		return err
+	}
+	if err := cr.RecordRecovery(ctx, r); err != nil {
+		return fmt.Errorf("audit log: record the recovery: %w", err)
+	}
+	if err := db.Reseal(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.db, c.core = db, cr
+	c.srv = server.New(cr, server.WithLogger(c.log), server.WithRegisterer(c.reg))
+	c.mu.Unlock()
+	return nil
+}
+
+// runRecovery serves recovery mode on views of the client and workload listeners until the
+// recovery completes (true) or ctx ends (false).
+func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
+	c.handoffs = []*handoff{newHandoff(c.client), newHandoff(c.mesh)}
+	c.client, c.mesh = nil, nil // the handoffs own them now
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-c.rec.Done():
+			stop()
+		case <-rctx.Done():
+		}
+	}()
+	err := c.rsrv.Serve(rctx, c.handoffs[0].view(), c.handoffs[1].view(), nil, nil)
+	select {
+	case <-c.rec.Done():
+		c.log.Info("recovery complete; serving the recovered state on the same listeners")
+		return err == nil, err
+	default:
+		return false, err
+	}
+}
+
+// handoff lets one listener be served by one server after another: views take the
+// connections it accepts, one view at a time, and closing a view leaves the listener open.
+type handoff struct {
+	ln    net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	err   error // Accept's error, once conns is closed
+}
+
+func newHandoff(ln net.Listener) *handoff {
+	h := &handoff{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+	go h.pump()
+	return h
+}
+
+// pump accepts connections until the listener closes and hands each to a view.
+func (h *handoff) pump() {
+	for {
+		conn, err := h.ln.Accept()
+		if err != nil {
+			h.err = err
+			close(h.conns)
+			return
+		}
+		select {
+		case h.conns <- conn:
+		case <-h.done:
+			conn.Close()
+			return
+		}
+	}
+}
+
+// Close closes the listener.
+func (h *handoff) Close() error {
+	var err error
+	h.once.Do(func() {
+		close(h.done)
+		err = h.ln.Close()
+	})
+	return err
+}
+
+func (h *handoff) view() net.Listener { return &view{h: h, closed: make(chan struct{})} }
+
+type view struct {
+	h      *handoff
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (v *view) Accept() (net.Conn, error) {
+	select {
+	case conn, ok := <-v.h.conns:
+		if !ok {
+			return nil, errors.Join(net.ErrClosed, v.h.err)
+		}
+		return conn, nil
+	case <-v.closed:
+		return nil, net.ErrClosed
+	case <-v.h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (v *view) Close() error {
+	v.once.Do(func() { close(v.closed) })
+	return nil
+}
+
+func (v *view) Addr() net.Addr { return v.h.ln.Addr() }
