@@ -58,6 +58,7 @@ var jsonDocuments = map[string]any{
 	"cloister audit log":                jsonoutput.AuditLog{},
 	"cloister audit verify":             jsonoutput.AuditVerify{},
 	"cloister bundle verify":            jsonoutput.BundleVerify{},
+	"cloister check":                    jsonoutput.Check{},
 }
 
 // docTree is the command tree as the docs show it: no environment, so flag defaults are the

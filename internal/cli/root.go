@@ -111,6 +111,9 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newUserCmd(),
 		a.newAuditCmd(),
 		a.newBundleCmd(),
+		a.newInstallCmd(),
+		a.newUninstallCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }
