@@ -3,6 +3,7 @@ package kube
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -88,7 +89,7 @@ func (l *tarLayer) done() v1.Layer {
 		l.t.Fatal(err)
 	}
 	b := l.buf.Bytes()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(b))
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 	if err != nil {
 		l.t.Fatal(err)
 	}

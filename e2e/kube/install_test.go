@@ -237,6 +237,20 @@ func TestInstall(t *testing.T) {
 		left := releaseObjects(ctx, t, c)
 		return len(left) == 1 && left[0] == "PersistentVolumeClaim/cloister-state", fmt.Sprint(left)
 	})
+
+	// 7. Without simulation on a node without SGX, the Coordinator never becomes ready and
+	// `cloister check` says why, in the Coordinator's own words.
+	noSGX := []string{"--kubeconfig", c.Kubeconfig, "--namespace", namespace + "-nosgx"}
+	longCLI(t, env, 2*time.Minute, append([]string{"install",
+		"--set", "image.repository=localhost/cloister-e2e/coordinator", "--set", "image.tag=kube", "--set", "image.pullPolicy=Never",
+		"--set", "sgx.devicePlugin=none", "--set", "coordinator.hostNetwork=true", "--set", "coordinator.listenAddress=127.0.0.1",
+		"--set", fmt.Sprintf("coordinator.clientPort=%d", freePort(t)), "--set", fmt.Sprintf("coordinator.meshPort=%d", freePort(t)),
+		"--set", "coordinator.persistence.enabled=false", "--set", "injector.enabled=false"}, noSGX...)...)
+	res = env.CLI(t, append([]string{"check", "--timeout", "20s"}, noSGX...)...)
+	if res.Code != 1 || !strings.Contains(res.Stdout, "coordinator  NOT ready") || !strings.Contains(res.Stdout, "no SGX") {
+		t.Errorf("check of a Coordinator without SGX and without simulation: %v\nwant exit code 1 and the Coordinator's reason (no SGX)", res)
+	}
+	env.MustCLI(t, append([]string{"uninstall"}, noSGX...)...)
 	t.Logf("install took %v", installTook.Round(time.Millisecond))
 }
 

@@ -13,12 +13,12 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // defaultNamespace is where `cloister install` puts Cloister unless told otherwise, and where
@@ -93,7 +93,7 @@ func coordinatorPod(ctx context.Context, cs kubernetes.Interface, namespace stri
 				}
 			}
 		}
-		return nil, 0, fmt.Errorf("Coordinator pod %s/%s has no port named client-api", namespace, p.Name)
+		return nil, 0, fmt.Errorf("the Coordinator pod %s/%s has no port named client-api", namespace, p.Name)
 	}
 	return nil, 0, fmt.Errorf("no ready Coordinator pod in namespace %s (%s); see `cloister check --namespace %s`", namespace, strings.Join(why, "; "), namespace)
 }
