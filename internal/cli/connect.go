@@ -95,6 +95,10 @@ func (a *app) pinnedRoot(f *connFlags) (*x509.Certificate, error) {
 		return nil, err
 	}
 	b, err := readBounded(p, 64<<10)
+	if errors.Is(err, fs.ErrNotExist) && f.pinKey != "" {
+		return nil, withCode(jsonoutput.CodeNotVerified,
+			fmt.Errorf("the Coordinator in namespace %s has not been verified yet: run `cloister verify --namespace %s` first", f.kube.namespace, f.kube.namespace))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, withCode(jsonoutput.CodeNotVerified,
 			fmt.Errorf("coordinator %s has not been verified yet: run `cloister verify --coordinator %s` first", f.addr, f.addr))
