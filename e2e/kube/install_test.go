@@ -231,6 +231,20 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Upgrade: install again (values kept, one changed); the Coordinator is replaced and finds
+	// its state on the volume: same pinned root, the manifest and the activation still there.
+	start = time.Now()
+	out = longCLI(t, env, 4*time.Minute, append([]string{"install", "--set", "coordinator.logLevel=debug", "--wait", "--timeout", "3m"}, kube...)...)
+	t.Logf("upgrade (cloister install on an existing release) ready after %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(out, "revision 2") {
+		t.Errorf("second install did not upgrade:\n%s", out)
+	}
+	var st jsonoutput.Status
+	mustJSON(t, env.MustCLI(t, append([]string{"status", "--output", "json"}, kube...)...).Stdout, &st)
+	if st.ManifestVersion != 1 || !st.Simulation || st.Activations["redis"] != 1 {
+		t.Errorf("status after the upgrade: %+v; want manifest version 1, simulation, one activation of redis", st)
+	}
+
 	// 6. uninstall: nothing of the release is left but the state claim.
 	env.MustCLI(t, append([]string{"uninstall"}, kube...)...)
 	e2etest.WaitFor(t, time.Minute, "the release's objects to go", func() (bool, string) {
