@@ -129,6 +129,14 @@ func (r *renewer) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	next, err := l.seen.check(a.resp, a.activated)
+	if err != nil {
+		// An older (or forked) state may be one restored from a backup to undo a revocation,
+		// a secret rotation or a manifest update; nothing from it is installed. The application
+		// keeps its current certificate and files; run asks again rarely and says when the
+		// certificate expires.
+		return err
+	}
 	if err := checkDelivered(l.m, a.resp.Files); err != nil { // a manifest update may have changed the files
 		return err
 	}
@@ -136,6 +144,7 @@ func (r *renewer) renew(ctx context.Context) error {
 		return err
 	}
 	r.from, r.notAfter = a.activated, a.notAfter
+	l.seen = next
 	l.log.Info("workload certificate renewed", "serial", a.serial, "not_after", a.notAfter.UTC().Format(time.RFC3339),
 		"files", len(a.resp.Files), "manifest_version", a.resp.ManifestVersion, "took", time.Since(start).Round(time.Millisecond))
 	if changed := changedEnv(r.env, a.env); len(changed) > 0 || !slices.Equal(r.argv, a.argv) {
