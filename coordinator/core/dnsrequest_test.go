@@ -62,7 +62,7 @@ func TestRequestedDNSNames(t *testing.T) {
 	}{
 		{[]string{"web.apps.svc.cluster.local", "evil.example"}, `"evil.example" is not among workload "web"'s tls.dns or tls.allowed_dns`},
 		{[]string{"a.b.apps.svc.cluster.local"}, `is not among`},
-		{[]string{"db.test"}, `"db.test" is not among`},          // another workload's name
+		{[]string{"db.test"}, `"db.test" is not among`},                   // another workload's name
 		{[]string{"10.0.0.9"}, `which clients may read as an IP address`}, // even if a pattern covered it
 		{[]string{"WEB.apps"}, `expected a lowercase DNS name`},
 	} {

@@ -111,9 +111,9 @@ type launchOpts struct {
 	viaCLI   bool   // `cloister launch` instead of cloister-launch
 	workload string // default: the app's name
 	instance string
-	mesh     string // the Coordinator's workload API
-	simDir   string // the simulated platform the launcher quotes on
-	retry    string // CLOISTER_RETRY_TIMEOUT; default 5s
+	mesh     string   // the Coordinator's workload API
+	simDir   string   // the simulated platform the launcher quotes on
+	retry    string   // CLOISTER_RETRY_TIMEOUT; default 5s
 	env      []string // more host environment (NAME=value)
 }
 

@@ -55,12 +55,10 @@ func (a *app) seenStatePath(f *connFlags, root *x509.Certificate) (string, error
 
 // checkSeenState refuses st if its state version is older than, or forked from, the newest
 // seen of the deployment with root, and otherwise remembers it. A Coordinator that reports no
-// state version (one from before versions) is not compared.
+// state version (0: one from before versions, or a new state) is compared like any other, so
+// it is refused once a version was seen.
 func (a *app) checkSeenState(f *connFlags, root *x509.Certificate, st *api.Status) error {
-	if st.StateVersion == 0 {
-		return nil
-	}
-	if !stateHashHex.MatchString(st.StateHash) {
+	if st.StateVersion != 0 && !stateHashHex.MatchString(st.StateHash) {
 		return withCode(jsonoutput.CodeNotVerified, fmt.Errorf("coordinator reports state version %d with hash %q; expected 64 lowercase hex digits", st.StateVersion, truncate(st.StateHash, 80)))
 	}
 	p, err := a.seenStatePath(f, root)
@@ -88,6 +86,9 @@ func (a *app) checkSeenState(f *connFlags, root *x509.Certificate, st *api.Statu
 		case st.StateVersion == old.StateVersion:
 			return nil
 		}
+	}
+	if st.StateVersion == 0 {
+		return nil // nothing to remember
 	}
 	out, err := json.MarshalIndent(seenState{StateVersion: st.StateVersion, StateHash: st.StateHash, SeenAt: time.Now().UTC(), Coordinator: f.addr}, "", "  ")
 	if err != nil {
