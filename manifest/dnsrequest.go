@@ -59,13 +59,64 @@ func (m *Manifest) CheckRequestedDNS(workload, name string) error {
 		return fmt.Errorf("%w: %s is not among workload %s's tls.dns or tls.allowed_dns (%s) nor covered by a wildcard there",
 			ErrDNSNotAllowed, quote(name), quote(workload), strings.Join(allowed, ", "))
 	}
-	if c := m.workloadIdentitiesExcept(workload).conflict(name, kindDNSName); c != nil {
+	if c := m.otherWorkloadConflict(workload, name); c != nil {
 		return fmt.Errorf("%w: %s; %w", ErrDNSNotAllowed, c, ErrWorkloadIdentity)
 	}
 	if s, n := m.secretNameOverlap(name); s != "" {
 		return fmt.Errorf("%w: %s overlaps %s of certificate secret %s", ErrDNSNotAllowed, quote(name), quote(n), quote(s))
 	}
 	return nil
+}
+
+// otherWorkloadConflict returns the first identity of a workload other than workload that
+// name, a requested name that passed checkRequestedName, overlaps, or nil. Such a name has
+// exactly one reading, as a concrete DNS name (no address, no SPIFFE ID, no NUL), so only the
+// DNS readings of workload names, DNS names and allowed DNS names can overlap it; this
+// compares against those directly, without the index and its allocations, since it runs in
+// every activation that requests names. The result is the same as the index's conflict.
+func (m *Manifest) otherWorkloadConflict(workload, name string) *identityConflict {
+	nr := reading{kind: readDNS, dns: name}
+	check := func(w, what, v string, kind nameKind) *identityConflict {
+		var rs []reading
+		if strings.IndexByte(v, 0) >= 0 || strings.TrimSpace(v) != v {
+			rs = readings(v, kind&readDNS) // the rare form: every reading
+		} else if r, ok := readDNSName(v); ok {
+			rs = []reading{r}
+		}
+		for _, r := range rs {
+			if overlaps(nr, r) {
+				rel := "matches"
+				if r.wildcard {
+					rel = "is covered by"
+				}
+				return &identityConflict{name: name, relation: rel, id: workloadIdentity{w, what, v, kind}}
+			}
+		}
+		return nil
+	}
+	// Unsorted (sorting the names would cost more than the comparisons); the conflict of the
+	// first workload in name order is kept so that the message is always the same.
+	var first *identityConflict
+	for w, wl := range m.Workloads {
+		if w == workload || first != nil && first.id.workload < w {
+			continue
+		}
+		c := check(w, "name", w, readDNS)
+		for _, v := range wl.TLS.DNS {
+			if c == nil {
+				c = check(w, "DNS name", v, kindDNSName)
+			}
+		}
+		for _, v := range wl.TLS.AllowedDNS {
+			if c == nil {
+				c = check(w, "allowed DNS name", v, kindDNSName)
+			}
+		}
+		if c != nil {
+			first = c
+		}
+	}
+	return first
 }
 
 // checkRequestedName checks the form of a requested name.
@@ -100,30 +151,33 @@ func dnsCovered(name string, list []string) bool {
 // secretNameOverlap returns a certificate secret issued by the deployment CA, and its name,
 // that a peer could take name (a DNS name) for, or "".
 func (m *Manifest) secretNameOverlap(name string) (secret, secretName string) {
-	for _, sn := range sortedKeys(m.Secrets) {
-		s := m.Secrets[sn]
-		if s.Type != Certificate || s.SelfSigned {
+	for sn, s := range m.Secrets { // the first in name order: see otherWorkloadConflict
+		if s.Type != Certificate || s.SelfSigned || secret != "" && secret < sn {
 			continue
 		}
 		cn := s.CommonName
 		if cn == "" {
 			cn = sn
 		}
+		found := ""
 		if identityOverlap(name, kindDNSName, cn, kindCommonName) {
-			return sn, cn
+			found = cn
 		}
 		for _, d := range s.DNS {
-			if identityOverlap(name, kindDNSName, d, kindDNSName) {
-				return sn, d
+			if found == "" && identityOverlap(name, kindDNSName, d, kindDNSName) {
+				found = d
 			}
 		}
 		for _, ip := range s.IP {
-			if identityOverlap(name, kindDNSName, ip, kindIP) {
-				return sn, ip
+			if found == "" && identityOverlap(name, kindDNSName, ip, kindIP) {
+				found = ip
 			}
 		}
+		if found != "" {
+			secret, secretName = sn, found
+		}
 	}
-	return "", ""
+	return secret, secretName
 }
 
 // checkAllowedDNS validates every workload's tls.allowed_dns: well-formed names or patterns
