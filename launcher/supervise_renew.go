@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -84,7 +85,12 @@ func (r *renewer) run(ctx context.Context) {
 				// The Coordinator refused (activation limit, policy, a workload gone): only a
 				// manifest change helps. Say so once per reason and ask again rarely.
 				left := r.notAfter.Sub(r.now())
+				_, rolledBack := errors.AsType[*StateRolledBackError](err)
 				switch {
+				case rolledBack && err.Error() != lastRefusal:
+					log.Error("COORDINATOR STATE WENT BACKWARDS: renewal refused; the application keeps its current certificate until it expires (asking again every "+finalRefusalBackoff.String()+")",
+						"attempt", attempt, "expires", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
+					lastRefusal = err.Error()
 				case left <= 0 && !expiredSaid:
 					log.Error("WORKLOAD CERTIFICATE EXPIRED: the Coordinator refuses to renew it and the application still runs with the expired certificate; a manifest change is needed",
 						"attempt", attempt, "expired", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
