@@ -372,6 +372,10 @@ func (d *deployment) status(t *testing.T) jsonoutput.Status {
 		t.Errorf("status: audit head %+v; want the signed head of the Coordinator's log", h)
 	}
 	s.AuditHead = nil
+	if s.StateVersion == 0 || len(s.StateHash) != 64 {
+		t.Errorf("status: state version %d, hash %q; want the store's version and its 64-hex hash", s.StateVersion, s.StateHash)
+	}
+	s.StateVersion, s.StateHash = 0, "" // they change with every write
 	return s
 }
 
