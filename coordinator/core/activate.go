@@ -74,11 +74,12 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	// binds the key's hash, and the attested enclave that made the quote made the key. So the
 	// CSR is parsed strictly but its self-signature is not checked (which would double the cost of
 	// an activation's signature checks).
-	csrKey, csrSPKI, err := pki.CSRKey(req.CSR)
+	csr, err := pki.ParseCSRUnsigned(req.CSR)
 	if err != nil {
 		return nil, wl, errorf(api.CodeBadRequest, "csr: %w", err)
 	}
-	requested, err := requestedDNS(d.m, wl, req.CSR)
+	csrKey, csrSPKI := csr.PublicKey, csr.RawSubjectPublicKeyInfo
+	requested, err := requestedDNS(d.m, wl, csr)
 	if err != nil {
 		return nil, wl, err
 	}

@@ -15,11 +15,7 @@ import (
 // (POLICY), naming the name and the reason: a certificate silently without a name its
 // instance asked for would fail at its clients far from the cause, and a refusal cannot hand
 // out a name it should not. Names in tls.dns are issued anyway and are not repeated.
-func requestedDNS(m *manifest.Manifest, workload string, csrDER []byte) ([]string, error) {
-	csr, err := x509.ParseCertificateRequest(csrDER)
-	if err != nil { // pki.CSRKey parsed it already
-		return nil, errorf(api.CodeBadRequest, "csr: %w", err)
-	}
+func requestedDNS(m *manifest.Manifest, workload string, csr *x509.CertificateRequest) ([]string, error) {
 	if len(csr.IPAddresses) > 0 || len(csr.URIs) > 0 || len(csr.EmailAddresses) > 0 {
 		return nil, errorf(api.CodeBadRequest, "csr: requests IP, URI or email names; a workload may request DNS names only (its addresses and SPIFFE ID come from the manifest)")
 	}

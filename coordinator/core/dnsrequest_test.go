@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"slices"
 	"strings"
@@ -100,16 +101,16 @@ func TestRequestedDNSOverlap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = requestedDNS(m, "web", k.CSR)
+	_, err = requestedDNS(m, "web", parseCSR(t, k.CSR))
 	if !errors.Is(err, manifest.ErrWorkloadIdentity) || !strings.Contains(err.Error(), `"db.apps.svc" matches the DNS name "db.apps.svc" of workload "db"`) {
 		t.Errorf("another workload's name: %v", err)
 	}
 	k, _ = attested.NewWorkloadKeyDNS("web", []string{"admin.apps.svc"})
-	if _, err = requestedDNS(m, "web", k.CSR); err == nil || !strings.Contains(err.Error(), `overlaps "admin.apps.svc" of certificate secret "admin"`) {
+	if _, err = requestedDNS(m, "web", parseCSR(t, k.CSR)); err == nil || !strings.Contains(err.Error(), `overlaps "admin.apps.svc" of certificate secret "admin"`) {
 		t.Errorf("a certificate secret's name: %v", err)
 	}
 	k, _ = attested.NewWorkloadKeyDNS("web", []string{"ok.apps.svc"})
-	if names, err := requestedDNS(m, "web", k.CSR); err != nil || !slices.Equal(names, []string{"ok.apps.svc"}) {
+	if names, err := requestedDNS(m, "web", parseCSR(t, k.CSR)); err != nil || !slices.Equal(names, []string{"ok.apps.svc"}) {
 		t.Errorf("an allowed name: %q, %v", names, err)
 	}
 }
@@ -124,4 +125,13 @@ func TestActivationStateVersion(t *testing.T) {
 	if resp.StateVersion == 0 || resp.StateVersion != st.StateVersion || resp.StateHash != st.StateHash {
 		t.Errorf("activation state version %d %s, status %d %s; want equal and non-zero", resp.StateVersion, resp.StateHash, st.StateVersion, st.StateHash)
 	}
+}
+
+func parseCSR(t *testing.T, der []byte) *x509.CertificateRequest {
+	t.Helper()
+	csr, err := pki.ParseCSRUnsigned(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csr
 }
