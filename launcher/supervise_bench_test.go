@@ -20,7 +20,7 @@ import (
 // startupSetup starts an in-process Coordinator and writes a signed enclave manifest for
 // /bin/true (its one trusted file) with a manifest that delivers a certificate, key and
 // secret, as a small real workload would get. exec says whether the workload is exec'd.
-func startupSetup(b *testing.B, exec bool) (tc *testCoordinator, path string) {
+func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, path string) {
 	c := coordtest.Start(b)
 	tc = &testCoordinator{c: c.Core, mesh: c.MeshAddr, platform: c.Platform}
 	dir := b.TempDir()

@@ -52,6 +52,9 @@ type Platform struct {
 
 	// quoteTemplate is a complete quote with a zero report body and a zero signature.
 	quoteTemplate []byte
+	// signers, if set, loads the keys and certificates that only collateral needs, which
+	// LoadForQuotes leaves out.
+	signers *signers
 }
 
 // Create makes a new simulated SGX platform in dir and returns it loaded (see the package
