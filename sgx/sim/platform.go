@@ -40,7 +40,7 @@ type QEIdentity struct {
 }
 
 // Platform is a simulated SGX platform loaded from its directory. It is immutable and safe for
-// concurrent use; obtain one from [Create] or [Load].
+// concurrent use; obtain one from [Create], [Load] or [LoadForQuotes].
 type Platform struct {
 	dir     string // absolute
 	certs   certSet
