@@ -345,7 +345,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
 			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", exe.took.Round(100*time.Microsecond))
 		}()
-		p, err := sim.Load(cfg.SimDir)
+		p, err := sim.LoadForQuotes(cfg.SimDir) // a launcher only quotes: no collateral keys
 		loaded <- p
 		if err != nil {
 			<-pending.done
