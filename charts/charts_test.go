@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/cloister-dev/cloister/injector"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
@@ -77,9 +79,13 @@ func mapsKeys(m objects) func(func(string) bool) {
 // simValues are the values `cloister install --simulation` passes, with a platform made here.
 func simValues(t *testing.T) map[string]any {
 	t.Helper()
-	files, err := PlatformFiles(newPlatform(t))
+	data, err := injector.SimSecretData(newPlatform(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	files := map[string]any{}
+	for k, v := range data {
+		files[k] = base64.StdEncoding.EncodeToString(v)
 	}
 	return map[string]any{"simulation": true, "simulationPlatform": map[string]any{"files": files}}
 }
@@ -199,7 +205,7 @@ func TestDefaults(t *testing.T) {
 		"--cert-secret=cloister-injector-tls", "--coordinator=cloister.confidential.svc:2001",
 		"--coordinator-client-api=cloister.confidential.svc:4433",
 		"--resource=sgx.intel.com/enclave=1", "--resource=sgx.intel.com/epc=256Mi", "--resource=sgx.intel.com/provision=1"}
-	if !slices.Equal(inj.Args, wantArgs) || !slices.Equal(inj.Command, []string{"/usr/local/bin/cloister"}) {
+	if !slices.Equal(inj.Args, wantArgs) || !slices.Equal(inj.Command, []string{"/usr/local/bin/cloister-coordinator"}) {
 		t.Errorf("injector command %q args\n%q\nwant\n%q", inj.Command, inj.Args, wantArgs)
 	}
 	if inj.ReadinessProbe.HTTPGet.Path != "/readyz" || inj.LivenessProbe.HTTPGet.Path != "/healthz" {

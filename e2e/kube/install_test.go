@@ -56,17 +56,11 @@ func TestInstall(t *testing.T) {
 	kube := []string{"--kubeconfig", c.Kubeconfig, "--namespace", namespace}
 
 	// 1. Images.
-	static := filepath.Join(dir, "cloister-static")
-	build := exec.CommandContext(ctx, "go", "build", "-o", static, "./cmd/cloister")
-	build.Dir, build.Env = "../..", append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build a static cloister: %v\n%s", err, b)
-	}
 	key := filepath.Join(dir, "signer.pem")
 	env.MustCLI(t, "image", "keygen", key)
 	coordArchive := filepath.Join(dir, "coordinator.tar")
 	var coordImg jsonoutput.ImageCoordinator
-	mustJSON(t, env.MustCLI(t, "image", "coordinator", "--sign-key", key, "--binary", static, "--output", "json",
+	mustJSON(t, env.MustCLI(t, "image", "coordinator", "--sign-key", key, "--binary", env.Bins.Coordinator, "--output", "json",
 		"docker-archive:"+coordArchive+":"+coordinatorRef).Stdout, &coordImg)
 	redisArchive := filepath.Join(dir, "redis.tar")
 	var redis jsonoutput.ImageConvert

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/cloister-dev/cloister/attest"
@@ -28,11 +27,13 @@ func (a *app) newImageCoordinatorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "coordinator DST",
 		Short: "Build the Coordinator itself as a confidential image",
-		Long: `Write the Coordinator as a confidential image to DST: one layer with the static cloister binary
-(/usr/local/bin/cloister), its state directory /var/lib/cloister (mount a volume there), an
+		Long: `Write the Coordinator as a confidential image to DST: one layer with the static
+cloister-coordinator binary (/usr/local/bin/cloister-coordinator; the commands coordinator and
+injector of cloister, without the rest, since the enclave measures and loads all of it; --binary,
+else the one next to cloister, else in PATH), its state directory /var/lib/cloister (mount a volume there), an
 enclave manifest signed with --sign-key, and a Gramine manifest for SGX (quotes and sealing keys
 from /dev/attestation, the state directory an encrypted mount sealed to the signer). The
-entrypoint is ` + "`cloister coordinator --data-dir /var/lib/cloister --client-addr 0.0.0.0:4433 --mesh-addr 0.0.0.0:2001`" + `;
+entrypoint is ` + "`cloister-coordinator coordinator --data-dir /var/lib/cloister --client-addr 0.0.0.0:4433 --mesh-addr 0.0.0.0:2001`" + `;
 arguments given to the container are appended, e.g. --simulation /sim with a simulated platform
 mounted at /sim. The same binary, key and flags always give the same image digest.
 
@@ -40,14 +41,14 @@ It prints the MRENCLAVE the Coordinator quotes in simulation and the MRSIGNER of
 ` + "`cloister verify --mrenclave` and `--mrsigner`" + ` take. On SGX hardware the MRENCLAVE is what
 gramine-sgx-sign prints for /cloister/gramine.manifest.`,
 		Example: `  cloister image keygen signer.pem
-  CGO_ENABLED=0 go build -o cloister ./cmd/cloister
-  ./cloister image coordinator --sign-key signer.pem oci:coordinator-image:1`,
+  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o cloister-coordinator ./cmd/cloister-coordinator
+  cloister image coordinator --binary cloister-coordinator --sign-key signer.pem oci:coordinator-image:1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runImageCoordinator(cmd, args[0], &f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.signKey, "sign-key", "", "the enclave signing key: PEM, RSA-3072 with exponent 3 (make one with: cloister image keygen FILE)")
-	fl.StringVar(&f.binary, "binary", "", "the static cloister binary to put in the image (default: this executable)")
+	fl.StringVar(&f.binary, "binary", "", "the static cloister-coordinator binary to put in the image (default: the one next to cloister, else in PATH)")
 	fl.Uint16Var(&f.isvProdID, "isvprodid", attest.CoordinatorProdID, "the Coordinator enclave's product ID (ISVPRODID)")
 	fl.Uint16Var(&f.isvSVN, "isvsvn", attest.CoordinatorSVN, "the Coordinator enclave's security version (ISVSVN)")
 	fl.StringVar(&f.enclaveSize, "enclave-size", image.DefaultCoordinatorEnclaveSize, "enclave size, a power of two with K, M, G or T")
@@ -64,12 +65,9 @@ func (a *app) runImageCoordinator(cmd *cobra.Command, dst string, f *imageCoordi
 	}
 	cfg := image.CoordinatorConfig{Binary: f.binary, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN,
 		EnclaveSize: f.enclaveSize, Threads: f.threads, GramineLibDir: f.gramineDir}
-	if cfg.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("find this executable: %w; pass --binary FILE", err))
-		}
-		cfg.Binary = exe
+	var err error
+	if cfg.Binary, err = findBinary(f.binary, CoordinatorBinary, "--binary", image.BuildCoordinatorHint); err != nil {
+		errs = append(errs, err)
 	}
 	if f.signKey == "" {
 		errs = append(errs, errors.New("--sign-key is required (make one with `cloister image keygen FILE`)"))
