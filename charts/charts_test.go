@@ -90,6 +90,24 @@ func simValues(t *testing.T) map[string]any {
 	return map[string]any{"simulation": true, "simulationPlatform": map[string]any{"files": files}}
 }
 
+// testMRSigner is the Coordinator signer the tests outside simulation pin.
+const testMRSigner = "8f0b4c7e2a1d3f5e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
+
+// withID returns vals with the injector's Coordinator identity, which the chart requires
+// outside simulation.
+func withID(vals map[string]any) map[string]any {
+	if vals == nil {
+		vals = map[string]any{}
+	}
+	inj, _ := vals["injector"].(map[string]any)
+	if inj == nil {
+		inj = map[string]any{}
+	}
+	inj["coordinatorIdentity"] = map[string]any{"mrsigner": testMRSigner, "isvprodid": 1, "minISVSVN": 2}
+	vals["injector"] = inj
+	return vals
+}
+
 func newPlatform(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "sim")
@@ -103,12 +121,12 @@ func newPlatform(t *testing.T) string {
 // in simulation, and with each device plugin: no warning, no error.
 func TestLint(t *testing.T) {
 	for name, vals := range map[string]map[string]any{
-		"defaults":   nil,
+		"defaults":   withID(nil),
 		"simulation": simValues(t),
-		"azure":      {"sgx": map[string]any{"devicePlugin": "azure"}, "collateral": map[string]any{"service": "azure"}},
-		"custom": {"sgx": map[string]any{"devicePlugin": "custom", "custom": map[string]any{
-			"coordinator": map[string]any{"example.com/sgx": "1"}, "workload": map[string]any{"example.com/sgx": "1"}}}},
-		"cert-manager": {"injector": map[string]any{"certManager": map[string]any{"enabled": true}}},
+		"azure":      withID(map[string]any{"sgx": map[string]any{"devicePlugin": "azure"}, "collateral": map[string]any{"service": "azure"}}),
+		"custom": withID(map[string]any{"sgx": map[string]any{"devicePlugin": "custom", "custom": map[string]any{
+			"coordinator": map[string]any{"example.com/sgx": "1"}, "workload": map[string]any{"example.com/sgx": "1"}}}}),
+		"cert-manager": withID(map[string]any{"injector": map[string]any{"certManager": map[string]any{"enabled": true}}}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			res := lint.RunAll(Name, vals, testNS)
@@ -126,7 +144,7 @@ func TestLint(t *testing.T) {
 // TestDefaults renders the chart with its default values (Intel SGX, not simulation) and
 // checks the objects docs/kubernetes.md describes.
 func TestDefaults(t *testing.T) {
-	objs, notes := render(t, nil)
+	objs, notes := render(t, withID(nil))
 	want := []string{
 		"ClusterRole/cloister-injector-confidential", "ClusterRoleBinding/cloister-injector-confidential",
 		"Deployment/cloister", "Deployment/cloister-injector",
@@ -204,6 +222,7 @@ func TestDefaults(t *testing.T) {
 		"--service=cloister-injector", "--webhook-configuration=cloister-injector-confidential",
 		"--cert-secret=cloister-injector-tls", "--coordinator=cloister.confidential.svc:2001",
 		"--coordinator-client-api=cloister.confidential.svc:4433",
+		"--coordinator-mrsigner=" + testMRSigner, "--coordinator-isvprodid=1", "--coordinator-min-isvsvn=2",
 		"--resource=sgx.intel.com/enclave=1", "--resource=sgx.intel.com/epc=256Mi", "--resource=sgx.intel.com/provision=1"}
 	if !slices.Equal(inj.Args, wantArgs) || !slices.Equal(inj.Command, []string{"/usr/local/bin/cloister-coordinator"}) {
 		t.Errorf("injector command %q args\n%q\nwant\n%q", inj.Command, inj.Args, wantArgs)
@@ -227,6 +246,30 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestWebhookByURL: on a cluster whose API server cannot reach Service IPs (a single node, the
+// e2e tests), the webhook is called by URL on the host network, its host is in the serving
+// certificate, and the injector and workloads reach the Coordinator at coordinator.address.
+func TestWebhookByURL(t *testing.T) {
+	vals := simValues(t)
+	vals["injector"] = map[string]any{"hostNetwork": true, "port": 18443, "healthPort": 18081, "url": "https://127.0.0.1:18443/mutate"}
+	vals["coordinator"] = map[string]any{"address": "127.0.0.1", "clientPort": 14433, "meshPort": 12001}
+	objs, _ := render(t, vals)
+	w := get[admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration/cloister-injector-confidential").Webhooks[0]
+	if w.ClientConfig.URL == nil || *w.ClientConfig.URL != "https://127.0.0.1:18443/mutate" || w.ClientConfig.Service != nil {
+		t.Errorf("webhook client config %+v; want the URL only", w.ClientConfig)
+	}
+	pod := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec
+	for _, a := range []string{"--listen=:18443", "--health-listen=:18081", "--coordinator=127.0.0.1:12001",
+		"--coordinator-client-api=127.0.0.1:14433", "--cert-host=127.0.0.1", "--simulation", "--simulation-secret=cloister-simulation"} {
+		if !slices.Contains(pod.Containers[0].Args, a) {
+			t.Errorf("injector args %q lack %s", pod.Containers[0].Args, a)
+		}
+	}
+	if !pod.HostNetwork || !slices.ContainsFunc(pod.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == "CLOISTER_SIM_DIR" && e.Value == "/sim" }) {
+		t.Errorf("injector pod: hostNetwork %v, env %+v; want the host network and CLOISTER_SIM_DIR=/sim", pod.HostNetwork, pod.Containers[0].Env)
+	}
+}
+
 // TestDevicePlugins: each device plugin's resources reach the Coordinator and the injector.
 func TestDevicePlugins(t *testing.T) {
 	for _, tc := range []struct {
@@ -244,7 +287,7 @@ func TestDevicePlugins(t *testing.T) {
 			map[string]string{}, []string{"--toleration=sgx=yes:NoSchedule"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, _ := render(t, map[string]any{"sgx": tc.sgx})
+			objs, _ := render(t, withID(map[string]any{"sgx": tc.sgx}))
 			c := get[appsv1.Deployment](t, objs, "Deployment/cloister").Spec.Template.Spec.Containers[0]
 			for name := range c.Resources.Limits {
 				if name == corev1.ResourceMemory {
@@ -356,6 +399,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"plain http PCCS", map[string]any{"collateral": map[string]any{"service": "pccs", "pccsURL": "http://pccs:8081/sgx/certification/v4"}}, "pccsURL"},
 		{"toleration without effect", map[string]any{"sgx": map[string]any{"workloadTolerations": []any{map[string]any{"key": "sgx"}}}}, "effect"},
 		{"simulation without platform", map[string]any{"simulation": true}, "no simulated platform"},
+		{"no Coordinator identity", nil, "injector.coordinatorIdentity is empty"},
+		{"MRSIGNER not hex", map[string]any{"injector": map[string]any{"coordinatorIdentity": map[string]any{"mrsigner": "xyz"}}}, "mrsigner"},
+		{"webhook URL not https", map[string]any{"injector": map[string]any{"url": "http://127.0.0.1:8443/mutate"}}, "url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Template(t.Context(), "cloister", testNS, tc.vals)
