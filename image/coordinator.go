@@ -20,6 +20,32 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
+// maxCoordinatorArgs and maxCoordinatorArgLen bound CoordinatorConfig.Args, which go into
+// the signed manifests.
+const (
+	maxCoordinatorArgs   = 64
+	maxCoordinatorArgLen = 4096
+)
+
+// checkCoordinatorArgs refuses arguments that cannot be signed into the enclave's argv: too
+// many, too long, empty, with a NUL, or not a flag (the Coordinator takes no positional one).
+func checkCoordinatorArgs(args []string) error {
+	if len(args) > maxCoordinatorArgs {
+		return fmt.Errorf("%d Coordinator arguments; expected at most %d", len(args), maxCoordinatorArgs)
+	}
+	for _, a := range args {
+		switch {
+		case len(a) > maxCoordinatorArgLen:
+			return fmt.Errorf("Coordinator argument of %d bytes; expected at most %d", len(a), maxCoordinatorArgLen)
+		case strings.ContainsRune(a, 0):
+			return fmt.Errorf("Coordinator argument %q contains a NUL byte", a)
+		case !strings.HasPrefix(a, "-"):
+			return fmt.Errorf("Coordinator argument %q: expected a flag such as --pccs-url=URL", a)
+		}
+	}
+	return nil
+}
+
 // Paths and addresses of the Coordinator image ([Coordinator]).
 const (
 	// CoordinatorBinaryPath is the cloister-coordinator binary in the Coordinator image.
@@ -134,6 +160,9 @@ func Coordinator(ctx context.Context, cfg CoordinatorConfig) (_ *CoordinatorResu
 	}
 	if cfg.GramineLibDir == "" {
 		cfg.GramineLibDir = DefaultGramineLibDir
+	}
+	if err := checkCoordinatorArgs(cfg.Args); err != nil {
+		return nil, fmt.Errorf("coordinator image: %w", err)
 	}
 	if !path.IsAbs(cfg.GramineLibDir) {
 		return nil, fmt.Errorf("coordinator image: gramine library directory %q: expected an absolute path", cfg.GramineLibDir)

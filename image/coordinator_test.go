@@ -132,6 +132,27 @@ func TestCoordinatorImage(t *testing.T) {
 
 // TestCoordinatorImageRefusesDynamicBinary checks that a binary that needs a dynamic loader,
 // which would not run in the image, is refused with the way to build a static one.
+// TestCoordinatorImageArgs: extra arguments are signed into both manifests' argv, after the
+// built-in ones, and change the measured identity; arguments that cannot be are refused.
+func TestCoordinatorImageArgs(t *testing.T) {
+	cfg := CoordinatorConfig{Binary: testLauncher(), SignKey: testKey(), TempDir: t.TempDir()}
+	plain := coordinatorImage(t, cfg)
+	cfg.Args = []string{"--pccs-url=https://pccs.example:8081/sgx/certification/v4", "--log-level=debug"}
+	with := coordinatorImage(t, cfg)
+	if got := with.Report.Entrypoint[len(with.Report.Entrypoint)-2:]; !slices.Equal(got, cfg.Args) {
+		t.Errorf("entrypoint %q; want it to end with %q", with.Report.Entrypoint, cfg.Args)
+	}
+	if plain.Report.Digest == with.Report.Digest {
+		t.Error("the arguments did not change the image")
+	}
+	for _, bad := range [][]string{{"positional"}, {"--a\x00b"}, {strings.Repeat("-", 5000)}, slices.Repeat([]string{"--x"}, 65)} {
+		cfg.Args = bad
+		if _, err := Coordinator(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "argument") {
+			t.Errorf("Coordinator with arguments %.40q: %v; want a refusal", bad, err)
+		}
+	}
+}
+
 func TestCoordinatorImageRefusesDynamicBinary(t *testing.T) {
 	dyn, err := filepath.EvalSymlinks("/bin/sh")
 	if err != nil {

@@ -19,6 +19,7 @@ type imageCoordinatorFlags struct {
 	signKey, binary, enclaveSize, gramineDir string
 	isvProdID, isvSVN                        uint16
 	threads                                  int
+	args                                     []string
 	out                                      outputFlag
 }
 
@@ -53,6 +54,7 @@ gramine-sgx-sign prints for /cloister/gramine.manifest.`,
 	fl.Uint16Var(&f.isvSVN, "isvsvn", attest.CoordinatorSVN, "the Coordinator enclave's security version (ISVSVN)")
 	fl.StringVar(&f.enclaveSize, "enclave-size", image.DefaultCoordinatorEnclaveSize, "enclave size, a power of two with K, M, G or T")
 	fl.IntVar(&f.threads, "threads", image.DefaultCoordinatorThreads, "maximum number of enclave threads")
+	fl.StringArrayVar(&f.args, "arg", nil, "an argument of `cloister-coordinator coordinator` signed into the enclave's fixed argv after the built-in ones, e.g. --arg=--pccs-url=https://pccs.example:8081/sgx/certification/v4 (repeatable; on SGX the container's own arguments are not used)")
 	fl.StringVar(&f.gramineDir, "gramine-libdir", image.DefaultGramineLibDir, "where Gramine is installed in the image that runs this one on SGX")
 	f.out.register(cmd)
 	return cmd
@@ -64,7 +66,7 @@ func (a *app) runImageCoordinator(cmd *cobra.Command, dst string, f *imageCoordi
 		errs = append(errs, err)
 	}
 	cfg := image.CoordinatorConfig{Binary: f.binary, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN,
-		EnclaveSize: f.enclaveSize, Threads: f.threads, GramineLibDir: f.gramineDir}
+		EnclaveSize: f.enclaveSize, Threads: f.threads, GramineLibDir: f.gramineDir, Args: f.args}
 	var err error
 	if cfg.Binary, err = findBinary(f.binary, CoordinatorBinary, "--binary", image.BuildCoordinatorHint); err != nil {
 		errs = append(errs, err)
