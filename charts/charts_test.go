@@ -234,7 +234,7 @@ func TestDefaults(t *testing.T) {
 	// Its RBAC: its own webhook configuration, Services to list, its own Secret.
 	cr := get[rbacv1.ClusterRole](t, objs, "ClusterRole/cloister-injector-confidential")
 	if len(cr.Rules) != 2 || !slices.Equal(cr.Rules[0].ResourceNames, []string{"cloister-injector-confidential"}) ||
-		!slices.Equal(cr.Rules[0].Verbs, []string{"get", "update", "patch"}) || !slices.Equal(cr.Rules[1].Verbs, []string{"list"}) {
+		!slices.Equal(cr.Rules[0].Verbs, []string{"get", "update", "patch"}) || !slices.Equal(cr.Rules[1].Verbs, []string{"list", "watch"}) {
 		t.Errorf("injector cluster role %+v", cr.Rules)
 	}
 	role := get[rbacv1.Role](t, objs, "Role/cloister-injector")
@@ -351,9 +351,26 @@ func TestSimulation(t *testing.T) {
 	if d.Spec.Template.Annotations["cloister.dev/simulation"] != "true" {
 		t.Errorf("coordinator pod annotations %v; want cloister.dev/simulation true", d.Spec.Template.Annotations)
 	}
-	inj := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec.Containers[0]
+	injPod := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec
+	inj := injPod.Containers[0]
 	if !slices.Contains(inj.Args, "--simulation") || slices.ContainsFunc(inj.Args, func(a string) bool { return strings.HasPrefix(a, "--resource") }) {
 		t.Errorf("injector args %q; want --simulation and no SGX resources", inj.Args)
+	}
+	// The injector verifies the simulated Coordinator with the same platform, and tells pods
+	// to mount the chart's Secret.
+	if !slices.Contains(inj.Args, "--simulation-secret=cloister-simulation") {
+		t.Errorf("injector args %q; want --simulation-secret=cloister-simulation", inj.Args)
+	}
+	var injItems []string
+	for _, v := range injPod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "cloister-simulation" {
+			for _, it := range v.Secret.Items {
+				injItems = append(injItems, it.Path)
+			}
+		}
+	}
+	if want := simulationFiles(t); !slices.Equal(slices.Sorted(slices.Values(injItems)), want) {
+		t.Errorf("the injector's /sim holds %v; want the platform's files %v", injItems, want)
 	}
 	if !strings.Contains(notes, "SIMULATION MODE: NOTHING IS PROTECTED") {
 		t.Errorf("NOTES.txt in simulation does not say so:\n%s", notes)
