@@ -251,7 +251,7 @@ func TestDefaults(t *testing.T) {
 // certificate, and the injector and workloads reach the Coordinator at coordinator.address.
 func TestWebhookByURL(t *testing.T) {
 	vals := simValues(t)
-	vals["injector"] = map[string]any{"hostNetwork": true, "port": 18443, "healthPort": 18081, "url": "https://127.0.0.1:18443/mutate"}
+	vals["injector"] = map[string]any{"hostNetwork": true, "port": 18443, "healthPort": 18081, "url": "https://127.0.0.1:18443/mutate", "apiServer": "127.0.0.1:16443"}
 	vals["coordinator"] = map[string]any{"address": "127.0.0.1", "clientPort": 14433, "meshPort": 12001}
 	objs, _ := render(t, vals)
 	w := get[admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration/cloister-injector-confidential").Webhooks[0]
@@ -265,8 +265,12 @@ func TestWebhookByURL(t *testing.T) {
 			t.Errorf("injector args %q lack %s", pod.Containers[0].Args, a)
 		}
 	}
-	if !pod.HostNetwork || !slices.ContainsFunc(pod.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == "CLOISTER_SIM_DIR" && e.Value == "/sim" }) {
-		t.Errorf("injector pod: hostNetwork %v, env %+v; want the host network and CLOISTER_SIM_DIR=/sim", pod.HostNetwork, pod.Containers[0].Env)
+	env := map[string]string{}
+	for _, e := range pod.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if !pod.HostNetwork || env["CLOISTER_SIM_DIR"] != "/sim" || env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "16443" {
+		t.Errorf("injector pod: hostNetwork %v, env %v; want the host network, CLOISTER_SIM_DIR=/sim and the API server at 127.0.0.1:16443", pod.HostNetwork, env)
 	}
 }
 
