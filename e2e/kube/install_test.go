@@ -35,17 +35,20 @@ const (
 )
 
 // TestInstall is the Kubernetes path of docs/kubernetes.md on a real cluster with a node:
-//  1. build the Coordinator image (`cloister image coordinator`) and a confidential Redis
+//  1. build the Coordinator image (`cloister image coordinator` of cloister-coordinator) and a confidential Redis
 //     (`cloister image convert` of Debian's redis-server), import both into containerd;
 //  2. `cloister install --simulation --wait` (a PersistentVolume for the state claim), timed;
-//  3. `cloister check` says ready and simulation;
+//  3. `cloister check` says the Coordinator and the injector ready, and simulation;
 //  4. `cloister verify` and `manifest set` through port-forwards (--kubeconfig, --namespace);
-//  5. a pod labelled cloister.dev/workload=redis activates and serves TLS with a certificate of
-//     the deployment's root, read and written through a port-forward;
+//  5. a pod with only the label cloister.dev/workload=redis comes back from the API server
+//     mutated by the chart's webhook (CLOISTER_* settings, the simulated platform), activates
+//     and serves TLS with a certificate of the deployment's root, read and written through a
+//     port-forward;
 //  6. `cloister uninstall` removes every object install made but the state claim it keeps.
 //
-// The webhook is not installed here (injector.enabled=false): the Redis pod carries the
-// CLOISTER_* settings the injector would add.
+// Service IPs route nowhere on this node: the Coordinator and the injector run on the host
+// network, the API server calls the webhook by URL (injector.url) and the injector reaches
+// the API server and the Coordinator on 127.0.0.1 (injector.apiServer, coordinator.address).
 func TestInstall(t *testing.T) {
 	c := kubetest.Start(t, kubetest.WithNode())
 	env := e2etest.New(t)
