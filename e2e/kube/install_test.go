@@ -109,7 +109,7 @@ func TestInstall(t *testing.T) {
 		// Service IPs route nowhere here: the API server calls the webhook on the host network.
 		"--set", "injector.hostNetwork=true", "--set", fmt.Sprintf("injector.port=%d", webhookPort),
 		"--set", fmt.Sprintf("injector.healthPort=%d", healthPort),
-		"--set", "injector.apiServer="+strings.TrimPrefix(c.Config.Host, "https://"),
+		"--set", "injector.apiServer=" + strings.TrimPrefix(c.Config.Host, "https://"),
 		"--set", fmt.Sprintf("injector.url=https://127.0.0.1:%d/mutate", webhookPort)}, kube...)
 	start := time.Now()
 	out := longCLI(t, env, 4*time.Minute, installArgs...)
