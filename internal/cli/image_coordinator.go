@@ -113,4 +113,7 @@ func printImageCoordinator(w io.Writer, binary string, d *jsonoutput.ImageCoordi
 	fmt.Fprintf(w, "On SGX the MRENCLAVE is the one gramine-sgx-sign prints when it signs /cloister/gramine.manifest\n")
 	fmt.Fprintf(w, "with the same key (it depends on Gramine's own files); pin it, or the signer:\n")
 	fmt.Fprintf(w, "  cloister verify -c HOST:4433 --mrsigner %s --isvprodid %d --min-isvsvn %d\n", d.MRSigner, d.ISVProdID, d.ISVSVN)
+	fmt.Fprintf(w, "On Kubernetes the webhook requires the same identity (docs/kubernetes.md):\n")
+	fmt.Fprintf(w, "  cloister install --set image.repository=REPOSITORY --set injector.coordinatorIdentity.mrsigner=%s --set injector.coordinatorIdentity.isvprodid=%d --set injector.coordinatorIdentity.minISVSVN=%d\n",
+		d.MRSigner, d.ISVProdID, d.ISVSVN)
 }
