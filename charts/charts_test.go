@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/cloister-dev/cloister/injector"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
@@ -77,11 +79,33 @@ func mapsKeys(m objects) func(func(string) bool) {
 // simValues are the values `cloister install --simulation` passes, with a platform made here.
 func simValues(t *testing.T) map[string]any {
 	t.Helper()
-	files, err := PlatformFiles(newPlatform(t))
+	data, err := injector.SimSecretData(newPlatform(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := map[string]any{}
+	for k, v := range data {
+		files[k] = base64.StdEncoding.EncodeToString(v)
+	}
 	return map[string]any{"simulation": true, "simulationPlatform": map[string]any{"files": files}}
+}
+
+// testMRSigner is the Coordinator signer the tests outside simulation pin.
+const testMRSigner = "8f0b4c7e2a1d3f5e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
+
+// withID returns vals with the injector's Coordinator identity, which the chart requires
+// outside simulation.
+func withID(vals map[string]any) map[string]any {
+	if vals == nil {
+		vals = map[string]any{}
+	}
+	inj, _ := vals["injector"].(map[string]any)
+	if inj == nil {
+		inj = map[string]any{}
+	}
+	inj["coordinatorIdentity"] = map[string]any{"mrsigner": testMRSigner, "isvprodid": 1, "minISVSVN": 2}
+	vals["injector"] = inj
+	return vals
 }
 
 func newPlatform(t *testing.T) string {
@@ -97,12 +121,12 @@ func newPlatform(t *testing.T) string {
 // in simulation, and with each device plugin: no warning, no error.
 func TestLint(t *testing.T) {
 	for name, vals := range map[string]map[string]any{
-		"defaults":   nil,
+		"defaults":   withID(nil),
 		"simulation": simValues(t),
-		"azure":      {"sgx": map[string]any{"devicePlugin": "azure"}, "collateral": map[string]any{"service": "azure"}},
-		"custom": {"sgx": map[string]any{"devicePlugin": "custom", "custom": map[string]any{
-			"coordinator": map[string]any{"example.com/sgx": "1"}, "workload": map[string]any{"example.com/sgx": "1"}}}},
-		"cert-manager": {"injector": map[string]any{"certManager": map[string]any{"enabled": true}}},
+		"azure":      withID(map[string]any{"sgx": map[string]any{"devicePlugin": "azure"}, "collateral": map[string]any{"service": "azure"}}),
+		"custom": withID(map[string]any{"sgx": map[string]any{"devicePlugin": "custom", "custom": map[string]any{
+			"coordinator": map[string]any{"example.com/sgx": "1"}, "workload": map[string]any{"example.com/sgx": "1"}}}}),
+		"cert-manager": withID(map[string]any{"injector": map[string]any{"certManager": map[string]any{"enabled": true}}}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			res := lint.RunAll(Name, vals, testNS)
@@ -120,7 +144,7 @@ func TestLint(t *testing.T) {
 // TestDefaults renders the chart with its default values (Intel SGX, not simulation) and
 // checks the objects docs/kubernetes.md describes.
 func TestDefaults(t *testing.T) {
-	objs, notes := render(t, nil)
+	objs, notes := render(t, withID(nil))
 	want := []string{
 		"ClusterRole/cloister-injector-confidential", "ClusterRoleBinding/cloister-injector-confidential",
 		"Deployment/cloister", "Deployment/cloister-injector",
@@ -198,8 +222,9 @@ func TestDefaults(t *testing.T) {
 		"--service=cloister-injector", "--webhook-configuration=cloister-injector-confidential",
 		"--cert-secret=cloister-injector-tls", "--coordinator=cloister.confidential.svc:2001",
 		"--coordinator-client-api=cloister.confidential.svc:4433",
+		"--coordinator-mrsigner=" + testMRSigner, "--coordinator-isvprodid=1", "--coordinator-min-isvsvn=2",
 		"--resource=sgx.intel.com/enclave=1", "--resource=sgx.intel.com/epc=256Mi", "--resource=sgx.intel.com/provision=1"}
-	if !slices.Equal(inj.Args, wantArgs) || !slices.Equal(inj.Command, []string{"/usr/local/bin/cloister"}) {
+	if !slices.Equal(inj.Args, wantArgs) || !slices.Equal(inj.Command, []string{"/usr/local/bin/cloister-coordinator"}) {
 		t.Errorf("injector command %q args\n%q\nwant\n%q", inj.Command, inj.Args, wantArgs)
 	}
 	if inj.ReadinessProbe.HTTPGet.Path != "/readyz" || inj.LivenessProbe.HTTPGet.Path != "/healthz" {
@@ -209,7 +234,7 @@ func TestDefaults(t *testing.T) {
 	// Its RBAC: its own webhook configuration, Services to list, its own Secret.
 	cr := get[rbacv1.ClusterRole](t, objs, "ClusterRole/cloister-injector-confidential")
 	if len(cr.Rules) != 2 || !slices.Equal(cr.Rules[0].ResourceNames, []string{"cloister-injector-confidential"}) ||
-		!slices.Equal(cr.Rules[0].Verbs, []string{"get", "update", "patch"}) || !slices.Equal(cr.Rules[1].Verbs, []string{"list"}) {
+		!slices.Equal(cr.Rules[0].Verbs, []string{"get", "update", "patch"}) || !slices.Equal(cr.Rules[1].Verbs, []string{"list", "watch"}) {
 		t.Errorf("injector cluster role %+v", cr.Rules)
 	}
 	role := get[rbacv1.Role](t, objs, "Role/cloister-injector")
@@ -218,6 +243,34 @@ func TestDefaults(t *testing.T) {
 	}
 	if strings.Contains(notes, "SIMULATION") || !strings.Contains(notes, "does not start") {
 		t.Errorf("NOTES.txt without simulation:\n%s", notes)
+	}
+}
+
+// TestWebhookByURL: on a cluster whose API server cannot reach Service IPs (a single node, the
+// e2e tests), the webhook is called by URL on the host network, its host is in the serving
+// certificate, and the injector and workloads reach the Coordinator at coordinator.address.
+func TestWebhookByURL(t *testing.T) {
+	vals := simValues(t)
+	vals["injector"] = map[string]any{"hostNetwork": true, "port": 18443, "healthPort": 18081, "url": "https://127.0.0.1:18443/mutate", "apiServer": "127.0.0.1:16443"}
+	vals["coordinator"] = map[string]any{"address": "127.0.0.1", "clientPort": 14433, "meshPort": 12001}
+	objs, _ := render(t, vals)
+	w := get[admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration/cloister-injector-confidential").Webhooks[0]
+	if w.ClientConfig.URL == nil || *w.ClientConfig.URL != "https://127.0.0.1:18443/mutate" || w.ClientConfig.Service != nil {
+		t.Errorf("webhook client config %+v; want the URL only", w.ClientConfig)
+	}
+	pod := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec
+	for _, a := range []string{"--listen=:18443", "--health-listen=:18081", "--coordinator=127.0.0.1:12001",
+		"--coordinator-client-api=127.0.0.1:14433", "--cert-host=127.0.0.1", "--simulation", "--simulation-secret=cloister-simulation"} {
+		if !slices.Contains(pod.Containers[0].Args, a) {
+			t.Errorf("injector args %q lack %s", pod.Containers[0].Args, a)
+		}
+	}
+	env := map[string]string{}
+	for _, e := range pod.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if !pod.HostNetwork || env["CLOISTER_SIM_DIR"] != "/sim" || env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "16443" {
+		t.Errorf("injector pod: hostNetwork %v, env %v; want the host network, CLOISTER_SIM_DIR=/sim and the API server at 127.0.0.1:16443", pod.HostNetwork, env)
 	}
 }
 
@@ -238,7 +291,7 @@ func TestDevicePlugins(t *testing.T) {
 			map[string]string{}, []string{"--toleration=sgx=yes:NoSchedule"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, _ := render(t, map[string]any{"sgx": tc.sgx})
+			objs, _ := render(t, withID(map[string]any{"sgx": tc.sgx}))
 			c := get[appsv1.Deployment](t, objs, "Deployment/cloister").Spec.Template.Spec.Containers[0]
 			for name := range c.Resources.Limits {
 				if name == corev1.ResourceMemory {
@@ -302,9 +355,26 @@ func TestSimulation(t *testing.T) {
 	if d.Spec.Template.Annotations["cloister.dev/simulation"] != "true" {
 		t.Errorf("coordinator pod annotations %v; want cloister.dev/simulation true", d.Spec.Template.Annotations)
 	}
-	inj := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec.Containers[0]
+	injPod := get[appsv1.Deployment](t, objs, "Deployment/cloister-injector").Spec.Template.Spec
+	inj := injPod.Containers[0]
 	if !slices.Contains(inj.Args, "--simulation") || slices.ContainsFunc(inj.Args, func(a string) bool { return strings.HasPrefix(a, "--resource") }) {
 		t.Errorf("injector args %q; want --simulation and no SGX resources", inj.Args)
+	}
+	// The injector verifies the simulated Coordinator with the same platform, and tells pods
+	// to mount the chart's Secret.
+	if !slices.Contains(inj.Args, "--simulation-secret=cloister-simulation") {
+		t.Errorf("injector args %q; want --simulation-secret=cloister-simulation", inj.Args)
+	}
+	var injItems []string
+	for _, v := range injPod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "cloister-simulation" {
+			for _, it := range v.Secret.Items {
+				injItems = append(injItems, it.Path)
+			}
+		}
+	}
+	if want := simulationFiles(t); !slices.Equal(slices.Sorted(slices.Values(injItems)), want) {
+		t.Errorf("the injector's /sim holds %v; want the platform's files %v", injItems, want)
 	}
 	if !strings.Contains(notes, "SIMULATION MODE: NOTHING IS PROTECTED") {
 		t.Errorf("NOTES.txt in simulation does not say so:\n%s", notes)
@@ -350,6 +420,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"plain http PCCS", map[string]any{"collateral": map[string]any{"service": "pccs", "pccsURL": "http://pccs:8081/sgx/certification/v4"}}, "pccsURL"},
 		{"toleration without effect", map[string]any{"sgx": map[string]any{"workloadTolerations": []any{map[string]any{"key": "sgx"}}}}, "effect"},
 		{"simulation without platform", map[string]any{"simulation": true}, "no simulated platform"},
+		{"no Coordinator identity", nil, "injector.coordinatorIdentity is empty"},
+		{"MRSIGNER not hex", map[string]any{"injector": map[string]any{"coordinatorIdentity": map[string]any{"mrsigner": "xyz"}}}, "mrsigner"},
+		{"webhook URL not https", map[string]any{"injector": map[string]any{"url": "http://127.0.0.1:8443/mutate"}}, "url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Template(t.Context(), "cloister", testNS, tc.vals)

@@ -20,10 +20,36 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
+// maxCoordinatorArgs and maxCoordinatorArgLen bound CoordinatorConfig.Args, which go into
+// the signed manifests.
+const (
+	maxCoordinatorArgs   = 64
+	maxCoordinatorArgLen = 4096
+)
+
+// checkCoordinatorArgs refuses arguments that cannot be signed into the enclave's argv: too
+// many, too long, empty, with a NUL, or not a flag (the Coordinator takes no positional one).
+func checkCoordinatorArgs(args []string) error {
+	if len(args) > maxCoordinatorArgs {
+		return fmt.Errorf("%d Coordinator arguments; expected at most %d", len(args), maxCoordinatorArgs)
+	}
+	for _, a := range args {
+		switch {
+		case len(a) > maxCoordinatorArgLen:
+			return fmt.Errorf("Coordinator argument of %d bytes; expected at most %d", len(a), maxCoordinatorArgLen)
+		case strings.ContainsRune(a, 0):
+			return fmt.Errorf("Coordinator argument %q contains a NUL byte", a)
+		case !strings.HasPrefix(a, "-"):
+			return fmt.Errorf("Coordinator argument %q: expected a flag such as --pccs-url=URL", a)
+		}
+	}
+	return nil
+}
+
 // Paths and addresses of the Coordinator image ([Coordinator]).
 const (
-	// CoordinatorBinaryPath is the cloister binary in the Coordinator image.
-	CoordinatorBinaryPath = "/usr/local/bin/cloister"
+	// CoordinatorBinaryPath is the cloister-coordinator binary in the Coordinator image.
+	CoordinatorBinaryPath = "/usr/local/bin/cloister-coordinator"
 	// CoordinatorDataDir is the Coordinator's state directory: mount a volume there. Under
 	// Gramine it is an encrypted mount sealed to the enclave's signer.
 	CoordinatorDataDir = "/var/lib/cloister"
@@ -40,15 +66,17 @@ const (
 	DefaultCoordinatorThreads     = 64
 )
 
-// BuildCoordinatorHint says how to build a static cloister binary for the Coordinator image.
-const BuildCoordinatorHint = "CGO_ENABLED=0 go build -o cloister ./cmd/cloister"
+// BuildCoordinatorHint says how to build the static cloister-coordinator binary of the
+// Coordinator image (stripped: the enclave hashes and loads every byte of it).
+const BuildCoordinatorHint = "CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o cloister-coordinator ./cmd/cloister-coordinator"
 
 // coordinatorAllowEnv lists the host variables the Coordinator enclave receives.
 var coordinatorAllowEnv = []string{"CLOISTER_PCS_API_KEY", "GOGC", "GOMAXPROCS"}
 
 // CoordinatorConfig says how to build the Coordinator image. Binary and SignKey are required.
 type CoordinatorConfig struct {
-	// Binary is the cloister binary: a statically linked ELF executable.
+	// Binary is the cloister-coordinator binary (cmd/cloister-coordinator): a statically linked
+	// ELF executable.
 	Binary string
 	// SignKey signs the enclave manifest; RSA-3072 with exponent 3, the key that signs the
 	// Gramine manifest for SGX (gramine-sgx-sign --key).
@@ -86,7 +114,7 @@ type CoordinatorReport struct {
 	MRSigner string
 	// ISVProdID and ISVSVN are the enclave's product ID and security version.
 	ISVProdID, ISVSVN uint16
-	// BinarySHA256 and BinarySize describe the cloister binary.
+	// BinarySHA256 and BinarySize describe the cloister-coordinator binary.
 	BinarySHA256 string
 	BinarySize   int64
 	// Entrypoint is the image's command line.
@@ -109,12 +137,12 @@ func (r *CoordinatorResult) Close() error {
 }
 
 // Coordinator builds the Coordinator as a confidential image: one layer holding the static
-// cloister binary ([CoordinatorBinaryPath]), the empty state directory
+// cloister-coordinator binary ([CoordinatorBinaryPath]), the empty state directory
 // ([CoordinatorDataDir]), the enclave manifest signed with cfg.SignKey (the Coordinator's
 // command line, environment and binary; [EnclaveManifestPath]) and a Gramine manifest for SGX
 // ([GramineManifestPath]: the binary and the enclave manifest trusted, quotes and sealing keys
 // from /dev/attestation, the state directory an encrypted mount under [CoordinatorSealKey]).
-// The entrypoint is `cloister coordinator --data-dir … --client-addr 0.0.0.0:4433
+// The entrypoint is `cloister-coordinator coordinator --data-dir … --client-addr 0.0.0.0:4433
 // --mesh-addr 0.0.0.0:2001`; arguments given to the container are appended (in simulation:
 // --simulation DIR with the platform mounted at DIR).
 //
@@ -133,6 +161,9 @@ func Coordinator(ctx context.Context, cfg CoordinatorConfig) (_ *CoordinatorResu
 	if cfg.GramineLibDir == "" {
 		cfg.GramineLibDir = DefaultGramineLibDir
 	}
+	if err := checkCoordinatorArgs(cfg.Args); err != nil {
+		return nil, fmt.Errorf("coordinator image: %w", err)
+	}
 	if !path.IsAbs(cfg.GramineLibDir) {
 		return nil, fmt.Errorf("coordinator image: gramine library directory %q: expected an absolute path", cfg.GramineLibDir)
 	}
@@ -141,7 +172,7 @@ func Coordinator(ctx context.Context, cfg CoordinatorConfig) (_ *CoordinatorResu
 		created = time.Unix(0, 0)
 	}
 	created = created.UTC().Truncate(time.Second)
-	bin, arch, err := staticBinary(cfg.Binary, "cloister binary", BuildCoordinatorHint)
+	bin, arch, err := staticBinary(cfg.Binary, "cloister-coordinator binary", BuildCoordinatorHint)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator image: %w", err)
 	}

@@ -79,12 +79,12 @@ func TestCoordinatorImage(t *testing.T) {
 		files[h.Name], _ = io.ReadAll(tr)
 	}
 	wantNames := []string{"cloister/", "cloister/enclave.json", "cloister/gramine.manifest", "tmp/", "usr/", "usr/local/",
-		"usr/local/bin/", "usr/local/bin/cloister", "var/", "var/lib/", "var/lib/cloister/"}
+		"usr/local/bin/", "usr/local/bin/cloister-coordinator", "var/", "var/lib/", "var/lib/cloister/"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("layer entries %q, want %q", names, wantNames)
 	}
-	if !bytes.Equal(files["usr/local/bin/cloister"], raw) {
-		t.Error("usr/local/bin/cloister differs from the binary")
+	if !bytes.Equal(files["usr/local/bin/cloister-coordinator"], raw) {
+		t.Error("usr/local/bin/cloister-coordinator differs from the binary")
 	}
 	s, err := enclave.Parse(files["cloister/enclave.json"])
 	if err != nil {
@@ -96,10 +96,10 @@ func TestCoordinatorImage(t *testing.T) {
 	}
 	g := string(files["cloister/gramine.manifest"])
 	for _, want := range []string{
-		`libos.entrypoint = "/usr/local/bin/cloister"`,
+		`libos.entrypoint = "/usr/local/bin/cloister-coordinator"`,
 		`sgx.remote_attestation = "dcap"`,
 		`{ type = "encrypted", path = "/var/lib/cloister", uri = "file:/var/lib/cloister", key_name = "_sgx_mrsigner" }`,
-		`{ uri = "file:/usr/local/bin/cloister", sha256 = "` + hex.EncodeToString(sum[:]) + `" }`,
+		`{ uri = "file:/usr/local/bin/cloister-coordinator", sha256 = "` + hex.EncodeToString(sum[:]) + `" }`,
 		`"--client-addr", "0.0.0.0:4433", "--mesh-addr", "0.0.0.0:2001"`,
 	} {
 		if !strings.Contains(g, want) {
@@ -132,6 +132,27 @@ func TestCoordinatorImage(t *testing.T) {
 
 // TestCoordinatorImageRefusesDynamicBinary checks that a binary that needs a dynamic loader,
 // which would not run in the image, is refused with the way to build a static one.
+// TestCoordinatorImageArgs: extra arguments are signed into both manifests' argv, after the
+// built-in ones, and change the measured identity; arguments that cannot be are refused.
+func TestCoordinatorImageArgs(t *testing.T) {
+	cfg := CoordinatorConfig{Binary: testLauncher(), SignKey: testKey(), TempDir: t.TempDir()}
+	plain := coordinatorImage(t, cfg)
+	cfg.Args = []string{"--pccs-url=https://pccs.example:8081/sgx/certification/v4", "--log-level=debug"}
+	with := coordinatorImage(t, cfg)
+	if got := with.Report.Entrypoint[len(with.Report.Entrypoint)-2:]; !slices.Equal(got, cfg.Args) {
+		t.Errorf("entrypoint %q; want it to end with %q", with.Report.Entrypoint, cfg.Args)
+	}
+	if plain.Report.Digest == with.Report.Digest {
+		t.Error("the arguments did not change the image")
+	}
+	for _, bad := range [][]string{{"positional"}, {"--a\x00b"}, {strings.Repeat("-", 5000)}, slices.Repeat([]string{"--x"}, 65)} {
+		cfg.Args = bad
+		if _, err := Coordinator(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "argument") {
+			t.Errorf("Coordinator with arguments %.40q: %v; want a refusal", bad, err)
+		}
+	}
+}
+
 func TestCoordinatorImageRefusesDynamicBinary(t *testing.T) {
 	dyn, err := filepath.EvalSymlinks("/bin/sh")
 	if err != nil {
@@ -142,7 +163,7 @@ func TestCoordinatorImageRefusesDynamicBinary(t *testing.T) {
 		t.Fatalf("Coordinator with %s: %v; want a refusal naming %q", dyn, err, BuildCoordinatorHint)
 	}
 	_, err = Coordinator(t.Context(), CoordinatorConfig{Binary: filepath.Join(t.TempDir(), "none"), SignKey: testKey()})
-	if err == nil || !strings.Contains(err.Error(), "cloister binary") {
-		t.Fatalf("Coordinator with a missing binary: %v; want an error naming the cloister binary", err)
+	if err == nil || !strings.Contains(err.Error(), "cloister-coordinator binary") {
+		t.Fatalf("Coordinator with a missing binary: %v; want an error naming the cloister-coordinator binary", err)
 	}
 }

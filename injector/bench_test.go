@@ -14,7 +14,7 @@ import (
 // workload up in the cached manifest, lists the namespace's Services and patches the pod);
 // "none" creates the same pods unlabelled, which the objectSelector keeps from the webhook. It
 // reports the median and 99th percentile of the creation's latency. Run it with
-// -benchtime=1000x for the figures in docs/kubernetes-injector.md.
+// -benchtime=1000x for the figures in docs/kubernetes.md.
 func BenchmarkPodAdmission(b *testing.B) {
 	e := startEnv(b, envOpts{})
 	pods := e.cluster.Client.CoreV1().Pods(appsNS)

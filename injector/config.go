@@ -81,8 +81,11 @@ type Config struct {
 	// simulated platform from SimSecret. Otherwise CLOISTER_TEE=gramine.
 	Simulation bool
 	// SimPlatformFiles are the relative paths of the simulated platform's files
-	// ([SimPlatformFiles]); with Simulation they are mounted from the Secret SimSecret.
+	// ([SimPlatformFiles]); with Simulation they are mounted from the Secret SimSecretName.
 	SimPlatformFiles []string
+	// SimSecretName is the Secret, in the pod's namespace, holding the simulated platform
+	// ([SimSecretData]). Default [SimSecret]; the chart passes the Secret it makes.
+	SimSecretName string
 	// Resources are added to each injected container's limits (and requests) unless it
 	// already has a limit for them.
 	Resources corev1.ResourceList
@@ -99,8 +102,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Simulated platform delivery: the Secret every namespace with simulated workloads holds, and
-// where the launcher finds it.
+// Simulated platform delivery: the default name of the Secret every namespace with simulated
+// workloads holds (Config.SimSecretName), and where the launcher finds it.
 const (
 	SimSecret    = "cloister-simulation"
 	SimMountPath = "/var/run/cloister/sim"
@@ -108,6 +111,9 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	if c.SimSecretName == "" {
+		c.SimSecretName = SimSecret
+	}
 	if c.ManifestTTL == 0 {
 		c.ManifestTTL = DefaultManifestTTL
 	}

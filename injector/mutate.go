@@ -182,7 +182,7 @@ func (h *handler) simVolume(old []corev1.Volume) []corev1.Volume {
 	}
 	mode := int32(0o444)
 	return append(v, corev1.Volume{Name: simVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName: SimSecret, Items: items, DefaultMode: &mode,
+		SecretName: h.cfg.SimSecretName, Items: items, DefaultMode: &mode,
 	}}})
 }
 

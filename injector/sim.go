@@ -2,10 +2,11 @@ package injector
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // maxSimFiles and maxSimBytes bound a simulated platform directory (it holds about 15 small
@@ -16,26 +17,40 @@ const (
 )
 
 // SimPlatformFiles lists the regular files of the simulated platform directory dir (`cloister
-// sim init DIR`), as slash-separated relative paths in lexical order.
+// sim init DIR`), as slash-separated relative paths in lexical order. dir may be a mounted
+// Secret: symbolic links are followed and the kubelet's own entries ("..data" and the
+// timestamped directory it points to) are skipped.
 func SimPlatformFiles(dir string) ([]string, error) {
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	var walk func(rel string, depth int) error
+	walk = func(rel string, depth int) error {
+		entries, err := os.ReadDir(filepath.Join(dir, rel))
 		if err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if files = append(files, filepath.ToSlash(rel)); len(files) > maxSimFiles {
-			return fmt.Errorf("more than %d files; expected a simulated platform directory (cloister sim init)", maxSimFiles)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "..") {
+				continue
+			}
+			r := path.Join(rel, e.Name())
+			fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(r)))
+			if err != nil {
+				return err
+			}
+			switch {
+			case fi.IsDir() && depth < 2:
+				if err := walk(r, depth+1); err != nil {
+					return err
+				}
+			case fi.Mode().IsRegular():
+				if files = append(files, r); len(files) > maxSimFiles {
+					return fmt.Errorf("more than %d files; expected a simulated platform directory (cloister sim init)", maxSimFiles)
+				}
+			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := walk("", 0); err != nil {
 		return nil, fmt.Errorf("simulated platform %s: %w", dir, err)
 	}
 	if !slices.Contains(files, "root_ca.pem") {

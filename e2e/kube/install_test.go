@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cloister-dev/cloister/cli/jsonoutput"
+	"github.com/cloister-dev/cloister/injector"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/internal/kubetest"
 	"github.com/cloister-dev/cloister/pki"
@@ -33,17 +35,20 @@ const (
 )
 
 // TestInstall is the Kubernetes path of docs/kubernetes.md on a real cluster with a node:
-//  1. build the Coordinator image (`cloister image coordinator`) and a confidential Redis
+//  1. build the Coordinator image (`cloister image coordinator` of cloister-coordinator) and a confidential Redis
 //     (`cloister image convert` of Debian's redis-server), import both into containerd;
 //  2. `cloister install --simulation --wait` (a PersistentVolume for the state claim), timed;
-//  3. `cloister check` says ready and simulation;
+//  3. `cloister check` says the Coordinator and the injector ready, and simulation;
 //  4. `cloister verify` and `manifest set` through port-forwards (--kubeconfig, --namespace);
-//  5. a pod labelled cloister.dev/workload=redis activates and serves TLS with a certificate of
-//     the deployment's root, read and written through a port-forward;
+//  5. a pod with only the label cloister.dev/workload=redis comes back from the API server
+//     mutated by the chart's webhook (CLOISTER_* settings, the simulated platform), activates
+//     and serves TLS with a certificate of the deployment's root, read and written through a
+//     port-forward;
 //  6. `cloister uninstall` removes every object install made but the state claim it keeps.
 //
-// The webhook is not installed here (injector.enabled=false): the Redis pod carries the
-// CLOISTER_* settings the injector would add.
+// Service IPs route nowhere on this node: the Coordinator and the injector run on the host
+// network, the API server calls the webhook by URL (injector.url) and the injector reaches
+// the API server and the Coordinator on 127.0.0.1 (injector.apiServer, coordinator.address).
 func TestInstall(t *testing.T) {
 	c := kubetest.Start(t, kubetest.WithNode())
 	env := e2etest.New(t)
@@ -56,17 +61,11 @@ func TestInstall(t *testing.T) {
 	kube := []string{"--kubeconfig", c.Kubeconfig, "--namespace", namespace}
 
 	// 1. Images.
-	static := filepath.Join(dir, "cloister-static")
-	build := exec.CommandContext(ctx, "go", "build", "-o", static, "./cmd/cloister")
-	build.Dir, build.Env = "../..", append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build a static cloister: %v\n%s", err, b)
-	}
 	key := filepath.Join(dir, "signer.pem")
 	env.MustCLI(t, "image", "keygen", key)
 	coordArchive := filepath.Join(dir, "coordinator.tar")
 	var coordImg jsonoutput.ImageCoordinator
-	mustJSON(t, env.MustCLI(t, "image", "coordinator", "--sign-key", key, "--binary", static, "--output", "json",
+	mustJSON(t, env.MustCLI(t, "image", "coordinator", "--sign-key", key, "--binary", env.Bins.Coordinator, "--output", "json",
 		"docker-archive:"+coordArchive+":"+coordinatorRef).Stdout, &coordImg)
 	redisArchive := filepath.Join(dir, "redis.tar")
 	var redis jsonoutput.ImageConvert
@@ -100,13 +99,18 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientPort, meshPort, redisPort := freePort(t), freePort(t), freePort(t)
+	webhookPort, healthPort := freePort(t), freePort(t)
 	simDir := filepath.Join(dir, "sim")
 	installArgs := append([]string{"install", "--simulation", "--sim-dir", simDir, "--wait", "--timeout", "3m",
 		"--set", "image.repository=localhost/cloister-e2e/coordinator", "--set", "image.tag=kube", "--set", "image.pullPolicy=Never",
 		"--set", "coordinator.hostNetwork=true", "--set", "coordinator.listenAddress=127.0.0.1",
 		"--set", fmt.Sprintf("coordinator.clientPort=%d", clientPort), "--set", fmt.Sprintf("coordinator.meshPort=%d", meshPort),
-		"--set", "coordinator.persistence.storageClass=cloister-e2e",
-		"--set", "injector.enabled=false"}, kube...)
+		"--set", "coordinator.persistence.storageClass=cloister-e2e", "--set", "coordinator.address=127.0.0.1",
+		// Service IPs route nowhere here: the API server calls the webhook on the host network.
+		"--set", "injector.hostNetwork=true", "--set", fmt.Sprintf("injector.port=%d", webhookPort),
+		"--set", fmt.Sprintf("injector.healthPort=%d", healthPort),
+		"--set", "injector.apiServer=" + strings.TrimPrefix(c.Config.Host, "https://"),
+		"--set", fmt.Sprintf("injector.url=https://127.0.0.1:%d/mutate", webhookPort)}, kube...)
 	start := time.Now()
 	out := longCLI(t, env, 4*time.Minute, installArgs...)
 	installTook := time.Since(start)
@@ -121,8 +125,8 @@ func TestInstall(t *testing.T) {
 	res := env.MustCLI(t, append([]string{"check", "--timeout", "1m", "--output", "json"}, kube...)...)
 	var chk jsonoutput.Check
 	mustJSON(t, res.Stdout, &chk)
-	if !chk.Ready || !chk.Simulation || len(chk.Parts) != 1 || chk.Parts[0].Name != "coordinator" {
-		t.Errorf("check: %+v; want the Coordinator ready, in simulation", chk)
+	if !chk.Ready || !chk.Simulation || len(chk.Parts) != 2 {
+		t.Errorf("check: %+v; want the Coordinator and the injector ready, in simulation", chk)
 	}
 
 	// 4. verify and manifest set, through port-forwards.
@@ -152,31 +156,19 @@ func TestInstall(t *testing.T) {
 	e2etest.WriteJSON(t, env.Path("manifest.json"), manifest)
 	env.MustCLI(t, append([]string{"manifest", "set", env.Path("manifest.json")}, kube...)...)
 
-	// 5. The Redis workload.
-	one := int64(0o444)
+	// 5. The Redis workload: only the label; the injector adds the rest.
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "redis", Namespace: namespace, Labels: map[string]string{"cloister.dev/workload": "redis"}},
 		Spec: corev1.PodSpec{
 			HostNetwork: true,
-			Containers: []corev1.Container{{
-				Name: "redis", Image: redisRef, ImagePullPolicy: corev1.PullNever,
-				Env: []corev1.EnvVar{
-					{Name: "CLOISTER_COORDINATOR", Value: fmt.Sprintf("127.0.0.1:%d", meshPort)},
-					{Name: "CLOISTER_WORKLOAD", Value: "redis"},
-					{Name: "CLOISTER_INSTANCE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.uid"}}},
-					{Name: "CLOISTER_SIM_DIR", Value: "/sim"},
-					{Name: "CLOISTER_RETRY_TIMEOUT", Value: "60s"},
-				},
-				VolumeMounts: []corev1.VolumeMount{{Name: "sim", MountPath: "/sim", ReadOnly: true}},
-			}},
-			Volumes: []corev1.Volume{{Name: "sim", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: "cloister-simulation", DefaultMode: new(int32(one)), Items: simItems(t, c, simDir),
-			}}}},
+			Containers:  []corev1.Container{{Name: "redis", Image: redisRef, ImagePullPolicy: corev1.PullNever}},
 		},
 	}
-	if _, err := c.Client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	created, err := c.Client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkInjected(t, created, meshPort)
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := c.Client.CoreV1().Pods(namespace).GetLogs("redis", &corev1.PodLogOptions{}).DoRaw(context.Background())
@@ -268,22 +260,29 @@ func TestInstall(t *testing.T) {
 	t.Logf("install took %v", installTook.Round(time.Millisecond))
 }
 
-// simItems maps the simulated platform's files to the Secret's keys, as the chart mounts them.
-func simItems(t *testing.T, c *kubetest.Cluster, simDir string) []corev1.KeyToPath {
+// checkInjected checks that the API server returned the labelled pod mutated by the chart's
+// webhook: the launcher's settings (the Coordinator on the host network, the workload, the
+// pod's UID as instance, simulation) and the simulated platform from the chart's Secret.
+func checkInjected(t *testing.T, p *corev1.Pod, meshPort int) {
 	t.Helper()
-	var items []corev1.KeyToPath
-	err := filepath.WalkDir(simDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(simDir, p)
-		items = append(items, corev1.KeyToPath{Key: strings.ReplaceAll(rel, "/", "."), Path: rel})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	env := map[string]corev1.EnvVar{}
+	for _, e := range p.Spec.Containers[0].Env {
+		env[e.Name] = e
 	}
-	return items
+	for name, want := range map[string]string{
+		"CLOISTER_COORDINATOR": fmt.Sprintf("127.0.0.1:%d", meshPort), "CLOISTER_WORKLOAD": "redis",
+		"CLOISTER_TEE": "simulation", "CLOISTER_SIM_DIR": injector.SimMountPath,
+	} {
+		if env[name].Value != want {
+			t.Errorf("injected %s = %q, want %q (env %+v)", name, env[name].Value, want, p.Spec.Containers[0].Env)
+		}
+	}
+	if f := env["CLOISTER_INSTANCE"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "metadata.uid" {
+		t.Errorf("injected CLOISTER_INSTANCE %+v; want the pod's UID", env["CLOISTER_INSTANCE"])
+	}
+	if !slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == "cloister-simulation" }) {
+		t.Errorf("volumes %+v; want the chart's Secret cloister-simulation", p.Spec.Volumes)
+	}
 }
 
 // releaseObjects lists the namespaced and cluster objects labelled with the release.

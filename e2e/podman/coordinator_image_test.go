@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,20 +15,6 @@ import (
 
 // coordinatorImageOutput is `image coordinator --output json`.
 type coordinatorImageOutput = jsonoutput.ImageCoordinator
-
-// staticCloister builds cmd/cloister without cgo, as the Coordinator image needs (the test
-// binaries of e2etest link cgo), into dir.
-func staticCloister(t *testing.T, dir string) string {
-	t.Helper()
-	out := filepath.Join(dir, "cloister-static")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", out, "./cmd/cloister")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build a static cloister: %v\n%s", err, b)
-	}
-	return out
-}
 
 // TestCoordinatorImage builds the Coordinator as a confidential image with `cloister image
 // coordinator`, twice (to an archive and to an OCI layout) with the same digest, runs it in
@@ -45,7 +30,7 @@ func TestCoordinatorImage(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := staticCloister(t, dir)
+	bin := env.Bins.Coordinator
 	key := filepath.Join(dir, "signer.pem")
 	mrsigner := keygen(t, key)
 

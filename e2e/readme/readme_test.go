@@ -254,18 +254,20 @@ func requireFree(t *testing.T, name, code string) {
 	}
 }
 
-// checkInstalled checks what the README's go install line installed: both binaries, the
-// launcher static.
+// checkInstalled checks what the README's go install line installed: the three binaries, the
+// launcher and the Coordinator binary static.
 func checkInstalled(t *testing.T, gobin string) {
 	t.Helper()
-	f, err := elf.Open(filepath.Join(gobin, "cloister-launch"))
-	if err != nil {
-		t.Fatalf("the README's go install made no usable cloister-launch: %v", err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("the README's go install made a dynamically linked cloister-launch; image convert refuses it")
+	for _, name := range []string{"cloister-launch", "cloister-coordinator"} {
+		f, err := elf.Open(filepath.Join(gobin, name))
+		if err != nil {
+			t.Fatalf("the README's go install made no usable %s: %v", name, err)
+		}
+		defer f.Close()
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("the README's go install made a dynamically linked %s; the image commands refuse it", name)
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(gobin, "cloister")); err != nil {

@@ -410,21 +410,26 @@ func (a *app) saveProtectedFileKey(path string, key []byte) error {
 	return nil
 }
 
-// findLauncherBinary returns the launcher binary: the flag, else cloister-launch
-// next to this executable, else in PATH.
+// findLauncherBinary returns the launcher binary: the flag, else cloister-launch (see [findBinary]).
 func findLauncherBinary(flag string) (string, error) {
+	return findBinary(flag, "cloister-launch", "--launcher", image.BuildLauncherHint)
+}
+
+// findBinary returns the companion binary name of cloister: the flag's value if given, else
+// name next to this executable, else name in PATH. The error says how to build it (hint) and
+// which flag (flagName) takes it.
+func findBinary(flag, name, flagName, hint string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
 	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "cloister-launch")
+		p := filepath.Join(filepath.Dir(exe), name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 			return p, nil
 		}
 	}
-	if p, err := exec.LookPath("cloister-launch"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("no cloister-launch binary next to cloister or in PATH; build it with `%s` and pass --launcher FILE",
-		image.BuildLauncherHint)
+	return "", fmt.Errorf("no %s binary next to cloister or in PATH; build it with `%s` and pass %s FILE", name, hint, flagName)
 }

@@ -31,6 +31,8 @@ type injectorFlags struct {
 	certManager              bool
 	coordinator, clientAPI   string
 	simulation               bool
+	simSecret                string
+	certHosts                []string
 	resources, tolerations   []string
 	mrenclave                []string
 	mrsigner                 string
@@ -59,8 +61,8 @@ caBundle of --webhook-configuration, and renews the certificate before it expire
 The Coordinator is verified by its quote before the manifest is read from it: give its identity
 (--coordinator-mrenclave, or --coordinator-mrsigner with --coordinator-isvprodid and
 --coordinator-min-isvsvn). With --simulation it is a simulated Coordinator on the platform in
-$CLOISTER_SIM_DIR (NOT secure), and pods get that platform from the Secret cloister-simulation
-of their namespace.`,
+$CLOISTER_SIM_DIR (NOT secure), and pods get that platform from the Secret --simulation-secret
+(default cloister-simulation) of their namespace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runInjector(cmd, &f) },
 	}
@@ -80,6 +82,8 @@ func (f *injectorFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.coordinator, "coordinator", "", "the Coordinator's workload API as pods reach it, host:port (CLOISTER_COORDINATOR)")
 	fl.StringVar(&f.clientAPI, "coordinator-client-api", "", "the Coordinator's client API, host:port, asked whether a workload exists")
 	fl.BoolVar(&f.simulation, "simulation", false, "the Coordinator is simulated: platform from $CLOISTER_SIM_DIR (NOT secure)")
+	fl.StringVar(&f.simSecret, "simulation-secret", injector.SimSecret, "with --simulation: the Secret, in each pod's namespace, holding the simulated platform that pods mount")
+	fl.StringArrayVar(&f.certHosts, "cert-host", nil, "another DNS name or IP address for the serving certificate, e.g. 127.0.0.1 when the API server calls the webhook by URL (repeatable)")
 	fl.StringArrayVar(&f.resources, "resource", nil, "SGX resource NAME=QUANTITY added to limits and requests (repeatable)")
 	fl.StringArrayVar(&f.tolerations, "toleration", nil, "toleration KEY[=VALUE]:EFFECT added to pods (repeatable)")
 	fl.StringSliceVar(&f.mrenclave, "coordinator-mrenclave", nil, "expected Coordinator MRENCLAVE, hex (repeatable)")
@@ -103,6 +107,8 @@ func (f *injectorFlags) config(getenv func(string) string) (injector.Config, err
 		Coordinator:          f.coordinator,
 		CoordinatorClientAPI: f.clientAPI,
 		Simulation:           f.simulation,
+		SimSecretName:        f.simSecret,
+		ExtraHosts:           f.certHosts,
 	}
 	var errs []error
 	if cfg.Namespace == "" {
@@ -151,7 +157,7 @@ func (f *injectorFlags) expect(getenv func(string) string, cfg *injector.Config)
 	if f.simulation {
 		dir := getenv("CLOISTER_SIM_DIR")
 		if dir == "" {
-			return e, errors.New("--simulation needs CLOISTER_SIM_DIR: the simulated platform the Coordinator runs on (the Secret cloister-simulation, mounted)")
+			return e, errors.New("--simulation needs CLOISTER_SIM_DIR: the simulated platform the Coordinator runs on (the Secret --simulation-secret, mounted)")
 		}
 		p, err := sim.Load(dir)
 		if err != nil {

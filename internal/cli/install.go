@@ -1,24 +1,19 @@
 package cli
 
 import (
-	"bytes"
+	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
-	"helm.sh/helm/v4/pkg/action"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	"helm.sh/helm/v4/pkg/kube"
-	release "helm.sh/helm/v4/pkg/release/v1"
-	"helm.sh/helm/v4/pkg/storage/driver"
-	"helm.sh/helm/v4/pkg/strvals"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 
-	"github.com/cloister-dev/cloister/charts"
+	"github.com/cloister-dev/cloister/injector"
 	"github.com/cloister-dev/cloister/sgx/sim"
 )
 
@@ -65,32 +60,47 @@ there, and stored in the cluster as a Secret. Without --simulation the Coordinat
 	return cmd
 }
 
-// helmConfig is a Helm action configuration for the cluster and namespace of f, logging at
-// warning level and above to w.
-func helmConfig(f *kubeFlags, w io.Writer) (*action.Configuration, error) {
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := cfg.Init(f.getter(), f.namespace, "secret"); err != nil {
-		return nil, fmt.Errorf("helm: %w", err)
+// Releaser installs and removes the chart built into cloister, as a Helm release. Package
+// charts implements it with the Helm SDK (charts.Releases); cmd/cloister passes it to [Main].
+// It is an interface, with no type from package charts, so that this package does not link Helm
+// and cloister-coordinator, built from it, stays small.
+type Releaser interface {
+	ParseValues(b []byte) (map[string]any, error)
+	ParseSet(s string, vals map[string]any) error
+	Install(ctx context.Context, kubeconfig genericclioptions.RESTClientGetter, name, namespace string,
+		vals map[string]any, wait bool, timeout time.Duration, log io.Writer) (struct {
+		Revision int
+		Status   string
+		Notes    string
+	}, error)
+	Uninstall(kubeconfig genericclioptions.RESTClientGetter, name, namespace string,
+		wait bool, timeout time.Duration, log io.Writer) (string, error)
+}
+
+// releaser returns a.helm, or an error in a binary built without it.
+func (a *app) releaser() (Releaser, error) {
+	if a.helm == nil {
+		return nil, errors.New("this binary cannot install charts; use cloister")
 	}
-	return cfg, nil
+	return a.helm, nil
 }
 
 // installValues merges --values files, then --set, then what --simulation implies.
-func (a *app) installValues(f *installFlags) (map[string]any, error) {
+func (a *app) installValues(helm Releaser, f *installFlags) (map[string]any, error) {
 	vals := map[string]any{}
 	for _, p := range f.values {
 		b, err := readBounded(p, 1<<20)
 		if err != nil {
 			return nil, fmt.Errorf("--values: %w", err)
 		}
-		v, err := loader.LoadValues(bytes.NewReader(b))
+		v, err := helm.ParseValues(b)
 		if err != nil {
 			return nil, fmt.Errorf("--values %s: %w", p, err)
 		}
 		vals = mergeMaps(vals, v)
 	}
 	for _, s := range f.set {
-		if err := strvals.ParseInto(s, vals); err != nil {
+		if err := helm.ParseSet(s, vals); err != nil {
 			return nil, usageError(fmt.Errorf("--set %q: %w; expected KEY=VALUE", s, err))
 		}
 	}
@@ -110,9 +120,13 @@ func (a *app) installValues(f *installFlags) (map[string]any, error) {
 			return nil, fmt.Errorf("make a simulated platform: %w", err)
 		}
 	}
-	files, err := charts.PlatformFiles(dir)
+	data, err := injector.SimSecretData(dir)
 	if err != nil {
 		return nil, err
+	}
+	files := make(map[string]any, len(data))
+	for k, v := range data {
+		files[k] = base64.StdEncoding.EncodeToString(v)
 	}
 	f.simDir = dir
 	vals["simulation"] = true
@@ -122,57 +136,24 @@ func (a *app) installValues(f *installFlags) (map[string]any, error) {
 
 func (a *app) runInstall(cmd *cobra.Command, f *installFlags) error {
 	start := time.Now()
-	vals, err := a.installValues(f)
+	helm, err := a.releaser()
 	if err != nil {
 		return err
 	}
-	ch, err := charts.Load()
+	vals, err := a.installValues(helm, f)
 	if err != nil {
 		return err
 	}
-	cfg, err := helmConfig(&f.kube, a.stderr)
+	r, err := helm.Install(cmd.Context(), f.kube.getter(), releaseName, f.kube.namespace, vals, f.wait, f.timeout, a.stderr)
 	if err != nil {
 		return err
-	}
-	strategy := kube.HookOnlyStrategy
-	if f.wait {
-		strategy = kube.StatusWatcherStrategy
-	}
-	ctx := cmd.Context()
-	var rel any
-	hist := action.NewHistory(cfg)
-	hist.Max = 1
-	_, herr := hist.Run(releaseName)
-	switch {
-	case errors.Is(herr, driver.ErrReleaseNotFound):
-		inst := action.NewInstall(cfg)
-		inst.ReleaseName, inst.Namespace, inst.CreateNamespace = releaseName, f.kube.namespace, true
-		inst.WaitStrategy, inst.Timeout = strategy, f.timeout
-		inst.ServerSideApply = true
-		rel, err = inst.RunWithContext(ctx, ch, vals)
-	case herr != nil:
-		return fmt.Errorf("look for release %s in namespace %s: %w", releaseName, f.kube.namespace, herr)
-	default:
-		up := action.NewUpgrade(cfg)
-		up.Namespace, up.WaitStrategy, up.Timeout = f.kube.namespace, strategy, f.timeout
-		// Keep what the release was installed with; --values and --set change it.
-		up.ReuseValues = true
-		up.ServerSideApply = "auto"
-		rel, err = up.RunWithContext(ctx, releaseName, ch, vals)
-	}
-	if err != nil {
-		return fmt.Errorf("install chart %s in namespace %s: %w", charts.Name, f.kube.namespace, err)
-	}
-	r, ok := rel.(*release.Release)
-	if !ok {
-		return fmt.Errorf("install: unexpected release type %T", rel)
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "Release %s (revision %d) %s in namespace %s in %s.\n", r.Name, r.Version, r.Info.Status, r.Namespace, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(w, "Release %s (revision %d) %s in namespace %s in %s.\n", releaseName, r.Revision, r.Status, f.kube.namespace, time.Since(start).Round(time.Millisecond))
 	if f.simulation {
 		fmt.Fprintf(w, "The simulated platform is in %s: verify with `cloister verify --namespace %s --simulation %s`.\n", f.simDir, f.kube.namespace, f.simDir)
 	}
-	fmt.Fprintf(w, "\n%s\n", r.Info.Notes)
+	fmt.Fprintf(w, "\n%s\n", r.Notes)
 	return nil
 }
 
@@ -192,26 +173,17 @@ new install in the same namespace finds the deployment again. The namespace itse
 		Example: `  cloister uninstall --namespace cloister`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := helmConfig(&f.kube, a.stderr)
+			helm, err := a.releaser()
 			if err != nil {
 				return err
 			}
-			u := action.NewUninstall(cfg)
-			u.Timeout = f.timeout
-			u.WaitStrategy = kube.HookOnlyStrategy
-			if f.wait {
-				u.WaitStrategy = kube.StatusWatcherStrategy
-			}
-			res, err := u.Run(releaseName)
-			if errors.Is(err, driver.ErrReleaseNotFound) {
-				return fmt.Errorf("no Cloister release in namespace %s", f.kube.namespace)
-			}
+			info, err := helm.Uninstall(f.kube.getter(), releaseName, f.kube.namespace, f.wait, f.timeout, a.stderr)
 			if err != nil {
-				return fmt.Errorf("uninstall from namespace %s: %w", f.kube.namespace, err)
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Uninstalled release %s from namespace %s.\n", releaseName, f.kube.namespace)
-			if res != nil && res.Info != "" {
-				fmt.Fprintln(cmd.OutOrStdout(), res.Info)
+			if info != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), info)
 			}
 			return nil
 		},

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,8 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// helm installs the chart (install, uninstall); nil in cloister-coordinator.
+	helm Releaser
 }
 
 // Main runs the cloister command line with args and returns the process exit code.
@@ -31,12 +34,32 @@ type app struct {
 // A failure is printed to stderr as "cloister: message". In JSON mode (--output json) a command
 // that fails before printing its result also prints the failure as a jsonoutput.Error on stdout,
 // so that stdout always holds one JSON document.
+//
+// Main has no Helm SDK: install and uninstall fail. cmd/cloister runs [MainWithHelm].
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runCLI(args, stdin, stdout, stderr, nil, (*app).newRootCmd)
+}
+
+// MainWithHelm is [Main] with helm for `cloister install` and `uninstall`: charts.Releases,
+// passed by cmd/cloister so that this package does not link the Helm SDK (see [CoordinatorMain]).
+func MainWithHelm(helm Releaser, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runCLI(args, stdin, stdout, stderr, helm, (*app).newRootCmd)
+}
+
+// CoordinatorMain runs cloister-coordinator, the binary of the Coordinator image: only the
+// commands that run in the cluster (coordinator, injector), built by the same constructors as
+// in cloister. It is measured into the Coordinator's enclave, so it links no more than these
+// need: no Helm SDK, no image converter (cmd/cloister-coordinator has a dependency test).
+func CoordinatorMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runCLI(args, stdin, stdout, stderr, nil, (*app).newCoordinatorRootCmd)
+}
+
+func runCLI(args []string, stdin io.Reader, stdout, stderr io.Writer, helm Releaser, newRoot func(*app) *cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := &countingWriter{w: stdout}
-	a := &app{stdin: stdin, stdout: out, stderr: stderr, getenv: os.Getenv}
-	root := a.newRootCmd()
+	a := &app{stdin: stdin, stdout: out, stderr: stderr, getenv: os.Getenv, helm: helm}
+	root := newRoot(a)
 	ran := false
 	onRun(root, func() { ran = true })
 	root.SetArgs(args)
@@ -117,6 +140,29 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newUninstallCmd(),
 		a.newCheckCmd(),
 	)
+	return root
+}
+
+// CoordinatorBinary is the name of the Coordinator image's binary (cmd/cloister-coordinator).
+const CoordinatorBinary = "cloister-coordinator"
+
+func (a *app) newCoordinatorRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   CoordinatorBinary,
+		Short: "The Cloister Coordinator and admission webhook, as they run in the Coordinator image",
+		Long: `cloister-coordinator holds the commands of cloister that run in a cluster, from the Coordinator
+image (cloister image coordinator): the Coordinator and the Kubernetes admission webhook. It is
+what the Coordinator's enclave measures, so it carries nothing else; use cloister for the rest.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		root.Version = bi.Main.Version
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.AddCommand(a.newCoordinatorCmd(), a.newInjectorCmd())
 	return root
 }
 

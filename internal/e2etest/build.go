@@ -25,6 +25,9 @@ type Binaries struct {
 	// Launcher is cmd/cloister-launch, built with CGO_ENABLED=0 so that it runs in any image,
 	// and stripped (launcherFlags).
 	Launcher string
+	// Coordinator is cmd/cloister-coordinator, the binary of the Coordinator image, built
+	// static and stripped as image.BuildCoordinatorHint says.
+	Coordinator string
 }
 
 // Build returns the binaries, built at most once per test process and shared with the other
@@ -55,6 +58,7 @@ func Bins(tb testing.TB) *Binaries {
 const (
 	cloisterName = "cloister"
 	launcherName = "cloister-launch"
+	coordName    = "cloister-coordinator"
 	// readyName marks an entry whose binaries were built from the source its key names. Its
 	// modification time is the entry's last use.
 	readyName = "ready"
@@ -89,7 +93,7 @@ func buildShared() (*Binaries, error) {
 	}
 	entry := filepath.Join(base, key)
 	ready := filepath.Join(entry, readyName)
-	bins := &Binaries{Cloister: filepath.Join(entry, cloisterName), Launcher: filepath.Join(entry, launcherName)}
+	bins := binariesIn(entry)
 	use := func(l *fileLock) (*Binaries, error) {
 		now := time.Now()
 		if err := os.Chtimes(ready, now, now); err != nil {
@@ -138,7 +142,7 @@ func buildShared() (*Binaries, error) {
 		if err := os.Rename(entry, mixed); err != nil {
 			return nil, err
 		}
-		return &Binaries{Cloister: filepath.Join(mixed, cloisterName), Launcher: filepath.Join(mixed, launcherName)}, nil
+		return binariesIn(mixed), nil
 	}
 	if err := os.WriteFile(ready, nil, 0o600); err != nil {
 		l.unlock()
@@ -151,17 +155,26 @@ func buildShared() (*Binaries, error) {
 // while they were built. prune removes them once they are unusedFor old.
 const mixedPrefix = "mixed-"
 
-// buildInto builds both binaries into dir, at the same time.
+// binariesIn names the binaries in the directory dir.
+func binariesIn(dir string) *Binaries {
+	return &Binaries{Cloister: filepath.Join(dir, cloisterName), Launcher: filepath.Join(dir, launcherName),
+		Coordinator: filepath.Join(dir, coordName)}
+}
+
+// buildInto builds the binaries into dir, at the same time.
 func buildInto(root, dir string) (*Binaries, error) {
-	b := &Binaries{Cloister: filepath.Join(dir, cloisterName), Launcher: filepath.Join(dir, launcherName)}
-	var errCloister, errLauncher error
+	b := binariesIn(dir)
+	var errCloister, errLauncher, errCoord error
 	var wg sync.WaitGroup
 	wg.Go(func() { errCloister = goBuild(root, b.Cloister, "./cmd/cloister", nil) })
 	wg.Go(func() {
 		errLauncher = goBuild(root, b.Launcher, "./cmd/cloister-launch", launcherFlags, "CGO_ENABLED=0")
 	})
+	wg.Go(func() {
+		errCoord = goBuild(root, b.Coordinator, "./cmd/cloister-coordinator", launcherFlags, "CGO_ENABLED=0")
+	})
 	wg.Wait()
-	if err := errors.Join(errCloister, errLauncher); err != nil {
+	if err := errors.Join(errCloister, errLauncher, errCoord); err != nil {
 		return nil, err
 	}
 	return b, nil
