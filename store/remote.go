@@ -92,8 +92,13 @@ type remoteDB struct {
 	keyID  []byte
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
-	mu     sync.Mutex   // guards cur
+	mu     sync.Mutex   // guards cur and the fingerprint cache
 	cur    *RemoteState // the newest state seen
+	// fp is Refresh's fingerprint of the buckets fpKey names in fpState.
+	fpState *RemoteState
+	fpKey   string
+	fp      [sha256.Size]byte
+	loads   loader
 	// stats
 	statsMu sync.Mutex
 	stats   RemoteStats
@@ -382,7 +387,7 @@ func (db *DB) seen(st *RemoteState, v Version) error {
 
 // remoteView is View on a shared state.
 func (db *DB) remoteView(ctx context.Context, fn func(*Tx) error) error {
-	st, err := db.remoteLoad(ctx)
+	st, err := db.loadFresh(ctx)
 	if err != nil {
 		return err
 	}
