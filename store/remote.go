@@ -342,6 +342,9 @@ func (db *DB) remoteLoad(ctx context.Context) (*RemoteState, error) {
 	r.mu.Lock()
 	last := r.cur
 	r.mu.Unlock()
+	// The newest version seen before the read: the read must return it or a newer one. A
+	// commit of this replica that ends while the read runs may be newer than what it returns.
+	before := db.Version()
 	r.count(func(s *RemoteStats) { s.Loads++ })
 	st, err := r.r.Load(ctx, last)
 	if err != nil {
@@ -357,32 +360,29 @@ func (db *DB) remoteLoad(ctx context.Context) (*RemoteState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.seen(st, v); err != nil {
+	if err := checkNewer(v, before); err != nil {
+		db.log.Error("store: refused a shared state older than one seen", "version", v.N, "seen", before.N)
 		return nil, err
 	}
-	return st, nil
+	return db.seen(st, v)
 }
 
-// seen records st, at version v, as the newest state unless a newer one was seen; it refuses a
-// state older than the newest seen.
-func (db *DB) seen(st *RemoteState, v Version) error {
-	db.versionMu.Lock()
-	err := checkNewer(v, db.version)
-	if err == nil && v.N > db.version.N {
-		db.version = v
-	}
-	db.versionMu.Unlock()
-	if err != nil {
-		db.log.Error("store: refused a shared state older than one seen", "version", v.N)
-		return err
-	}
+// seen records st, at version v, as the newest state unless a newer one was seen meanwhile,
+// and returns the newest state seen. Another state of the newest version seen is refused.
+func (db *DB) seen(st *RemoteState, v Version) (*RemoteState, error) {
 	r := db.remote
+	db.versionMu.Lock()
+	defer db.versionMu.Unlock()
+	if v.N == db.version.N && v.Hash != db.version.Hash {
+		return nil, checkNewer(v, db.version)
+	}
 	r.mu.Lock()
-	if r.cur == nil || st.Rev != r.cur.Rev {
+	defer r.mu.Unlock()
+	if v.N > db.version.N || r.cur == nil {
+		db.version = v
 		r.cur = st
 	}
-	r.mu.Unlock()
-	return nil
+	return r.cur, nil
 }
 
 // remoteView is View on a shared state.
@@ -439,7 +439,8 @@ func (db *DB) remoteUpdate(fn func(*Tx) error) error {
 		stored, err := r.r.Commit(ctx, base, next)
 		switch {
 		case err == nil:
-			return db.seen(stored, v)
+			_, err := db.seen(stored, v)
+			return err
 		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
 			r.count(func(s *RemoteStats) { s.Conflicts++ })
 			base = nil

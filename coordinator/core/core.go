@@ -172,7 +172,7 @@ func (c *Core) Status() api.Status {
 	}
 	sv := c.db.Version()
 	s.StateVersion, s.StateHash = sv.N, hex.EncodeToString(sv.Hash[:])
-	if n := c.ActivationCounts(); len(n) > 0 {
+	if n := c.storedCounts(c.ActivationCounts()); len(n) > 0 {
 		s.Activations = n
 	}
 	s.Recovery = c.recoveryStatus()

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/store"
@@ -64,4 +66,29 @@ func sharedError(err error) error {
 		return &Error{Code: api.CodeNotReady, Message: "the Coordinator's shared state (the Kubernetes API) is unavailable; retry"}
 	}
 	return fmt.Errorf("refresh the shared state: %w", err)
+}
+
+// storedCounts adds to local, this replica's activation counts, the counts stored in a shared
+// state: activations of limited workloads on other replicas are counted there at once, those
+// of unlimited workloads when their replica flushes. On an embedded store it returns local.
+func (c *Core) storedCounts(local map[string]uint64) map[string]uint64 {
+	if !c.db.Shared() {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.db.View(ctx, func(tx *store.Tx) error {
+		return tx.ForEach(bucketCounts, func(k string, v []byte) error {
+			n, err := strconv.ParseUint(string(v), 10, 64)
+			if err != nil {
+				return fmt.Errorf("state %s/%s is corrupt: %q is not a count", bucketCounts, k, v)
+			}
+			local[k] = max(local[k], n)
+			return nil
+		})
+	})
+	if err != nil {
+		c.log.Error("read the stored activation counts for the status", "error", err.Error())
+	}
+	return local
 }

@@ -1,0 +1,369 @@
+package kube
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloister-dev/cloister/client"
+	"github.com/cloister-dev/cloister/internal/e2etest"
+	"github.com/cloister-dev/cloister/internal/kubetest"
+	"github.com/cloister-dev/cloister/internal/loadgen"
+	"github.com/cloister-dev/cloister/sgx/sim"
+	"github.com/cloister-dev/cloister/store"
+)
+
+// haCluster is N `cloister coordinator --state kubernetes` processes sharing one state in the
+// API server of a real control plane.
+type haCluster struct {
+	kube     *kubetest.Cluster
+	bins     *e2etest.Binaries
+	dir      string
+	platform *sim.Platform
+	name     string // the state's Secret
+	replicas []*haReplica
+}
+
+type haReplica struct {
+	name    string
+	dataDir string
+	addrs   e2etest.Addrs
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startHA(t testing.TB, kube *kubetest.Cluster, name string, n int) *haCluster {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := sim.Create(filepath.Join(dir, "platform"), sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &haCluster{kube: kube, bins: e2etest.Bins(t), dir: dir, platform: p, name: name}
+	for range n {
+		h.add(t)
+	}
+	return h
+}
+
+// simSealKey is the simulated seal key in a simulated Coordinator's data directory: its "CPU".
+const simSealKey = "simulation-seal.key"
+
+// add starts one more replica. Every replica but the first gets a copy of the first one's
+// sealed data key and simulated seal key (as if on the same CPU): sharing the data key between
+// replicas on different CPUs by attestation is not built yet.
+func (h *haCluster) add(t testing.TB) *haReplica {
+	t.Helper()
+	i := len(h.replicas)
+	r := &haReplica{name: fmt.Sprintf("replica-%d", i), dataDir: filepath.Join(h.dir, fmt.Sprintf("replica-%d", i)), out: &syncBuffer{}, done: make(chan struct{})}
+	if i > 0 {
+		if err := os.MkdirAll(r.dataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{store.KeyFile, simSealKey} {
+			raw, err := os.ReadFile(filepath.Join(h.replicas[0].dataDir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e2etest.WriteFile(t, filepath.Join(r.dataDir, f), raw, 0o600)
+		}
+	}
+	addrFile := filepath.Join(h.dir, r.name+"-addrs.json")
+	r.cmd = exec.Command(h.bins.Cloister, "coordinator",
+		"--simulation", h.platform.Dir(), "--data-dir", r.dataDir,
+		"--client-addr", "127.0.0.1:0", "--mesh-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+		"--addr-file", addrFile, "--log-level", "warn",
+		"--state", "kubernetes", "--state-namespace", "default", "--state-name", h.name, "--kubeconfig", h.kube.Kubeconfig)
+	r.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + h.dir, "LANG=C"}
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", r.name, r.out)
+		}
+	})
+	e2etest.WaitFor(t, e2etest.StartTimeout, r.name+" to write its address file", func() (bool, string) {
+		if b, err := os.ReadFile(addrFile); err == nil {
+			if err := json.Unmarshal(b, &r.addrs); err != nil {
+				t.Fatalf("%s: address file %q: %v", r.name, b, err)
+			}
+			return true, ""
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("%s exited while starting (%v, %d bytes of output):\n%s", r.name, r.cmd.ProcessState, len(r.out.String()), r.out.String())
+		default:
+		}
+		return false, "no address file yet"
+	})
+	h.replicas = append(h.replicas, r)
+	return r
+}
+
+// stop interrupts every replica and requires a clean exit.
+func (h *haCluster) stop(t testing.TB) {
+	for _, r := range h.replicas {
+		r.cmd.Process.Signal(os.Interrupt)
+	}
+	for _, r := range h.replicas {
+		select {
+		case <-r.done:
+			if code := r.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("%s exited with %d after SIGINT, want 0:\n%s", r.name, code, r.out)
+			}
+		case <-time.After(e2etest.StopTimeout):
+			t.Errorf("%s did not stop within %v", r.name, e2etest.StopTimeout)
+		}
+	}
+}
+
+func (h *haCluster) expect() client.Expect { return client.ExpectSimulated(h.platform.Root()) }
+
+// client returns a client of replica i, acting as user (nil: nobody).
+func (h *haCluster) client(t testing.TB, i int, user *e2etest.User) *client.Client {
+	t.Helper()
+	v, err := client.Verify(t.Context(), h.replicas[i].addrs.Client, h.expect())
+	if err != nil {
+		t.Fatalf("verify replica %d: %v", i, err)
+	}
+	var opts []client.Option
+	if user != nil {
+		opts = append(opts, client.WithCertificate(user.TLS))
+	}
+	return client.New(h.replicas[i].addrs.Client, v.Root, opts...)
+}
+
+// haManifest has a limited and an unlimited workload of the load generator's package, a
+// user-defined secret, and a user who may write and read it.
+func haManifest(t testing.TB, limit int, admin *e2etest.User) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(loadgen.Manifest("limited"), &m); err != nil {
+		t.Fatal(err)
+	}
+	w := m["workloads"].(map[string]any)
+	limited := w["limited"].(map[string]any)
+	free := map[string]any{}
+	for k, v := range limited {
+		free[k] = v
+	}
+	limited["max_activations"] = limit
+	w["free"] = free
+	m["secrets"].(map[string]any)["note"] = map[string]any{"type": "user-defined", "max_size": 64}
+	if admin == nil {
+		return mustJSON(t, m)
+	}
+	m["users"] = map[string]any{"admin": map[string]any{"certificate": admin.CertPEM, "roles": []string{"notes", "manifest"}}}
+	m["roles"] = map[string]any{
+		"notes":    map[string]any{"resource": "secrets", "names": []string{"note"}, "actions": []string{"read", "write"}},
+		"manifest": map[string]any{"resource": "manifest", "actions": []string{"update"}},
+	}
+	return mustJSON(t, m)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// activate runs n activations of workload spread evenly over the replicas, concurrency in
+// all, and returns the successes and the time taken.
+func (h *haCluster) activate(t testing.TB, workload string, n, concurrency int) (ok int, errs int, elapsed time.Duration, lat []time.Duration) {
+	t.Helper()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	start := time.Now()
+	k := len(h.replicas)
+	for i, r := range h.replicas {
+		ni := n / k
+		if i < n%k {
+			ni++
+		}
+		ci := concurrency / k
+		if i < concurrency%k {
+			ci++
+		}
+		wg.Go(func() {
+			res, err := loadgen.Run(t.Context(), loadgen.Config{Mesh: r.addrs.Mesh, Platform: h.platform, Expect: h.expect(),
+				Workload: workload, N: ni, Concurrency: ci})
+			if res == nil {
+				t.Errorf("replica %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ok += len(res.Latencies)
+			errs += res.Errors
+			lat = append(lat, res.Latencies...)
+			if res.FirstErr != nil && !strings.Contains(res.FirstErr.Error(), "ACTIVATION_LIMIT") {
+				t.Logf("replica %d: first error: %v", i, res.FirstErr)
+			}
+		})
+	}
+	wg.Wait()
+	return ok, errs, time.Since(start), lat
+}
+
+// secretWrites counts the API server's writes of Secrets, from its metrics.
+func secretWrites(t testing.TB, kube *kubetest.Cluster) (reads, writes float64) {
+	t.Helper()
+	raw, err := kube.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("read the API server's metrics: %v", err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="secrets"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `verb="GET"`), strings.Contains(line, `verb="LIST"`):
+			reads += v
+		case strings.Contains(line, `verb="POST"`), strings.Contains(line, `verb="PUT"`), strings.Contains(line, `verb="DELETE"`), strings.Contains(line, `verb="PATCH"`):
+			writes += v
+		}
+	}
+	return reads, writes
+}
+
+// TestHAActivationLimit: three Coordinator processes share one state in the API server.
+// 10,000 activations of a workload limited to 5,000, spread over all replicas at concurrency
+// 32: exactly 5,000 succeed, and every replica reports the same count. A secret set through
+// one replica is read through the others at once.
+func TestHAActivationLimit(t *testing.T) {
+	kube := kubetest.Start(t)
+	e := e2etest.New(t)
+	h := startHA(t, kube, "cloister-state", 3)
+	defer h.stop(t)
+	admin := e.NewUser(t, "admin")
+	if _, err := h.client(t, 0, nil).SetManifest(t.Context(), haManifest(t, 5000, admin)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read-after-write across replicas: set on one, read at once on the next.
+	for i := range 3 {
+		value := fmt.Sprintf("note-%d", i)
+		if err := h.client(t, i, admin).SetSecrets(t.Context(), map[string][]byte{"note": []byte(value)}); err != nil {
+			t.Fatalf("set the note on replica %d: %v", i, err)
+		}
+		j := (i + 1) % 3
+		got, err := h.client(t, j, admin).Secrets(t.Context(), "note")
+		if err != nil {
+			t.Fatalf("read the note on replica %d: %v", j, err)
+		}
+		if string(got["note"].Value) != value {
+			t.Fatalf("replica %d reads the note %q right after replica %d set %q", j, got["note"].Value, i, value)
+		}
+	}
+
+	_, w0 := secretWrites(t, kube)
+	ok, errs, elapsed, _ := h.activate(t, "limited", 10000, 32)
+	_, w1 := secretWrites(t, kube)
+	t.Logf("10,000 activations limited to 5,000 on 3 replicas: %d succeeded, %d refused in %v; %.0f API writes of Secrets (%.2f per successful activation)",
+		ok, errs, elapsed.Round(time.Millisecond), w1-w0, (w1-w0)/float64(max(ok, 1)))
+	if ok != 5000 || errs != 5000 {
+		t.Fatalf("%d activations succeeded and %d were refused, want exactly 5,000 and 5,000", ok, errs)
+	}
+	for i := range 3 {
+		st, err := h.client(t, i, nil).Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Activations["limited"] != 5000 {
+			t.Errorf("replica %d reports %d activations of the limited workload, want 5,000", i, st.Activations["limited"])
+		}
+	}
+}
+
+// BenchmarkHAActivations measures activations/s of an unlimited and a limited workload with
+// 1, 2 and 3 replicas on one API server, and the API server's writes of Secrets per
+// activation. The replicas, the API server, etcd and the load generator share this machine.
+func BenchmarkHAActivations(b *testing.B) {
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			kube := kubetest.Start(b)
+			h := startHA(b, kube, "bench-state", n)
+			defer h.stop(b)
+			if _, err := h.client(b, 0, nil).SetManifest(b.Context(), haManifest(b, 1<<30, nil)); err != nil {
+				b.Fatal(err)
+			}
+			for _, wl := range []string{"free", "limited"} {
+				b.Run(wl, func(b *testing.B) {
+					const per = 2000
+					_, w0 := secretWrites(b, kube)
+					r0, _ := secretWrites(b, kube)
+					b.ResetTimer()
+					var ok int
+					var elapsed time.Duration
+					var lat []time.Duration
+					for b.Loop() {
+						o, errs, el, l := h.activate(b, wl, per, 32)
+						if errs > 0 {
+							b.Fatalf("%d activations failed", errs)
+						}
+						ok += o
+						elapsed += el
+						lat = append(lat, l...)
+					}
+					r1, w1 := secretWrites(b, kube)
+					b.ReportMetric(float64(ok)/elapsed.Seconds(), "activations/s")
+					b.ReportMetric((w1-w0)/float64(ok), "api-writes/activation")
+					b.ReportMetric((r1-r0)/float64(ok), "api-reads/activation")
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				})
+			}
+		})
+	}
+}
