@@ -33,6 +33,7 @@ type haCluster struct {
 	platform *sim.Platform
 	name     string // the state's Secret
 	replicas []*haReplica
+	starts   int
 }
 
 type haReplica struct {
@@ -84,9 +85,10 @@ const simSealKey = "simulation-seal.key"
 func (h *haCluster) add(t testing.TB) *haReplica {
 	t.Helper()
 	i := len(h.replicas)
-	r := &haReplica{name: fmt.Sprintf("replica-%d", i), dataDir: filepath.Join(h.dir, fmt.Sprintf("replica-%d", i)), out: &syncBuffer{}, done: make(chan struct{})}
+	name := fmt.Sprintf("replica-%d", i)
+	dataDir := filepath.Join(h.dir, name)
 	if i > 0 {
-		if err := os.MkdirAll(r.dataDir, 0o700); err != nil {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range []string{store.KeyFile, simSealKey} {
@@ -94,10 +96,20 @@ func (h *haCluster) add(t testing.TB) *haReplica {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e2etest.WriteFile(t, filepath.Join(r.dataDir, f), raw, 0o600)
+			e2etest.WriteFile(t, filepath.Join(dataDir, f), raw, 0o600)
 		}
 	}
-	addrFile := filepath.Join(h.dir, r.name+"-addrs.json")
+	r := h.start(t, name, dataDir)
+	h.replicas = append(h.replicas, r)
+	return r
+}
+
+// start starts a replica on dataDir.
+func (h *haCluster) start(t testing.TB, name, dataDir string) *haReplica {
+	t.Helper()
+	h.starts++
+	r := &haReplica{name: name, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
+	addrFile := filepath.Join(h.dir, fmt.Sprintf("%s-%d-addrs.json", r.name, h.starts))
 	r.cmd = exec.Command(h.bins.Cloister, "coordinator",
 		"--simulation", h.platform.Dir(), "--data-dir", r.dataDir,
 		"--client-addr", "127.0.0.1:0", "--mesh-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
@@ -134,7 +146,6 @@ func (h *haCluster) add(t testing.TB) *haReplica {
 		}
 		return false, "no address file yet"
 	})
-	h.replicas = append(h.replicas, r)
 	return r
 }
 
@@ -153,6 +164,23 @@ func (h *haCluster) stop(t testing.TB) {
 			t.Errorf("%s did not stop within %v", r.name, e2etest.StopTimeout)
 		}
 	}
+}
+
+// cpu returns the CPU time the replicas used so far (user and system, from /proc).
+func (h *haCluster) cpu(t testing.TB) time.Duration {
+	var total time.Duration
+	for _, r := range h.replicas {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Fields after the command name (which ends with ')'): utime and stime are 14 and 15.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	return total
 }
 
 func (h *haCluster) expect() client.Expect { return client.ExpectSimulated(h.platform.Root()) }
@@ -325,6 +353,55 @@ func TestHAActivationLimit(t *testing.T) {
 	}
 }
 
+// TestHAReplicaKilled: a replica killed (SIGKILL) under load leaves the others serving and the
+// limit exact; started again on its directory it catches up and refuses past the limit.
+func TestHAReplicaKilled(t *testing.T) {
+	kube := kubetest.Start(t)
+	h := startHA(t, kube, "killed-state", 3)
+	if _, err := h.client(t, 0, nil).SetManifest(t.Context(), haManifest(t, 2000, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg       sync.WaitGroup
+		survived int
+	)
+	survivors := &haCluster{kube: kube, platform: h.platform, replicas: h.replicas[1:]}
+	wg.Go(func() { survived, _, _, _ = survivors.activate(t, "limited", 4000, 16) })
+	victim := &haCluster{kube: kube, platform: h.platform, replicas: h.replicas[:1]}
+	var victimOK int
+	wg.Go(func() { victimOK, _, _, _ = victim.activate(t, "limited", 2000, 8) })
+	time.Sleep(1500 * time.Millisecond)
+	if err := h.replicas[0].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if survived == 0 {
+		t.Fatal("no activation succeeded on the surviving replicas")
+	}
+	if survived+victimOK > 2000 {
+		t.Fatalf("%d + %d activations acknowledged, over the limit of 2,000", survived, victimOK)
+	}
+	// Restart the killed replica on its directory (same key, same newest version seen).
+	dead := h.replicas[0]
+	<-dead.done
+	h.replicas[0] = h.start(t, dead.name, dead.dataDir)
+	defer h.stop(t)
+	for i := range h.replicas {
+		st, err := h.client(t, i, nil).Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Activations["limited"] != 2000 {
+			t.Errorf("replica %d reports %d activations, want the limit, 2,000", i, st.Activations["limited"])
+		}
+	}
+	ok, errs, _, _ := (&haCluster{kube: kube, platform: h.platform, replicas: h.replicas[:1]}).activate(t, "limited", 5, 1)
+	if ok != 0 || errs != 5 {
+		t.Errorf("the restarted replica allowed %d activations past the limit", ok)
+	}
+	t.Logf("%d activations acknowledged by the surviving replicas, %d by the killed one before it died; the restarted replica reports the limit reached", survived, victimOK)
+}
+
 // BenchmarkHAActivations measures activations/s of an unlimited and a limited workload with
 // 1, 2 and 3 replicas on one API server, and the API server's writes of Secrets per
 // activation. The replicas, the API server, etcd and the load generator share this machine.
@@ -342,6 +419,7 @@ func BenchmarkHAActivations(b *testing.B) {
 					const per = 2000
 					_, w0 := secretWrites(b, kube)
 					r0, _ := secretWrites(b, kube)
+					cpu0 := h.cpu(b)
 					b.ResetTimer()
 					var ok int
 					var elapsed time.Duration
@@ -356,6 +434,7 @@ func BenchmarkHAActivations(b *testing.B) {
 						lat = append(lat, l...)
 					}
 					r1, w1 := secretWrites(b, kube)
+					b.ReportMetric(float64((h.cpu(b)-cpu0).Microseconds())/1000/float64(ok), "coordinator-cpu-ms/activation")
 					b.ReportMetric(float64(ok)/elapsed.Seconds(), "activations/s")
 					b.ReportMetric((w1-w0)/float64(ok), "api-writes/activation")
 					b.ReportMetric((r1-r0)/float64(ok), "api-reads/activation")
