@@ -217,17 +217,17 @@ func haManifest(t testing.TB, limit int, admin *e2etest.User) []byte {
 	w["free"] = free
 	m["secrets"].(map[string]any)["note"] = map[string]any{"type": "user-defined", "max_size": 64}
 	if admin == nil {
-		return mustJSON(t, m)
+		return haJSON(t, m)
 	}
 	m["users"] = map[string]any{"admin": map[string]any{"certificate": admin.CertPEM, "roles": []string{"notes", "manifest"}}}
 	m["roles"] = map[string]any{
 		"notes":    map[string]any{"resource": "secrets", "names": []string{"note"}, "actions": []string{"read", "write"}},
 		"manifest": map[string]any{"resource": "manifest", "actions": []string{"update"}},
 	}
-	return mustJSON(t, m)
+	return haJSON(t, m)
 }
 
-func mustJSON(t testing.TB, v any) []byte {
+func haJSON(t testing.TB, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
