@@ -363,15 +363,19 @@ func (d *deployment) manifestCheck(t *testing.T) {
 // still running may activate again at any time.
 var ignoreActivations = cmpopts.IgnoreFields(jsonoutput.Status{}, "Activations")
 
-// status returns the Coordinator's status without its audit head, which changes with every
-// change of state (audit_test.go checks it), after checking that there is a signed one.
+// status returns the Coordinator's status without its audit head and state version, which
+// change with every change of state (audit_test.go and rollback_test.go check them), after
+// checking that there are a signed head and a version.
 func (d *deployment) status(t *testing.T) jsonoutput.Status {
 	t.Helper()
 	s := decodeOutput[jsonoutput.Status](t, d.mustCLI(t, "", "status", "--output", "json"))
 	if h := s.AuditHead; h == nil || h.Seq < 1 || len(h.Signature) == 0 {
 		t.Errorf("status: audit head %+v; want the signed head of the Coordinator's log", h)
 	}
-	s.AuditHead = nil
+	if s.StateVersion < 1 || len(s.StateHash) != 64 {
+		t.Errorf("status: state version %d, hash %q; want the store's version and its 64-hex-digit hash", s.StateVersion, s.StateHash)
+	}
+	s.AuditHead, s.StateVersion, s.StateHash = nil, 0, ""
 	return s
 }
 

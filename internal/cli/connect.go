@@ -26,6 +26,10 @@ type connFlags struct {
 	configDir string
 	certFile  string
 	keyFile   string
+	// kube names the cluster whose Coordinator is reached through a port-forward when no
+	// address is given (see reachCoordinator); pinKey then names its pinned root.
+	kube   kubeFlags
+	pinKey string
 }
 
 func (a *app) registerConnFlags(cmd *cobra.Command, f *connFlags) {
@@ -37,6 +41,23 @@ func (a *app) registerConnFlags(cmd *cobra.Command, f *connFlags) {
 	cmd.Flags().StringVar(&f.configDir, "config-dir", "", "where verified Coordinators' roots are pinned (default: $CLOISTER_CONFIG_DIR or ~/.config/cloister)")
 	cmd.Flags().StringVar(&f.certFile, "cert", a.getenv("CLOISTER_CERT"), "client certificate of a manifest user, PEM (env CLOISTER_CERT)")
 	cmd.Flags().StringVar(&f.keyFile, "key", a.getenv("CLOISTER_KEY"), "private key of --cert, PEM (env CLOISTER_KEY)")
+	// With --kubeconfig, --kube-context or --namespace and no address, the command reaches
+	// the in-cluster Coordinator through a port-forward for as long as it runs.
+	f.kube.register(cmd)
+	// It wraps RunE (set before this is called), so that a failure to reach the cluster is
+	// the command's error, not a usage error.
+	run := cmd.RunE
+	if run == nil {
+		panic("registerConnFlags: " + cmd.Name() + " has no RunE yet")
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !cmd.Flags().Changed("coordinator") && a.getenv("CLOISTER_ADDR") == "" && f.kube.set(cmd) {
+			if err := a.reachCoordinator(cmd, f); err != nil {
+				return err
+			}
+		}
+		return run(cmd, args)
+	}
 }
 
 func (a *app) configDir(f *connFlags) (string, error) {
@@ -59,7 +80,11 @@ func (a *app) pinPath(f *connFlags) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(f.addr)
+	key := f.addr
+	if f.pinKey != "" {
+		key = f.pinKey
+	}
+	name := strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(key)
 	return filepath.Join(dir, "coordinators", name, "root.pem"), nil
 }
 
@@ -70,6 +95,10 @@ func (a *app) pinnedRoot(f *connFlags) (*x509.Certificate, error) {
 		return nil, err
 	}
 	b, err := readBounded(p, 64<<10)
+	if errors.Is(err, fs.ErrNotExist) && f.pinKey != "" {
+		return nil, withCode(jsonoutput.CodeNotVerified,
+			fmt.Errorf("the Coordinator in namespace %s has not been verified yet: run `cloister verify --namespace %s` first", f.kube.namespace, f.kube.namespace))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, withCode(jsonoutput.CodeNotVerified,
 			fmt.Errorf("coordinator %s has not been verified yet: run `cloister verify --coordinator %s` first", f.addr, f.addr))

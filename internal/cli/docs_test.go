@@ -62,6 +62,7 @@ var jsonDocuments = map[string]any{
 	"cloister recover challenge":        jsonoutput.RecoverOffline{},
 	"cloister recover submit":           jsonoutput.Recover{},
 	"cloister recover status":           jsonoutput.Recover{},
+	"cloister check":                    jsonoutput.Check{},
 }
 
 // docTree is the command tree as the docs show it: no environment, so flag defaults are the

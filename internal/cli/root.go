@@ -113,6 +113,9 @@ from an attested Coordinator that enforces one deployment manifest.`,
 		a.newBundleCmd(),
 		a.newInjectorCmd(),
 		a.newRecoverCmd(),
+		a.newInstallCmd(),
+		a.newUninstallCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }
