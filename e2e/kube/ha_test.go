@@ -351,6 +351,19 @@ func TestHAActivationLimit(t *testing.T) {
 			t.Errorf("replica %d reports %d activations of the limited workload, want 5,000", i, st.Activations["limited"])
 		}
 	}
+
+	// Unlimited activations are counted by each replica and added up in the shared state.
+	if ok, errs, _, _ := h.activate(t, "free", 300, 32); ok != 300 {
+		t.Fatalf("%d of 300 unlimited activations succeeded (%d failed)", ok, errs)
+	}
+	e2etest.WaitFor(t, 10*time.Second, "the unlimited counts of every replica to reach the state", func() (bool, string) {
+		st, err := h.client(t, 0, nil).Status(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		n := st.Activations["free"]
+		return n == 300, fmt.Sprintf("replica 0 reports %d activations of the unlimited workload, want 300", n)
+	})
 }
 
 // TestHAReplicaKilled: a replica killed (SIGKILL) under load leaves the others serving and the
