@@ -27,9 +27,9 @@ const countFlushInterval = 2 * time.Second
 // Accepted activations of workloads with a limit are added in the transaction that counts
 // them, like the limit.
 type counts struct {
-	mu      sync.Mutex // guards total, dirty and results
-	total   map[string]uint64
-	dirty   map[string]bool
+	mu    sync.Mutex // guards total, dirty and results
+	total map[string]uint64
+	dirty map[string]bool
 	// flushed is total as of the last flush (or load) of each workload: a flush adds the
 	// difference to the stored count, so that replicas sharing a state add up their counts.
 	flushed map[string]uint64
