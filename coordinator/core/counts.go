@@ -27,7 +27,7 @@ const countFlushInterval = 2 * time.Second
 // Accepted activations of workloads with a limit are added in the transaction that counts
 // them, like the limit.
 type counts struct {
-	mu    sync.Mutex // guards total, dirty and results
+	mu    sync.Mutex // guards total, dirty, flushed and results
 	total map[string]uint64
 	dirty map[string]bool
 	// flushed is total as of the last flush (or load) of each workload: a flush adds the
