@@ -164,7 +164,9 @@ func TestSharedReplicas(t *testing.T) {
 	}
 
 	// Two replicas updating the manifest at once: one wins, the other is told.
-	v2 := testManifest(t, func(m map[string]any) { m["secrets"].(map[string]any)["new"] = map[string]any{"type": "symmetric-key", "size": 128} })
+	v2 := testManifest(t, func(m map[string]any) {
+		m["secrets"].(map[string]any)["new"] = map[string]any{"type": "symmetric-key", "size": 128}
+	})
 	a.refresh()
 	b.refresh()
 	if _, err := a.c.SetManifest(t.Context(), as(t, "admin"), v2); err != nil {
