@@ -43,6 +43,8 @@ const (
 	DefaultShardSize = 512 << 10
 	// maxShards bounds the number of shards: 4,096 × 512 KiB = 2 GiB, etcd's own default limit.
 	maxShards = 4096
+	// maxShardSize bounds ShardSize, and the shards a replica reads (whatever its own ShardSize).
+	maxShardSize = 768 << 10
 	// maxNameLen leaves room for the shard suffix in a Secret's name (253 at most).
 	maxNameLen = 200
 
@@ -95,7 +97,7 @@ func New(c kubernetes.Interface, o Options) (*Remote, error) {
 	switch {
 	case o.ShardSize == 0:
 		o.ShardSize = DefaultShardSize
-	case o.ShardSize < 1<<10 || o.ShardSize > 768<<10:
+	case o.ShardSize < 1<<10 || o.ShardSize > maxShardSize:
 		return nil, fmt.Errorf("kubestate: ShardSize is %d, expected 0 (default) or 1 KiB to 768 KiB", o.ShardSize)
 	}
 	if o.Logger == nil {
@@ -194,7 +196,7 @@ func (r *Remote) load(ctx context.Context, last *store.RemoteState) (_ *store.Re
 		if hex.EncodeToString(sum[:]) != ref.SHA256 {
 			return nil, false, fmt.Errorf("%w: kubestate: shard %d (Secret %s/%s) has digest %x, but the manifest names %s", store.ErrCorrupt, i, r.ns, name, sum[:8], ref.SHA256)
 		}
-		part, err := decodeShard(raw, r.shardSize)
+		part, err := decodeShard(raw, maxShardSize)
 		if err != nil {
 			return nil, false, fmt.Errorf("kubestate: shard %d (Secret %s/%s): %w", i, r.ns, name, err)
 		}
