@@ -22,6 +22,7 @@ import (
 	"github.com/cloister-dev/cloister/internal/loadgen"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/store"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // haCluster is N `cloister coordinator --state kubernetes` processes sharing one state in the
@@ -364,6 +365,17 @@ func TestHAActivationLimit(t *testing.T) {
 		n := st.Activations["free"]
 		return n == 300, fmt.Sprintf("replica 0 reports %d activations of the unlimited workload, want 300", n)
 	})
+
+	// The state's size in the API server.
+	m, err := kube.Client.CoreV1().Secrets("default").Get(t.Context(), "cloister-state", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, v := range m.Data {
+		size += len(v)
+	}
+	t.Logf("state after 10,300 activations of 2 workloads: manifest Secret of %d bytes (layout %s)", size, m.Data["layout"])
 }
 
 // TestHAReplicaKilled: a replica killed (SIGKILL) under load leaves the others serving and the
