@@ -152,6 +152,10 @@ type ActivationResponse struct {
 	// instead of supervising it, and the signal it gets after a renewal (empty for none).
 	Exec         bool   `json:"exec,omitempty"`
 	ReloadSignal string `json:"reload_signal,omitempty"`
+	// StateVersion and StateHash are the Coordinator's state version after the activation
+	// (as in Status): a launcher refuses a renewal from a state older than one it saw.
+	StateVersion uint64 `json:"state_version,omitempty"`
+	StateHash    string `json:"state_hash,omitempty"`
 }
 
 // Error is the body of every error answer.

@@ -46,6 +46,10 @@ const (
 	EnvSimDir          = EnvPrefix + "SIM_DIR"          // simulated SGX platform directory
 	EnvEnclaveManifest = EnvPrefix + "ENCLAVE_MANIFEST" // default ManifestPath
 	EnvRetryTimeout    = EnvPrefix + "RETRY_TIMEOUT"    // how long to retry activation; default 2m
+	// EnvDNSNames lists, comma-separated, DNS names the launcher requests for the workload
+	// certificate (the injector sets the pod's Service names); the Coordinator issues only
+	// those the deployment manifest allows.
+	EnvDNSNames = EnvPrefix + "DNS_NAMES"
 )
 
 // Values of EnvTEE.

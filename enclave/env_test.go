@@ -14,7 +14,7 @@ import (
 // manifest must not reconfigure the launcher or overwrite its files.
 func TestReservedNames(t *testing.T) {
 	for _, name := range []string{enclave.EnvCoordinator, enclave.EnvWorkload, enclave.EnvInstance, enclave.EnvTEE,
-		enclave.EnvSimDir, enclave.EnvEnclaveManifest, enclave.EnvRetryTimeout} {
+		enclave.EnvSimDir, enclave.EnvEnclaveManifest, enclave.EnvRetryTimeout, enclave.EnvDNSNames} {
 		if !strings.HasPrefix(name, enclave.EnvPrefix) {
 			t.Errorf("launcher setting %s does not start with %s", name, enclave.EnvPrefix)
 		}

@@ -19,8 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// BuildLauncherHint says how to build the launcher binary.
-const BuildLauncherHint = "CGO_ENABLED=0 go build -o cloister-launch ./cmd/cloister-launch"
+// BuildLauncherHint says how to build the launcher binary: static, and stripped, which in
+// simulation it hashes at every start (a third less than unstripped).
+const BuildLauncherHint = "CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o cloister-launch ./cmd/cloister-launch"
 
 // launcherInfo is the launcher binary as it was hashed.
 type launcherInfo struct {

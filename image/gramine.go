@@ -29,6 +29,7 @@ const (
 	envTEE             = enclave.EnvTEE
 	envEnclaveManifest = enclave.EnvEnclaveManifest
 	envRetryTimeout    = enclave.EnvRetryTimeout
+	envDNSNames        = enclave.EnvDNSNames
 	// protectedDir is where the launcher keeps decrypted protected files.
 	protectedDir = enclave.ProtectedDir
 )
@@ -36,8 +37,9 @@ const (
 // launcherEnv lists the launcher settings Gramine passes from the host into
 // the enclave. They choose where to connect and which workload to be, not
 // whom to trust. CLOISTER_TEE is fixed to gramine, so the host cannot make
-// the launcher fall back to a simulated platform.
-var launcherEnv = []string{envCoordinator, envWorkload, envInstance, envRetryTimeout}
+// the launcher fall back to a simulated platform. CLOISTER_DNS_NAMES only asks
+// for names: the Coordinator issues those the deployment manifest allows.
+var launcherEnv = []string{envCoordinator, envWorkload, envInstance, envRetryTimeout, envDNSNames}
 
 // gramineInput is what the Gramine manifest is made of.
 type gramineInput struct {

@@ -84,7 +84,7 @@ func (h *handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	if ns == "" {
 		ns = pod.Namespace
 	}
-	dns, err := h.serviceNames(ctx, ns, pod, w.TLS.DNS)
+	dns, err := h.serviceNames(ctx, ns, pod, m, name, w)
 	if err != nil {
 		return nil, fmt.Errorf("list the services of namespace %s: %w", ns, err)
 	}
@@ -110,10 +110,11 @@ func workloadList(m *manifest.Manifest) string {
 	return strings.Join(names, ", ")
 }
 
-// serviceNames returns the DNS names of the Services in ns that select pod, those allowed by
-// the manifest's names for the workload (exact, or under a wildcard), in order.
-func (h *handler) serviceNames(ctx context.Context, ns string, pod *corev1.Pod, allowed []string) ([]string, error) {
-	if len(allowed) == 0 {
+// serviceNames returns the DNS names of the Services in ns that select pod, those the manifest
+// allows the workload to request (manifest.CheckRequestedDNS, which the Coordinator applies
+// to the names the launcher requests), in order, at most manifest.MaxRequestedDNS.
+func (h *handler) serviceNames(ctx context.Context, ns string, pod *corev1.Pod, m *manifest.Manifest, workload string, w manifest.Workload) ([]string, error) {
+	if len(w.TLS.DNS) == 0 && len(w.TLS.AllowedDNS) == 0 {
 		return nil, nil
 	}
 	services, err := h.services(ctx, ns)
@@ -126,7 +127,7 @@ func (h *handler) serviceNames(ctx context.Context, ns string, pod *corev1.Pod, 
 			continue
 		}
 		for _, n := range []string{s.Name, s.Name + "." + ns, s.Name + "." + ns + ".svc", s.Name + "." + ns + ".svc." + h.cfg.ClusterDomain} {
-			if dnsAllowed(n, allowed) && !slices.Contains(names, n) {
+			if len(names) < manifest.MaxRequestedDNS && !slices.Contains(names, n) && m.CheckRequestedDNS(workload, n) == nil {
 				names = append(names, n)
 			}
 		}
@@ -149,22 +150,6 @@ func (h *handler) services(ctx context.Context, ns string) ([]*corev1.Service, e
 		out[i] = &list.Items[i]
 	}
 	return out, nil
-}
-
-// dnsAllowed reports whether name is one of allowed or under one of its wildcards ("*.a.b"
-// covers exactly one label before "a.b").
-func dnsAllowed(name string, allowed []string) bool {
-	for _, a := range allowed {
-		if a == name {
-			return true
-		}
-		if rest, ok := strings.CutPrefix(a, "*."); ok {
-			if label, parent, ok := strings.Cut(name, "."); ok && label != "" && parent == rest {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // serveHTTP answers POST /mutate.

@@ -41,7 +41,7 @@ const (
 const testManifest = `{
   "packages": {"app": {"mrenclave": "0101010101010101010101010101010101010101010101010101010101010101"}},
   "workloads": {
-    "web": {"package": "app", "tls": {"dns": ["web", "web.apps.svc", "*.apps.svc.cluster.local"]}},
+    "web": {"package": "app", "tls": {"dns": ["web"], "allowed_dns": ["web.apps.svc", "*.apps.svc.cluster.local"]}},
     "worker": {"package": "app"}
   }
 }`

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloister-dev/cloister/manifest"
+
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -149,14 +151,22 @@ func TestMutateContainersAnnotation(t *testing.T) {
 	}
 }
 
+// TestDNSAllowed checks the filter the injector shares with the Coordinator
+// (manifest.CheckRequestedDNS): exact names and one label under a wildcard, of tls.dns or
+// tls.allowed_dns, and never a name that is another workload's.
 func TestDNSAllowed(t *testing.T) {
-	allowed := []string{"web", "*.apps.svc.cluster.local"}
+	m := &manifest.Manifest{Workloads: map[string]manifest.Workload{
+		"web": {TLS: manifest.TLS{DNS: []string{"web"}, AllowedDNS: []string{"*.apps.svc.cluster.local"}}},
+		"db":  {TLS: manifest.TLS{DNS: []string{"db.apps.svc.cluster.local"}}},
+	}}
 	for name, want := range map[string]bool{
 		"web": true, "web.apps": false, "web.apps.svc.cluster.local": true, "a.b.apps.svc.cluster.local": false,
 		".apps.svc.cluster.local": false, "apps.svc.cluster.local": false,
+		"db.apps.svc.cluster.local": false, // covered by web's pattern, but db's name
+		"db":                        false,
 	} {
-		if got := dnsAllowed(name, allowed); got != want {
-			t.Errorf("dnsAllowed(%q) = %v, want %v", name, got, want)
+		if got := m.CheckRequestedDNS("web", name) == nil; got != want {
+			t.Errorf("CheckRequestedDNS(web, %q) allowed = %v, want %v", name, got, want)
 		}
 	}
 }

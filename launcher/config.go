@@ -30,6 +30,7 @@ const (
 	EnvSimDir          = enclave.EnvSimDir          // simulated SGX platform directory
 	EnvEnclaveManifest = enclave.EnvEnclaveManifest // default DefaultEnclaveManifest
 	EnvRetryTimeout    = enclave.EnvRetryTimeout    // how long to retry activation; default 2m
+	EnvDNSNames        = enclave.EnvDNSNames        // DNS names to request, comma-separated
 )
 
 // DefaultEnclaveManifest is where the converter puts the signed enclave manifest.
@@ -43,6 +44,9 @@ type Config struct {
 	TEE             string
 	SimDir          string
 	EnclaveManifest string
+	// DNSNames are DNS names requested for the workload certificate (EnvDNSNames); the
+	// Coordinator refuses the activation if the deployment manifest does not allow one.
+	DNSNames []string
 	// RetryTimeout is how long activation is retried while the Coordinator is unreachable or
 	// not ready; 0 tries once. When the attested connection closes under an activation, the
 	// launcher verifies the Coordinator again on a new connection and retries at once, up to 3
@@ -100,6 +104,13 @@ func ConfigFromEnv(getenv func(string) string, environ []string, stderr io.Write
 			errs = append(errs, fmt.Errorf("%s=%q: expected a duration such as 2m", EnvRetryTimeout, v))
 		}
 		cfg.RetryTimeout = d
+	}
+	if v := getenv(EnvDNSNames); v != "" {
+		names, err := parseDNSNames(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvDNSNames, err))
+		}
+		cfg.DNSNames = names
 	}
 	switch strings.ToLower(cfg.TEE) {
 	case "":

@@ -75,6 +75,8 @@ type launch struct {
 	store *deliveredStore
 	// early is the first connection to the Coordinator, for the first activation; nil after.
 	early *earlyMesh
+	// seen is the newest Coordinator state this launch has been answered from (state.go).
+	seen stateSeen
 }
 
 // activation is one activation's answer with the workload's key in place.
@@ -164,6 +166,7 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 		waitMeasured(att)
 		return nil, err
 	}
+	l.seen = seenFrom(a.resp, a.activated)
 	resp := a.resp
 	// Everything that can still fail without writing anything comes first.
 	path, err := lookPath(a.argv[0], a.env)
@@ -218,7 +221,7 @@ func (l *launch) prepare(ctx context.Context, plain *os.Root) (*Plan, error) {
 // renders the answer: the key in place of its placeholder, the application's environment and
 // argv. It writes nothing.
 func (l *launch) activate(ctx context.Context) (*activation, error) {
-	wk, err := attested.NewWorkloadKey(l.cfg.Workload)
+	wk, err := attested.NewWorkloadKeyDNS(l.cfg.Workload, l.cfg.DNSNames)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +345,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
 			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", exe.took.Round(100*time.Microsecond))
 		}()
-		p, err := sim.Load(cfg.SimDir)
+		p, err := sim.LoadForQuotes(cfg.SimDir) // a launcher only quotes: no collateral keys
 		loaded <- p
 		if err != nil {
 			<-pending.done

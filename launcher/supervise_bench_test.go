@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // startupSetup starts an in-process Coordinator and writes a signed enclave manifest for
 // /bin/true (its one trusted file) with a manifest that delivers a certificate, key and
 // secret, as a small real workload would get. exec says whether the workload is exec'd.
-func startupSetup(b *testing.B, exec bool) (tc *testCoordinator, path string) {
+func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, path string) {
 	c := coordtest.Start(b)
 	tc = &testCoordinator{c: c.Core, mesh: c.MeshAddr, platform: c.Platform}
 	dir := b.TempDir()
@@ -91,49 +92,101 @@ func BenchmarkStartup(b *testing.B) {
 // and /bin/true included. The Coordinator runs in this process, so on a machine with few CPUs
 // the two compete. The Coordinator serves its shared epoch quote, which the launcher fetches
 // while it checks its enclave manifest and trusted files.
+//
+// With CLOISTER_BENCH_BASE_LAUNCHER set to another cloister-launch binary (an older build),
+// the "compare" sub-benchmark starts it and the stripped build of this tree alternately, so
+// that both see the same load, and reports each one's figures (base-* and new-*).
 func BenchmarkLaunchProcess(b *testing.B) {
 	tc, path := startupSetup(b, true)
 	env := []string{EnvCoordinator + "=" + tc.mesh, EnvWorkload + "=app", EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
 		EnvSimDir + "=" + tc.platform.Dir(), EnvEnclaveManifest + "=" + path, EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
+	stripped := []string{"-trimpath", "-ldflags=-s -w"}
 	for _, bc := range []struct {
 		name  string
 		flags []string
-	}{{"default", nil}, {"stripped", []string{"-trimpath", "-ldflags=-s -w"}}} {
+	}{{"default", nil}, {"stripped", stripped}} {
 		b.Run(bc.name, func(b *testing.B) {
-			bin := filepath.Join(b.TempDir(), "cloister-launch")
-			args := append(append([]string{"build"}, bc.flags...), "-o", bin, "github.com/cloister-dev/cloister/cmd/cloister-launch")
-			build := exec.Command("go", args...)
-			build.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := build.CombinedOutput(); err != nil {
-				b.Fatalf("build cloister-launch: %v\n%s", err, out)
-			}
-			fi, err := os.Stat(bin)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var took []time.Duration
-			var cpu time.Duration
+			bin := buildLauncher(b, bc.flags)
+			var s startStats
 			for b.Loop() {
-				cmd := exec.Command(bin)
-				cmd.Env = env
-				t0 := time.Now()
-				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Fatalf("cloister-launch: %v\n%s", err, out)
-				}
-				took = append(took, time.Since(t0))
-				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				s.start(b, bin, env)
 			}
-			slices.Sort(took)
-			fastest, median, p90 := took[0], took[len(took)/2], took[(len(took)-1)*9/10]
-			b.ReportMetric(float64(fi.Size())/1e6, "exe-MB")
-			// On a loaded machine the mean is mostly waiting for a CPU: the fastest start and
-			// the launcher's own CPU time say more.
-			b.ReportMetric(float64(fastest.Microseconds())/1000, "min-ms")
-			b.ReportMetric(float64(median.Microseconds())/1000, "median-ms")
-			b.ReportMetric(float64(p90.Microseconds())/1000, "p90-ms")
-			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			s.report(b, bin, "")
 		})
 	}
+	base := os.Getenv("CLOISTER_BENCH_BASE_LAUNCHER")
+	if base == "" {
+		return
+	}
+	b.Run("compare", func(b *testing.B) {
+		bin := buildLauncher(b, stripped)
+		var old, cur startStats
+		for b.Loop() {
+			old.start(b, base, env)
+			cur.start(b, bin, env)
+		}
+		old.report(b, base, "base-")
+		cur.report(b, bin, "new-")
+	})
+}
+
+// buildLauncher builds cmd/cloister-launch static with flags.
+func buildLauncher(b *testing.B, flags []string) string {
+	bin := filepath.Join(b.TempDir(), "cloister-launch")
+	args := append(append([]string{"build"}, flags...), "-o", bin, "github.com/cloister-dev/cloister/cmd/cloister-launch")
+	build := exec.Command("go", args...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build cloister-launch: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startStats collects the starts of one launcher binary.
+type startStats struct {
+	took, cpu []time.Duration
+	faults    int64 // minor page faults, summed
+}
+
+// start runs bin once, to the exec of the application.
+func (s *startStats) start(b *testing.B, bin string, env []string) {
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	t0 := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("cloister-launch %s: %v\n%s", bin, err, out)
+	}
+	s.took = append(s.took, time.Since(t0))
+	s.cpu = append(s.cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.faults += ru.Minflt
+	}
+}
+
+// report reports the starts' wall-clock minimum, median and 90th percentile, their median and
+// mean CPU time (user and system, the launcher's and /bin/true's), minor page faults per start
+// and bin's size, each metric's name prefixed.
+func (s *startStats) report(b *testing.B, bin, prefix string) {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	took, cpu := slices.Sorted(slices.Values(s.took)), slices.Sorted(slices.Values(s.cpu))
+	n := len(took)
+	var sum time.Duration
+	for _, c := range cpu {
+		sum += c
+	}
+	b.ReportMetric(float64(fi.Size())/1e6, prefix+"exe-MB")
+	// On a loaded machine the wall-clock time is mostly waiting for a CPU: the fastest start
+	// and the launcher's own CPU time say more.
+	b.ReportMetric(ms(took[0]), prefix+"min-ms")
+	b.ReportMetric(ms(took[n/2]), prefix+"median-ms")
+	b.ReportMetric(ms(took[(n-1)*9/10]), prefix+"p90-ms")
+	b.ReportMetric(ms(cpu[n/2]), prefix+"cpu-median-ms")
+	b.ReportMetric(ms(sum)/float64(n), prefix+"cpu-ms/op")
+	b.ReportMetric(float64(s.faults)/float64(n), prefix+"minflt/op")
 }
 
 // BenchmarkRenew measures one renewal as the supervisor does it: a new key, the Coordinator

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -84,7 +85,12 @@ func (r *renewer) run(ctx context.Context) {
 				// The Coordinator refused (activation limit, policy, a workload gone): only a
 				// manifest change helps. Say so once per reason and ask again rarely.
 				left := r.notAfter.Sub(r.now())
+				_, rolledBack := errors.AsType[*StateRolledBackError](err)
 				switch {
+				case rolledBack && err.Error() != lastRefusal:
+					log.Error("COORDINATOR STATE WENT BACKWARDS: renewal refused; the application keeps its current certificate until it expires (asking again every "+finalRefusalBackoff.String()+")",
+						"attempt", attempt, "expires", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
+					lastRefusal = err.Error()
 				case left <= 0 && !expiredSaid:
 					log.Error("WORKLOAD CERTIFICATE EXPIRED: the Coordinator refuses to renew it and the application still runs with the expired certificate; a manifest change is needed",
 						"attempt", attempt, "expired", r.notAfter.UTC().Format(time.RFC3339), "reason", err.Error())
@@ -129,6 +135,14 @@ func (r *renewer) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	next, err := l.seen.check(a.resp, a.activated)
+	if err != nil {
+		// An older (or forked) state may be one restored from a backup to undo a revocation,
+		// a secret rotation or a manifest update; nothing from it is installed. The application
+		// keeps its current certificate and files; run asks again rarely and says when the
+		// certificate expires.
+		return err
+	}
 	if err := checkDelivered(l.m, a.resp.Files); err != nil { // a manifest update may have changed the files
 		return err
 	}
@@ -136,6 +150,7 @@ func (r *renewer) renew(ctx context.Context) error {
 		return err
 	}
 	r.from, r.notAfter = a.activated, a.notAfter
+	l.seen = next
 	l.log.Info("workload certificate renewed", "serial", a.serial, "not_after", a.notAfter.UTC().Format(time.RFC3339),
 		"files", len(a.resp.Files), "manifest_version", a.resp.ManifestVersion, "took", time.Since(start).Round(time.Millisecond))
 	if changed := changedEnv(r.env, a.env); len(changed) > 0 || !slices.Equal(r.argv, a.argv) {

@@ -94,6 +94,11 @@ type TLS struct {
 	DNS []string `json:"dns,omitempty"`
 	// IP are IPv4 or IPv6 addresses, without zones.
 	IP []string `json:"ip,omitempty"`
+	// AllowedDNS are DNS names and patterns ("*.apps.svc.cluster.local" covers one label
+	// there) that an instance may request for its certificate besides DNS (the launcher
+	// requests those in CLOISTER_DNS_NAMES, which the injector sets to the pod's Service
+	// names). A requested name is issued only if [Manifest.CheckRequestedDNS] allows it.
+	AllowedDNS []string `json:"allowed_dns,omitempty"`
 }
 
 // SecretType is the kind of a secret.

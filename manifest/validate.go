@@ -31,6 +31,7 @@ func (m *Manifest) check() (map[string]*compiledWorkload, error) {
 	m.checkSecrets(&ps)
 	compiled := m.checkWorkloads(&ps)
 	m.checkSecretNames(&ps)
+	m.checkAllowedDNS(&ps)
 	m.checkRoles(&ps)
 	m.checkUsers(&ps)
 	m.checkGovernance(&ps)

@@ -386,7 +386,10 @@ type identityIndex struct {
 
 // workloadIdentities indexes the identities of m's workloads. Where two readings collide
 // the first workload in name order is kept, which only affects which one a message names.
-func (m *Manifest) workloadIdentities() *identityIndex {
+func (m *Manifest) workloadIdentities() *identityIndex { return m.workloadIdentitiesExcept("") }
+
+// workloadIdentitiesExcept indexes the identities of m's workloads but the one named except.
+func (m *Manifest) workloadIdentitiesExcept(except string) *identityIndex {
 	td := DefaultTrustDomain
 	if m.Settings.TrustDomain != "" {
 		td = m.Settings.TrustDomain
@@ -403,6 +406,9 @@ func (m *Manifest) workloadIdentities() *identityIndex {
 		spiffe:      map[string]workloadIdentity{},
 	}
 	for _, w := range sortedKeys(m.Workloads) {
+		if w == except {
+			continue
+		}
 		wl := m.Workloads[w]
 		idx.add(workloadIdentity{w, "name", w, readDNS})
 		for _, n := range wl.TLS.DNS {
@@ -410,6 +416,9 @@ func (m *Manifest) workloadIdentities() *identityIndex {
 		}
 		for _, n := range wl.TLS.IP {
 			idx.add(workloadIdentity{w, "IP address", n, kindIP})
+		}
+		for _, n := range wl.TLS.AllowedDNS {
+			idx.add(workloadIdentity{w, "allowed DNS name", n, kindDNSName})
 		}
 		idx.add(workloadIdentity{w, "SPIFFE ID", m.SPIFFEID(w), kindSPIFFE})
 	}

@@ -16,7 +16,8 @@ type WorkloadKey struct {
 	// because an activation's quote binds the hash of its public key.
 	Key *ecdsa.PrivateKey
 	// CSR is the DER certificate signing request for Key, with the workload's name as common
-	// name; the Coordinator takes only the key from it.
+	// name and any DNS names requested; the Coordinator takes the key and the requested names
+	// the manifest allows from it.
 	CSR []byte
 	// SPKI is Key's public key as DER SubjectPublicKeyInfo, the bytes an activation's quote
 	// binds (attest.ActivationReportData). Activate derives it from CSR; it is here for those
@@ -27,11 +28,18 @@ type WorkloadKey struct {
 // NewWorkloadKey makes a new workload key and a CSR for it, naming workload. It is safe for
 // concurrent use.
 func NewWorkloadKey(workload string) (*WorkloadKey, error) {
+	return NewWorkloadKeyDNS(workload, nil)
+}
+
+// NewWorkloadKeyDNS is NewWorkloadKey with DNS names requested in the CSR. The Coordinator
+// adds each to the certificate only if the manifest allows it for the workload
+// (manifest.Manifest.CheckRequestedDNS) and refuses the activation otherwise.
+func NewWorkloadKeyDNS(workload string, dnsNames []string) (*WorkloadKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate workload key: %w", err)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}}, key)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: workload}, DNSNames: dnsNames}, key)
 	if err != nil {
 		return nil, fmt.Errorf("create CSR for workload %q: %w", workload, err)
 	}

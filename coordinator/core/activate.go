@@ -74,9 +74,14 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	// binds the key's hash, and the attested enclave that made the quote made the key. So the
 	// CSR is parsed strictly but its self-signature is not checked (which would double the cost of
 	// an activation's signature checks).
-	csrKey, csrSPKI, err := pki.CSRKey(req.CSR)
+	csr, err := pki.ParseCSRUnsigned(req.CSR)
 	if err != nil {
 		return nil, wl, errorf(api.CodeBadRequest, "csr: %w", err)
+	}
+	csrKey, csrSPKI := csr.PublicKey, csr.RawSubjectPublicKeyInfo
+	requested, err := requestedDNS(d.m, wl, csr)
+	if err != nil {
+		return nil, wl, err
 	}
 	now := c.now()
 	res, _, err := c.cfg.Verifier.Verify(ctx, req.Quote, now)
@@ -102,7 +107,7 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	}
 	leaf, err := d.inter.IssueLeafDER(csrKey, pki.LeafConfig{
 		CommonName:  wl,
-		DNSNames:    w.TLS.DNS,
+		DNSNames:    dnsNames(w.TLS.DNS, requested),
 		IPAddresses: ips,
 		URIs:        []*url.URL{u},
 		Validity:    d.m.Settings.WorkloadCertificateValidity.D(),
@@ -146,6 +151,9 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 	if err != nil {
 		return nil, wl, err
 	}
+	// The state version after the activation's own commit, if it made one: a launcher refuses a
+	// later renewal from a state older than this (see launcher/supervise_renew.go).
+	sv := c.db.Version()
 	c.log.Info("workload activated", "workload", wl, "instance", req.Instance, "activation", count,
 		"mrenclave", hex.EncodeToString(res.Enclave.MREnclave[:]), "tcb_status", string(res.Platform.TCBStatus),
 		"manifest_version", d.version)
@@ -161,6 +169,8 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		Simulation:       c.cfg.Simulation,
 		Exec:             w.Exec,
 		ReloadSignal:     w.ReloadSignal,
+		StateVersion:     sv.N,
+		StateHash:        hex.EncodeToString(sv.Hash[:]),
 	}, wl, nil
 }
 

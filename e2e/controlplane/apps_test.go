@@ -111,9 +111,10 @@ type launchOpts struct {
 	viaCLI   bool   // `cloister launch` instead of cloister-launch
 	workload string // default: the app's name
 	instance string
-	mesh     string // the Coordinator's workload API
-	simDir   string // the simulated platform the launcher quotes on
-	retry    string // CLOISTER_RETRY_TIMEOUT; default 5s
+	mesh     string   // the Coordinator's workload API
+	simDir   string   // the simulated platform the launcher quotes on
+	retry    string   // CLOISTER_RETRY_TIMEOUT; default 5s
+	env      []string // more host environment (NAME=value)
 }
 
 func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *e2etest.Proc {
@@ -133,6 +134,7 @@ func (e *env) startLaunch(t *testing.T, a *app, o launchOpts) *e2etest.Proc {
 		"CLOISTER_ENCLAVE_MANIFEST="+a.path,
 		"CLOISTER_RETRY_TIMEOUT="+o.retry,
 	)
+	environ = append(environ, o.env...)
 	if o.viaCLI {
 		return e.Start(t, "cloister launch "+a.name+"/"+o.instance, environ, e.Bins.Cloister, "launch")
 	}

@@ -37,7 +37,7 @@ func TestGoRunConvert(t *testing.T) {
 		return string(out), err
 	}
 	out, err := convert(noLauncher, "none")
-	if err == nil || !strings.Contains(out, "no cloister-launch binary next to cloister or in PATH; build it with `CGO_ENABLED=0 go build -o cloister-launch ./cmd/cloister-launch` and pass --launcher FILE") {
+	if err == nil || !strings.Contains(out, "no cloister-launch binary next to cloister or in PATH; build it with `CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o cloister-launch ./cmd/cloister-launch` and pass --launcher FILE") {
 		t.Errorf("go run … image convert without a launcher: %v\n%s\nwant the way to build one", err, out)
 	}
 	if out, err := convert(filepath.Dir(bins.Launcher)+":"+noLauncher, "converted"); err != nil || !strings.Contains(out, "Converted oci:examples/image:1") {

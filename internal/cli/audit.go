@@ -111,7 +111,7 @@ func (a *app) runAuditLog(cmd *cobra.Command, f *auditLogFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := a.saveSeenHead(&f.conn, head); err != nil {
+	if err := a.saveSeenHead(&f.conn, root, head); err != nil {
 		return err
 	}
 	if !f.follow {
@@ -154,7 +154,7 @@ func (a *app) runAuditLog(cmd *cobra.Command, f *auditLogFlags) error {
 			print(e)
 		}
 		if next.Seq > head.Seq {
-			if err := a.saveSeenHead(&f.conn, next); err != nil {
+			if err := a.saveSeenHead(&f.conn, root, next); err != nil {
 				return err
 			}
 		}
@@ -247,15 +247,29 @@ func (a *app) seenHead(f *connFlags) (*audit.Head, error) {
 	return h, nil
 }
 
-// saveSeenHead keeps h as the last verified head of the Coordinator at f.addr, unless a later
-// one is saved already.
-func (a *app) saveSeenHead(f *connFlags, h *audit.Head) error {
+// saveSeenHead keeps h, verified with root, as the last verified head of the Coordinator at
+// f.addr. It refuses h, with ErrStateWentBackwards, if the saved head of the same root is
+// later or names the same entry with another hash (see seen.go).
+func (a *app) saveSeenHead(f *connFlags, root *x509.Certificate, h *audit.Head) error {
 	p, err := a.seenHeadPath(f)
 	if err != nil {
 		return err
 	}
-	if old, err := a.seenHead(f); err == nil && old != nil && old.Seq > h.Seq {
-		return nil
+	old, err := a.seenHead(f)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		var saved time.Time
+		if fi, err := os.Stat(p); err == nil {
+			saved = fi.ModTime()
+		}
+		if err := checkSeenHead(old, saved, root, h); err != nil {
+			return err
+		}
+		if old.Seq == h.Seq {
+			return nil
+		}
 	}
 	b, err := json.MarshalIndent(h, "", "  ")
 	if err != nil {

@@ -32,13 +32,22 @@ func (a *app) newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			root, err := a.pinnedRoot(&conn)
+			if err != nil {
+				return err
+			}
 			if h := st.AuditHead; h != nil {
-				root, err := a.pinnedRoot(&conn)
-				if err != nil {
-					return err
-				}
 				if err := h.Verify(root); err != nil {
 					return withCode(jsonoutput.CodeNotVerified, fmt.Errorf("the Coordinator's audit head is not signed by the pinned root: %w", err))
+				}
+			}
+			// Refuse a state older than one seen before (seen.go), then remember this one.
+			if err := a.checkSeenState(&conn, root, st); err != nil {
+				return err
+			}
+			if h := st.AuditHead; h != nil {
+				if err := a.saveSeenHead(&conn, root, h); err != nil {
+					return err
 				}
 			}
 			s := statusJSON(st)

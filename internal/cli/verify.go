@@ -200,7 +200,14 @@ func (a *app) runVerify(cmd *cobra.Command, f *verifyFlags) error {
 		if out.PinnedAt, err = a.pin(&f.conn, v.Root, f.replacePin); err != nil {
 			return err
 		}
-		if err := a.saveSeenHead(&f.conn, v.AuditHead); err != nil {
+		st, err := client.New(f.conn.addr, v.Root).Status(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("read the verified Coordinator's state version: %w", err)
+		}
+		if err := a.checkSeenState(&f.conn, v.Root, st); err != nil {
+			return err
+		}
+		if err := a.saveSeenHead(&f.conn, v.Root, v.AuditHead); err != nil {
 			return err
 		}
 		if f.bundle != "" {

@@ -29,6 +29,9 @@ func (p *Platform) WriteCollateral(dir string, c CollateralOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := p.loadSigners(); err != nil {
+		return fmt.Errorf("write collateral: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write collateral: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/cloister-dev/cloister/sgx"
 )
@@ -19,6 +20,20 @@ import (
 // Files are size-bounded; errors name the file at fault. A directory without platform.json
 // gives an error wrapping [ErrIncomplete].
 func Load(dir string) (*Platform, error) {
+	return load(dir, false)
+}
+
+// LoadForQuotes is [Load] for a process that only quotes and verifies quotes against the
+// platform's root, as a launcher does at every start: it reads and checks the metadata, the
+// root, the PCK chain and the PCK and attestation keys, and leaves the TCB Signing chain and
+// the keys of the CAs and the TCB Signing certificate, which only sign collateral, until
+// [Platform.WriteCollateral] needs them (then read and checked as Load does). Its quotes are
+// byte for byte those of a platform from Load, but for their random signatures.
+func LoadForQuotes(dir string) (*Platform, error) {
+	return load(dir, true)
+}
+
+func load(dir string, quotesOnly bool) (*Platform, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load simulated platform: %w", err)
@@ -29,7 +44,7 @@ func Load(dir string) (*Platform, error) {
 	}
 	defer root.Close()
 	p := &Platform{dir: abs}
-	if err := p.load(root); err != nil {
+	if err := p.load(root, quotesOnly); err != nil {
 		return nil, fmt.Errorf("load simulated platform %s: %w", abs, err)
 	}
 	if err := p.prepareQuotes(); err != nil {
@@ -38,7 +53,7 @@ func Load(dir string) (*Platform, error) {
 	return p, nil
 }
 
-func (p *Platform) load(root *os.Root) error {
+func (p *Platform) load(root *os.Root, quotesOnly bool) error {
 	b, err := readFile(root, fileMetadata, maxMetadataFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %w", ErrIncomplete, err)
@@ -96,7 +111,19 @@ func (p *Platform) load(root *os.Root) error {
 		return fmt.Errorf("%s does not match %s: %w", fileMetadata, filePCKChain, err)
 	}
 
-	b, err = readFile(root, fileTCBInfoChain, maxPEMFileSize)
+	if quotesOnly {
+		p.signers = new(signers)
+		return p.loadKeys(root, quoteKeys)
+	}
+	if err := p.loadSigning(root); err != nil {
+		return err
+	}
+	return p.loadKeys(root, allKeys)
+}
+
+// loadSigning reads the TCB Signing chain, which only collateral needs.
+func (p *Platform) loadSigning(root *os.Root) error {
+	b, err := readFile(root, fileTCBInfoChain, maxPEMFileSize)
 	if err != nil {
 		return err
 	}
@@ -111,16 +138,29 @@ func (p *Platform) load(root *os.Root) error {
 	if err := p.certs.tcbSigning.CheckSignatureFrom(p.certs.root); err != nil {
 		return fmt.Errorf("%s: expected a TCB Signing certificate issued by the root: %w", fileTCBInfoChain, err)
 	}
-	return p.loadKeys(root)
+	return nil
 }
 
-// loadKeys reads the private keys and checks each against its certificate.
-func (p *Platform) loadKeys(root *os.Root) error {
+// keyUse selects the keys loadKeys reads.
+type keyUse int
+
+const (
+	allKeys     keyUse = iota
+	quoteKeys          // the PCK and attestation keys, which quotes need
+	signingKeys        // the others, which only collateral needs
+)
+
+// loadKeys reads the private keys that which selects and checks each against its certificate.
+func (p *Platform) loadKeys(root *os.Root, which keyUse) error {
 	certOf := map[**ecdsa.PrivateKey]*x509.Certificate{
 		&p.keys.root: p.certs.root, &p.keys.pckCA: p.certs.pckCA,
 		&p.keys.pck: p.certs.pck, &p.keys.tcbSigning: p.certs.tcbSigning,
 	}
 	for _, f := range p.keys.files() {
+		forQuotes := f.key == &p.keys.pck || f.key == &p.keys.attestation
+		if which == quoteKeys && !forQuotes || which == signingKeys && forQuotes {
+			continue
+		}
 		b, err := readFile(root, f.name, maxPrivateKeyFileSize)
 		if err != nil {
 			return err
@@ -135,6 +175,37 @@ func (p *Platform) loadKeys(root *os.Root) error {
 		*f.key = key
 	}
 	return nil
+}
+
+// signers is the rest of a platform from [LoadForQuotes], loaded on first use.
+type signers struct {
+	once sync.Once
+	err  error
+}
+
+// loadSigners loads what [LoadForQuotes] left out, once; a platform from [Load] or [Create]
+// has it all. It writes only fields that quoting never reads, so quotes may be made meanwhile.
+func (p *Platform) loadSigners() error {
+	s := p.signers
+	if s == nil {
+		return nil
+	}
+	s.once.Do(func() {
+		root, err := os.OpenRoot(p.dir)
+		if err != nil {
+			s.err = fmt.Errorf("load simulated platform: %w", err)
+			return
+		}
+		defer root.Close()
+		err = p.loadSigning(root)
+		if err == nil {
+			err = p.loadKeys(root, signingKeys)
+		}
+		if err != nil {
+			s.err = fmt.Errorf("load simulated platform %s: %w", p.dir, err)
+		}
+	})
+	return s.err
 }
 
 // parseKey decodes one PKCS #8 PEM block holding an ECDSA P-256 private key.

@@ -40,7 +40,7 @@ type QEIdentity struct {
 }
 
 // Platform is a simulated SGX platform loaded from its directory. It is immutable and safe for
-// concurrent use; obtain one from [Create] or [Load].
+// concurrent use; obtain one from [Create], [Load] or [LoadForQuotes].
 type Platform struct {
 	dir     string // absolute
 	certs   certSet
@@ -52,6 +52,9 @@ type Platform struct {
 
 	// quoteTemplate is a complete quote with a zero report body and a zero signature.
 	quoteTemplate []byte
+	// signers, if set, loads the keys and certificates that only collateral needs, which
+	// LoadForQuotes leaves out.
+	signers *signers
 }
 
 // Create makes a new simulated SGX platform in dir and returns it loaded (see the package
