@@ -47,10 +47,17 @@ type Config struct {
 	// DNSNames and IPAddresses are added to the Coordinator's TLS certificate.
 	DNSNames    []string
 	IPAddresses []net.IP
+	// State is the state backend: StateEmbedded (the default, "") or StateKubernetes, which
+	// keeps the state in Secrets named StateName in StateNamespace, shared by every replica,
+	// through the API server of Kubeconfig ("": the pod's in-cluster configuration).
+	State, StateNamespace, StateName, Kubeconfig string
 }
 
 func (cfg *Config) validate() error {
 	var errs []error
+	if err := cfg.validateState(); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.DataDir == "" {
 		errs = append(errs, errors.New("data directory: required"))
 	}
@@ -141,8 +148,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 	if err != nil {
 		return nil, err
 	}
-	c.db, err = store.Open(cfg.DataDir, t.sealer, store.Options{Logger: log})
+	c.db, err = openState(ctx, cfg, t.sealer, log)
 	switch {
+	case errors.Is(err, store.ErrUnseal) && cfg.State == StateKubernetes:
+		return nil, fmt.Errorf("open state: %w (recovery of a shared state by key holders is not built yet)", err)
 	case errors.Is(err, store.ErrUnseal):
 		if err := c.startRecovery(ctx, cfg, t, err); err != nil {
 			return nil, err

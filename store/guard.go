@@ -89,6 +89,9 @@ func (db *DB) update(fn func(*Tx) error) (err error) {
 			cause: e,
 		}
 	}
+	if db.remote != nil {
+		return db.remoteUpdate(fn)
+	}
 	tx := &Tx{db: db, writable: true}
 	defer tx.guard(&err, 0, "write transaction", "", "")
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))

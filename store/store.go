@@ -126,6 +126,8 @@ type DB struct {
 	closeErr  error
 	root      *os.Root // the store directory
 	lock      *os.File // holds the directory lock until Close
+	// remote is the shared state of a store opened with OpenRemote (bolt is then nil).
+	remote *remoteDB
 }
 
 // newAEAD returns the value cipher for a data key.
@@ -150,6 +152,9 @@ func newAEAD(dataKey []byte) (cipher.AEAD, error) {
 func (db *DB) View(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if db.remote != nil {
+		return db.remoteView(ctx, fn)
 	}
 	tx := &Tx{db: db}
 	defer tx.guard(&err, 0, "read transaction", "", "")
@@ -198,7 +203,13 @@ func (db *DB) Close() error {
 		db.anchorMu.Lock()
 		errAnchor := db.anchor.close()
 		db.anchorMu.Unlock()
-		db.closeErr = errors.Join(db.closeBolt(), errAnchor, db.lock.Close(), db.root.Close())
+		var errBolt error
+		if db.remote != nil {
+			db.remote.cancel()
+		} else {
+			errBolt = db.closeBolt()
+		}
+		db.closeErr = errors.Join(errBolt, errAnchor, db.lock.Close(), db.root.Close())
 		db.keyMu.Lock()
 		clear(db.dataKey)
 		db.dataKey = nil

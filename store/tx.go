@@ -37,6 +37,8 @@ type Tx struct {
 	failed   error // the first damage met, if any
 	// writes hashes the changes of a write transaction (see version.go); nil while none.
 	writes hash.Hash
+	// rtx is the transaction's state on a shared state (see remote.go); tx is then nil.
+	rtx *remoteTx
 }
 
 // Get returns the decrypted value of key in bucket, a fresh slice the
@@ -46,6 +48,13 @@ type Tx struct {
 func (tx *Tx) Get(bucket, key string) (_ []byte, err error) {
 	if err := checkNames(bucket, key); err != nil {
 		return nil, err
+	}
+	if tx.rtx != nil {
+		sealed, ok := tx.rtx.get(bucket, key)
+		if !ok {
+			return nil, fmt.Errorf("%w: bucket %q key %q", ErrNotFound, bucket, key)
+		}
+		return tx.db.open(bucket, key, sealed)
 	}
 	defer tx.guard(&err, tx.depth, "reading", bucket, key)
 	b := tx.tx.Bucket([]byte(bucket))
@@ -70,6 +79,12 @@ func (tx *Tx) Put(bucket, key string, value []byte) (err error) {
 	if len(value) > tx.db.maxValueSize {
 		return fmt.Errorf("store: value for bucket %q key %q is %d bytes, at most %d allowed", bucket, key, len(value), tx.db.maxValueSize)
 	}
+	if tx.rtx != nil {
+		sealed := tx.db.seal(bucket, key, value)
+		tx.rtx.set(bucket, key, sealed)
+		tx.noteWrite('P', bucket, key, sealed)
+		return nil
+	}
 	b, err := tx.tx.CreateBucketIfNotExists([]byte(bucket))
 	if err != nil {
 		return fmt.Errorf("store: creating bucket %q: %w", bucket, err)
@@ -87,6 +102,13 @@ func (tx *Tx) Put(bucket, key string, value []byte) (err error) {
 func (tx *Tx) Delete(bucket, key string) (err error) {
 	if err := tx.checkWritable("Delete", bucket, key); err != nil {
 		return err
+	}
+	if tx.rtx != nil {
+		if _, ok := tx.rtx.get(bucket, key); ok {
+			tx.rtx.set(bucket, key, nil)
+			tx.noteWrite('D', bucket, key, nil)
+		}
+		return nil
 	}
 	defer tx.guard(&err, tx.depth, "deleting", bucket, key)
 	b := tx.tx.Bucket([]byte(bucket))
@@ -107,6 +129,22 @@ func (tx *Tx) Delete(bucket, key string) (err error) {
 func (tx *Tx) ForEach(bucket string, fn func(key string, value []byte) error) (err error) {
 	if err := checkBucket(bucket); err != nil {
 		return err
+	}
+	if tx.rtx != nil {
+		for _, key := range tx.rtx.keys(bucket) {
+			sealed, _ := tx.rtx.get(bucket, key)
+			value, err := tx.db.open(bucket, key, sealed)
+			if err != nil {
+				return err
+			}
+			tx.depth++
+			err = fn(key, value)
+			tx.depth--
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	defer tx.guard(&err, tx.depth, "reading", bucket, "")
 	b := tx.tx.Bucket([]byte(bucket))
@@ -158,7 +196,7 @@ func (tx *Tx) checkWritable(op, bucket, key string) error {
 	if err := checkNames(bucket, key); err != nil {
 		return err
 	}
-	if !tx.tx.Writable() {
+	if !tx.writable {
 		return fmt.Errorf("store: %s of bucket %q key %q in a read-only transaction; use Update or Batch", op, bucket, key)
 	}
 	return nil

@@ -86,8 +86,9 @@ type Core struct {
 	// recovery describes the recovery split in force for status answers; nil without one.
 	recovery atomic.Pointer[api.RecoveryStatus]
 
-	setMu sync.Mutex   // serializes manifest and secret changes
-	mu    sync.RWMutex // guards dep
+	setMu  sync.Mutex   // serializes manifest and secret changes
+	shared sharedState  // what dep was read from, on a shared state; guarded by setMu
+	mu     sync.RWMutex // guards dep
 	// dep is the deployment as of the current manifest; nil while waiting for one.
 	// It is replaced, never modified, so readers may keep using an old one.
 	dep *deployment
@@ -171,7 +172,7 @@ func (c *Core) Status() api.Status {
 	}
 	sv := c.db.Version()
 	s.StateVersion, s.StateHash = sv.N, hex.EncodeToString(sv.Hash[:])
-	if n := c.ActivationCounts(); len(n) > 0 {
+	if n := c.storedCounts(c.ActivationCounts()); len(n) > 0 {
 		s.Activations = n
 	}
 	s.Recovery = c.recoveryStatus()

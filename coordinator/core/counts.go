@@ -27,9 +27,12 @@ const countFlushInterval = 2 * time.Second
 // Accepted activations of workloads with a limit are added in the transaction that counts
 // them, like the limit.
 type counts struct {
-	mu      sync.Mutex // guards total, dirty and results
-	total   map[string]uint64
-	dirty   map[string]bool
+	mu    sync.Mutex // guards total, dirty, flushed and results
+	total map[string]uint64
+	dirty map[string]bool
+	// flushed is total as of the last flush (or load) of each workload: a flush adds the
+	// difference to the stored count, so that replicas sharing a state add up their counts.
+	flushed map[string]uint64
 	results map[actKey]activationCounts // not yet in the store
 	// closed is the hour (Unix seconds) before which every stored hour was closed.
 	closed int64
@@ -37,13 +40,14 @@ type counts struct {
 
 func (c *counts) load(ctx context.Context, db *store.DB) error {
 	c.total, c.dirty, c.results = map[string]uint64{}, map[string]bool{}, map[actKey]activationCounts{}
+	c.flushed = map[string]uint64{}
 	return db.View(ctx, func(tx *store.Tx) error {
 		return tx.ForEach(bucketCounts, func(k string, v []byte) error {
 			n, err := strconv.ParseUint(string(v), 10, 64)
 			if err != nil {
 				return fmt.Errorf("state %s/%s is corrupt: %q is not a count", bucketCounts, k, v)
 			}
-			c.total[k] = n
+			c.total[k], c.flushed[k] = n, n
 			return nil
 		})
 	})
@@ -85,9 +89,13 @@ func (c *counts) get(workload string) uint64 {
 func (c *counts) committed(workload string, n uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.total[workload] = max(c.total[workload], n)
+	old := c.total[workload]
+	c.total[workload] = max(old, n)
+	c.flushed[workload] += c.total[workload] - old // stored already: not to be added again
 }
 
+// snapshot returns, for each workload counted since the last flush, its total now; the
+// activation results not yet stored; and the hour before which all hours are closed.
 func (c *counts) snapshot() (map[string]uint64, map[actKey]activationCounts, int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,6 +123,12 @@ func (c *Core) flushCounts(ctx context.Context, all bool) error {
 	if len(snap) == 0 && len(results) == 0 && !closing {
 		return nil
 	}
+	c.counts.mu.Lock()
+	added := make(map[string]uint64, len(snap)) // activations counted here since the last flush
+	for w, n := range snap {
+		added[w] = n - min(n, c.counts.flushed[w])
+	}
+	c.counts.mu.Unlock()
 	err := c.db.Update(ctx, func(tx *store.Tx) error {
 		for k, r := range results {
 			if err := addPending(tx, k, r); err != nil {
@@ -126,15 +140,17 @@ func (c *Core) flushCounts(ctx context.Context, all bool) error {
 				return err
 			}
 		}
-		for w, n := range snap {
+		for w, n := range added {
+			if n == 0 {
+				continue
+			}
+			// Add, not overwrite: other replicas of a shared state count the same workload.
 			stored, err := activationCount(tx, w)
 			if err != nil {
 				return err
 			}
-			if n > stored {
-				if err := tx.Put(bucketCounts, w, []byte(strconv.FormatUint(n, 10))); err != nil {
-					return err
-				}
+			if err := tx.Put(bucketCounts, w, []byte(strconv.FormatUint(stored+n, 10))); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -152,6 +168,9 @@ func (c *Core) flushCounts(ctx context.Context, all bool) error {
 			}
 		}
 		return err
+	}
+	for w, n := range snap {
+		c.counts.flushed[w] = max(c.counts.flushed[w], n)
 	}
 	if closing {
 		c.counts.closed = hour

@@ -22,6 +22,21 @@ func caKey(v int) string       { return fmt.Sprintf("ca/%08d", v) }
 
 // loadDeployment loads the current manifest version, if any.
 func (c *Core) loadDeployment(ctx context.Context) error {
+	dep, err := c.readDeployment(ctx)
+	if err != nil {
+		return err
+	}
+	c.dep = dep
+	if dep != nil {
+		c.log.Info("loaded deployment", "manifest_version", dep.version, "manifest_digest", fmt.Sprintf("%x", dep.m.Digest()))
+	} else {
+		c.log.Info("waiting for a manifest")
+	}
+	return nil
+}
+
+// readDeployment reads the deployment of the stored manifest; nil while there is none.
+func (c *Core) readDeployment(ctx context.Context) (*deployment, error) {
 	var dep *deployment
 	err := c.db.View(ctx, func(tx *store.Tx) error {
 		b, err := tx.Get(bucketManifest, "current")
@@ -67,15 +82,9 @@ func (c *Core) loadDeployment(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("load deployment: %w", err)
+		return nil, fmt.Errorf("load deployment: %w", err)
 	}
-	c.dep = dep
-	if dep != nil {
-		c.log.Info("loaded deployment", "manifest_version", dep.version, "manifest_digest", fmt.Sprintf("%x", dep.m.Digest()))
-	} else {
-		c.log.Info("waiting for a manifest")
-	}
-	return nil
+	return dep, nil
 }
 
 func (c *Core) newDeployment(m *manifest.Manifest, version int, inter *pki.CA, secrets map[string]*secretRecord) (*deployment, error) {
@@ -215,6 +224,15 @@ func (c *Core) planManifest(m *manifest.Manifest, old *deployment) (*manifestPla
 // could pass for one of its workloads.
 func (c *Core) putManifest(tx *store.Tx, plan *manifestPlan) error {
 	m := plan.m
+	// Replicas on a shared state may set manifests at once: only the one that follows the
+	// stored version commits (the other's transaction meets the newer state and refuses).
+	switch b, err := tx.Get(bucketManifest, "current"); {
+	case errors.Is(err, store.ErrNotFound) && plan.version == 1:
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	case string(b) != strconv.Itoa(plan.version-1):
+		return &Error{Code: api.CodeConflict, Message: fmt.Sprintf("the manifest changed (to version %s) while version %d was being set; read it and retry", b, plan.version)}
+	}
 	if err := checkIssuedAgainst(tx, m, c.now()); err != nil {
 		return err
 	}

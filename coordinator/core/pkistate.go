@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -107,6 +108,9 @@ func (c *Core) loadPKI(ctx context.Context) error {
 	return nil
 }
 
+// errPKIExists stops initPKI when another replica made the deployment first.
+var errPKIExists = errors.New("the deployment PKI exists")
+
 func (c *Core) initPKI(ctx context.Context) error {
 	root, err := pki.NewRoot(pki.RootConfig{TrustDomain: "cloister", Simulation: c.cfg.Simulation, Now: c.now()})
 	if err != nil {
@@ -125,11 +129,18 @@ func (c *Core) initPKI(ctx context.Context) error {
 		return err
 	}
 	err = c.db.Update(ctx, func(tx *store.Tx) error {
+		// Another replica of a shared state may have made the deployment meanwhile.
+		if _, err := tx.Get(bucketPKI, "root"); !errors.Is(err, store.ErrNotFound) {
+			return cmp.Or(err, errPKIExists)
+		}
 		if err := putJSON(tx, bucketPKI, "root", rec); err != nil {
 			return err
 		}
 		return tx.Put(bucketPKI, "tls-key", keyPEM)
 	})
+	if errors.Is(err, errPKIExists) {
+		return c.loadPKI(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,14 @@ func (s *Server) handle(apiName string, rt route) http.Handler {
 		w.Header().Set(api.RequestIDHeader, id)
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.maxBody)
-		if err := rt.h(rec, r); err != nil {
+		var err error
+		if s.core != nil {
+			err = s.core.Refresh(r.Context()) // the newest shared state, if replicas share one
+		}
+		if err == nil {
+			err = rt.h(rec, r)
+		}
+		if err != nil {
 			s.writeError(rec, r, apiName, id, err)
 		}
 		s.reqs.WithLabelValues(apiName, rt.pattern, strconv.Itoa(rec.code)).Inc()

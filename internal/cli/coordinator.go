@@ -29,6 +29,10 @@ type coordinatorFlags struct {
 	pccsURL     string
 	pcsAPIKey   string
 	pprofAddr   string
+	state       string
+	stateNS     string
+	stateName   string
+	kubeconfig  string
 }
 
 func (a *app) newCoordinatorCmd() *cobra.Command {
@@ -59,6 +63,10 @@ the same, and nothing is secure. It says so in every status answer, log line and
 	fl.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's pprof profiles on this address (plain HTTP; for diagnosis only, never expose it)")
 	fl.StringVar(&f.pccsURL, "pccs-url", pcs.IntelPCSURL, "Intel PCS or PCCS certification API for SGX collateral (not used in simulation)")
 	fl.StringVar(&f.pcsAPIKey, "pcs-api-key", "", "Intel PCS subscription key, if the service needs one (default: env CLOISTER_PCS_API_KEY, which keeps it out of process listings)")
+	fl.StringVar(&f.state, "state", "embedded", "state backend: embedded (--data-dir/state.db, one process) or kubernetes (Secrets shared by replicas; --data-dir keeps the sealed data key)")
+	fl.StringVar(&f.stateNS, "state-namespace", "", "namespace of the state's Secrets (--state kubernetes)")
+	fl.StringVar(&f.stateName, "state-name", "", "name of the state's manifest Secret; shards are named NAME-<random> (--state kubernetes)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server holding the state (--state kubernetes); empty: the pod's service account")
 	return cmd
 }
 
@@ -90,16 +98,20 @@ func (f *coordinatorFlags) config(getenv func(string) string) coordinator.Config
 		apiKey = getenv("CLOISTER_PCS_API_KEY")
 	}
 	return coordinator.Config{
-		DataDir:     f.dataDir,
-		ClientAddr:  f.clientAddr,
-		MeshAddr:    f.meshAddr,
-		MetricsAddr: f.metricsAddr,
-		PprofAddr:   f.pprofAddr,
-		Simulation:  f.simulation,
-		PCCSURL:     f.pccsURL,
-		PCSAPIKey:   apiKey,
-		DNSNames:    f.dnsNames,
-		IPAddresses: f.ips,
+		DataDir:        f.dataDir,
+		ClientAddr:     f.clientAddr,
+		MeshAddr:       f.meshAddr,
+		MetricsAddr:    f.metricsAddr,
+		PprofAddr:      f.pprofAddr,
+		Simulation:     f.simulation,
+		PCCSURL:        f.pccsURL,
+		PCSAPIKey:      apiKey,
+		DNSNames:       f.dnsNames,
+		IPAddresses:    f.ips,
+		State:          f.state,
+		StateNamespace: f.stateNS,
+		StateName:      f.stateName,
+		Kubeconfig:     f.kubeconfig,
 	}
 }
 
