@@ -65,8 +65,11 @@ func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, 
 	cr, err := core.New(ctx, core.Config{
 		Store: db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
 		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
-	}, core.WithLogger(c.log), core.WithRegisterer(c.reg))
+	}, core.WithLogger(c.log), core.WithRegisterer(c.reg), core.WithRecoveredRecord(r.Record))
 	if err != nil {
+		// WithRecoveredRecord: the record came from the host's disk, and only the recovered
+		// state says who may recover it; a record that is not its split is refused here,
+		// before anything is written to the state.
 		return err
 	}
 	if err := cr.RecordRecovery(ctx, r); err != nil {

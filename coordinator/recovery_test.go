@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/client"
@@ -24,10 +25,11 @@ import (
 )
 
 type recoveryWorld struct {
-	cfg    coordinator.Config
-	p      *sim.Platform
-	privs  []*ecdh.PrivateKey
-	shares []*recovery.Share
+	cfg     coordinator.Config
+	p       *sim.Platform
+	privs   []*ecdh.PrivateKey
+	shares  []*recovery.Share
+	oldSeal []byte // the simulated seal key the state was sealed under
 }
 
 // newRecoveryWorld runs a Coordinator, sets a manifest with n X25519 recovery holders and
@@ -67,6 +69,9 @@ func newRecoveryWorld(tb testing.TB, n, k int) *recoveryWorld {
 		tb.Fatalf("%d shares, want %d", len(w.shares), n)
 	}
 	if err := c.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if w.oldSeal, err = os.ReadFile(filepath.Join(w.cfg.DataDir, "simulation-seal.key")); err != nil {
 		tb.Fatal(err)
 	}
 	newKey := make([]byte, seal.KeySize)
@@ -235,4 +240,114 @@ func TestRecoveryImpossible(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot be unsealed") || !strings.Contains(err.Error(), "recovery is impossible") || !errors.Is(err, store.ErrUnseal) {
 		t.Fatalf("New without a recovery record: %v", err)
 	}
+}
+
+// TestRecoveryRecordNotTheManifests: the record beside the sealed key is plaintext that the
+// host can replace. A host that knows the data key (it built the state, or as here reads it
+// with the old simulated seal key) writes a record naming itself the only holder; the shares
+// rebuild a key that matches the record's MAC and opens the state, but the manifest in force
+// in that state names other holders, so the recovery is refused, the Coordinator stays in
+// recovery mode, and nothing is written to the state.
+func TestRecoveryRecordNotTheManifests(t *testing.T) {
+	w := newRecoveryWorld(t, 2, 2)
+	keyFile := filepath.Join(w.cfg.DataDir, "simulation-seal.key")
+	newKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the sealing CPU's key (the host's knowledge of the data key) to forge the record.
+	if err := os.WriteFile(keyFile, w.oldSeal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := coordinator.New(t.Context(), w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.Core().AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	sealer, err := seal.NewSimulated(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(w.cfg.DataDir, sealer, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRaw, _ := db.Recovery()
+	old, err := recovery.ParseRecord(oldRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	mder, _ := x509.MarshalPKIXPublicKey(mallory.PublicKey())
+	var (
+		shares []*recovery.Share
+		rec    *recovery.Record
+	)
+	if err := db.WithDataKey(func(k []byte) error {
+		rec, shares, err = recovery.Split(k, old.Deployment, []recovery.HolderKey{{Name: "mallory", PublicKey: mder}}, 1, time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(rec)
+	if err := db.SetRecovery(raw); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := os.WriteFile(keyFile, newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c, stop := run(t, w.cfg)
+	if c.Recovery() == nil {
+		t.Fatal("not in recovery mode on a new seal key")
+	}
+	addr := c.Addrs().Client
+	sess, err := client.DialRecovery(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := shares[0].Decrypt(mallory, mder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := recovery.NewSubmission(shares[0], y, mallory, &sess.Challenge.Challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sess.Submit(t.Context(), sub)
+	sess.Close()
+	if err == nil || !strings.Contains(err.Error(), "not the state's split") || !strings.Contains(err.Error(), "[mallory]") {
+		t.Fatalf("a record naming a holder the manifest does not name: %+v, %v; want refused", resp, err)
+	}
+	if st := c.Recovery().Status(); st.State != api.StateRecovery {
+		t.Fatalf("status after the refused recovery: %+v", st)
+	}
+	s, err := client.DialRecovery(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
+	if err != nil {
+		t.Fatalf("the Coordinator left recovery mode after the refusal: %v", err)
+	}
+	s.Close()
+	stop()
+
+	// Nothing was written: on the old key the state has only one more start entry.
+	if err := os.WriteFile(keyFile, w.oldSeal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, stop = run(t, w.cfg)
+	if c.Core() == nil {
+		t.Fatal("the state does not open on its own key after the refused recovery")
+	}
+	h, err := c.Core().AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != head.Seq+1 {
+		t.Fatalf("audit log at %d after the refused recovery, want %d (one start, no recovery entry)", h.Seq, head.Seq+1)
+	}
+	stop()
 }
