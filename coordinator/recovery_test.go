@@ -30,6 +30,7 @@ type recoveryWorld struct {
 	privs   []*ecdh.PrivateKey
 	shares  []*recovery.Share
 	oldSeal []byte // the simulated seal key the state was sealed under
+	seq     uint64 // the newest audit entry before the move
 }
 
 // newRecoveryWorld runs a Coordinator, sets a manifest with n X25519 recovery holders and
@@ -68,6 +69,11 @@ func newRecoveryWorld(tb testing.TB, n, k int) *recoveryWorld {
 	if len(w.shares) != n {
 		tb.Fatalf("%d shares, want %d", len(w.shares), n)
 	}
+	h, err := c.Core().AuditHead(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.seq = h.Seq
 	if err := c.Close(); err != nil {
 		tb.Fatal(err)
 	}
@@ -102,16 +108,15 @@ func (w *recoveryWorld) submit(tb testing.TB, addr string, i int) (*api.Recovery
 	return sess.Submit(tb.Context(), sub)
 }
 
-// TestRecoveryCrashBeforeReseal: a recovery cut short after the rebuilt key opened the state
-// but before the data key was sealed again (what a kill -9 at that point leaves) still needs
-// recovery at the next start; a duplicate share is refused, and completing the recovery then
-// switches the same listeners to the recovered state, which a restart unseals on its own.
+// TestRecoveryCrashBeforeReseal: a recovery cut short after its audit entry committed but
+// before the data key was sealed again (the reseal fails, then the process stops: what a
+// kill -9 at that point leaves) still needs recovery at the next start; the shares still work,
+// a duplicate share is refused, and completing the recovery then switches the same listeners
+// to the recovered state, which a restart unseals on its own. The log holds both completions
+// and its chain still verifies (every start checks it).
 func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	w := newRecoveryWorld(t, 3, 2)
-	c, err := coordinator.New(t.Context(), w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, stop := run(t, w.cfg)
 	if c.Recovery() == nil || c.Core() != nil {
 		t.Fatal("a Coordinator on a new seal key did not start in recovery mode")
 	}
@@ -119,28 +124,31 @@ func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	if st.State != api.StateRecovery || !strings.Contains(st.Message, "cannot be unsealed with this CPU's seal key") || !st.Recovery.Possible {
 		t.Fatalf("status in recovery mode: %+v", st)
 	}
-	c.Close()
+	addr := c.Addrs().Client
+	coordinator.FailResealOnce(errors.New("injected: crash before the reseal"))
+	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
+		t.Fatalf("first share: %+v, %v", r, err)
+	}
+	if _, err := w.submit(t, addr, 1); err == nil || !strings.Contains(err.Error(), "INTERNAL") {
+		t.Fatalf("the share that completes the recovery, with the reseal failing: %v", err)
+	}
+	if c.Recovery().Status().State != api.StateRecovery {
+		t.Fatal("left recovery mode although the reseal failed")
+	}
+	stop() // the crash
 
-	// The crash: the key is rebuilt and the state opened, no reseal.
-	key := w.rebuild(t)
 	sealer, err := seal.NewSimulated(filepath.Join(w.cfg.DataDir, "simulation-seal.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Recover(w.cfg.DataDir, sealer, key, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 	if _, err := store.Open(w.cfg.DataDir, sealer, store.Options{}); !errors.Is(err, store.ErrUnseal) {
 		t.Fatalf("after a recovery without reseal: %v, want ErrUnseal", err)
 	}
-
-	c, stop := run(t, w.cfg)
+	c, stop = run(t, w.cfg)
 	if c.Recovery() == nil {
 		t.Fatal("not in recovery mode after the cut-short recovery")
 	}
-	addr := c.Addrs().Client
+	addr = c.Addrs().Client
 	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
 		t.Fatalf("first share: %+v, %v", r, err)
 	}
@@ -158,12 +166,39 @@ func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	if s, err := client.New(addr, v.Root).Status(t.Context()); err != nil || s.State != api.StateRunning || s.ManifestVersion != 1 {
 		t.Fatalf("status after recovery: %+v, %v", s, err)
 	}
+	// Two completions, each after its start entry: the cut-short one and this one.
+	if h, err := c.Core().AuditHead(t.Context()); err != nil || h.Seq != w.seq+4 {
+		t.Fatalf("audit log after two completions: %+v, %v; want entry %d", h, err, w.seq+4)
+	}
 	stop()
 	c, stop = run(t, w.cfg)
 	if c.Recovery() != nil {
 		t.Fatal("still in recovery mode after a completed recovery")
 	}
 	stop()
+}
+
+// TestRecoveryResealRetry: when the reseal fails after the recovery entry committed, the same
+// holders completing the same session again recover the Coordinator without a second
+// "recovered" entry (the retry adds only its start entry).
+func TestRecoveryResealRetry(t *testing.T) {
+	w := newRecoveryWorld(t, 3, 2)
+	c, _ := run(t, w.cfg)
+	addr := c.Addrs().Client
+	coordinator.FailResealOnce(errors.New("injected: the disk is full"))
+	w.submit(t, addr, 0)
+	if _, err := w.submit(t, addr, 1); err == nil || !strings.Contains(err.Error(), "INTERNAL") {
+		t.Fatalf("the completing share with the reseal failing: %v", err)
+	}
+	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
+		t.Fatalf("first share again: %+v, %v", r, err)
+	}
+	if r, err := w.submit(t, addr, 1); err != nil || !r.Recovered {
+		t.Fatalf("second share again: %+v, %v", r, err)
+	}
+	if h, err := c.Core().AuditHead(t.Context()); err != nil || h.Seq != w.seq+3 {
+		t.Fatalf("audit log after a retried completion: %+v, %v; want entry %d (start, recovered, start)", h, err, w.seq+3)
+	}
 }
 
 // rebuild combines the first k shares into the data key, as a Coordinator would.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -200,14 +201,51 @@ func short(id string) string {
 // rebuilt the data key, the split, when recovery mode began and why. The Coordinator calls it
 // on the recovered store before the data key is sealed again, so that a recovery in force is
 // never missing from the log.
+//
+// It is idempotent for one completion: if sealing the key failed after the entry committed and
+// the holders complete the same session again with the same shares, the log already holds that
+// entry (behind the start entry of the retry) and none is added. A retry that differs (other
+// holders, or a new recovery session after a restart) is recorded: the log then shows every
+// completion that opened the state, and the last one is the one that sealed it.
 func (c *Core) RecordRecovery(ctx context.Context, r RecoveryReport) error {
 	fields := map[string]string{
 		"event": "recovered", "generation": r.Generation, "holders": strings.Join(r.Holders, ","),
 		"threshold": strconv.Itoa(r.Threshold), "reason": r.Reason, "recovery_started": r.Started.UTC().Format("2006-01-02T15:04:05Z"),
 	}
 	return c.db.Update(ctx, func(tx *store.Tx) error {
+		done, err := c.recoveryRecorded(tx, fields)
+		if err != nil || done {
+			return err
+		}
 		return c.record(tx, audit.KindRecovery, actorCoordinator, fields)
 	})
+}
+
+// recoveryRecorded reports whether the newest entries of the log, after any start entries,
+// end with a recovery entry with exactly fields.
+func (c *Core) recoveryRecorded(tx *store.Tx, fields map[string]string) (bool, error) {
+	tip, err := c.readTip(tx)
+	if err != nil {
+		return false, err
+	}
+	for seq := tip.Seq; seq > 0 && tip.Seq-seq < 16; seq-- {
+		b, err := readEntry(tx, tip, seq)
+		if err != nil {
+			return false, err
+		}
+		e, err := audit.ParseEntry(b)
+		if err != nil {
+			return false, fmt.Errorf("audit log entry %d: %w", seq, err)
+		}
+		switch {
+		case e.Kind == audit.KindCoordinatorStart:
+			continue
+		case e.Kind == audit.KindRecovery && maps.Equal(e.Fields, fields):
+			return true, nil
+		}
+		return false, nil
+	}
+	return false, nil
 }
 
 // loadRecoveryStatus reads the split in force for status answers, and warns when it is not the
