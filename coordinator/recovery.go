@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/cloister-dev/cloister/coordinator/core"
 	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Recovery mode: the store's data key does not unseal under this CPU's seal key (the state was
@@ -62,18 +64,27 @@ func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, 
 			db.Close()
 		}
 	}()
+	// The core's metrics reach the registry only once the recovery is done: a failed attempt
+	// must not leave them registered, or the holders' retry could not start a core again.
+	var pending pendingRegisterer
 	cr, err := core.New(ctx, core.Config{
 		Store: db, Verifier: t.verifier, Issuer: t.issuer, Simulation: t.simulation,
 		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
-	}, core.WithLogger(c.log), core.WithRegisterer(c.reg))
+	}, core.WithLogger(c.log), core.WithRegisterer(&pending), core.WithRecoveredRecord(r.Record))
 	if err != nil {
+		// WithRecoveredRecord: the record came from the host's disk, and only the recovered
+		// state says who may recover it; a record that is not its split is refused here,
+		// before anything is written to the state.
 		return err
 	}
 	if err := cr.RecordRecovery(ctx, r); err != nil {
 		return fmt.Errorf("audit log: record the recovery: %w", err)
 	}
-	if err := db.Reseal(); err != nil {
+	if err := resealRecovered(db); err != nil {
 		return err
+	}
+	if err := pending.registerOn(c.reg); err != nil {
+		return fmt.Errorf("register the recovered core's metrics: %w", err)
 	}
 	c.mu.Lock()
 	c.db, c.core = db, cr
@@ -81,6 +92,35 @@ func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, 
 	c.mu.Unlock()
 	return nil
 }
+
+// pendingRegisterer keeps the collectors registered with it until registerOn.
+type pendingRegisterer struct{ cs []prometheus.Collector }
+
+func (p *pendingRegisterer) Register(c prometheus.Collector) error {
+	p.cs = append(p.cs, c)
+	return nil
+}
+
+func (p *pendingRegisterer) MustRegister(cs ...prometheus.Collector) { p.cs = append(p.cs, cs...) }
+
+func (p *pendingRegisterer) Unregister(c prometheus.Collector) bool {
+	n := len(p.cs)
+	p.cs = slices.DeleteFunc(p.cs, func(x prometheus.Collector) bool { return x == c })
+	return len(p.cs) < n
+}
+
+func (p *pendingRegisterer) registerOn(reg prometheus.Registerer) error {
+	for _, c := range p.cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resealRecovered seals the recovered key; a variable so that a test can fail it after the
+// recovery entry committed (the window a crash there leaves).
+var resealRecovered = (*store.DB).Reseal
 
 // runRecovery serves recovery mode on views of the client and workload listeners until the
 // recovery completes (true) or ctx ends (false).

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/client"
@@ -24,10 +25,12 @@ import (
 )
 
 type recoveryWorld struct {
-	cfg    coordinator.Config
-	p      *sim.Platform
-	privs  []*ecdh.PrivateKey
-	shares []*recovery.Share
+	cfg     coordinator.Config
+	p       *sim.Platform
+	privs   []*ecdh.PrivateKey
+	shares  []*recovery.Share
+	oldSeal []byte // the simulated seal key the state was sealed under
+	seq     uint64 // the newest audit entry before the move
 }
 
 // newRecoveryWorld runs a Coordinator, sets a manifest with n X25519 recovery holders and
@@ -66,7 +69,15 @@ func newRecoveryWorld(tb testing.TB, n, k int) *recoveryWorld {
 	if len(w.shares) != n {
 		tb.Fatalf("%d shares, want %d", len(w.shares), n)
 	}
+	h, err := c.Core().AuditHead(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w.seq = h.Seq
 	if err := c.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if w.oldSeal, err = os.ReadFile(filepath.Join(w.cfg.DataDir, "simulation-seal.key")); err != nil {
 		tb.Fatal(err)
 	}
 	newKey := make([]byte, seal.KeySize)
@@ -97,16 +108,15 @@ func (w *recoveryWorld) submit(tb testing.TB, addr string, i int) (*api.Recovery
 	return sess.Submit(tb.Context(), sub)
 }
 
-// TestRecoveryCrashBeforeReseal: a recovery cut short after the rebuilt key opened the state
-// but before the data key was sealed again (what a kill -9 at that point leaves) still needs
-// recovery at the next start; a duplicate share is refused, and completing the recovery then
-// switches the same listeners to the recovered state, which a restart unseals on its own.
+// TestRecoveryCrashBeforeReseal: a recovery cut short after its audit entry committed but
+// before the data key was sealed again (the reseal fails, then the process stops: what a
+// kill -9 at that point leaves) still needs recovery at the next start; the shares still work,
+// a duplicate share is refused, and completing the recovery then switches the same listeners
+// to the recovered state, which a restart unseals on its own. The log holds both completions
+// and its chain still verifies (every start checks it).
 func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	w := newRecoveryWorld(t, 3, 2)
-	c, err := coordinator.New(t.Context(), w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, stop := run(t, w.cfg)
 	if c.Recovery() == nil || c.Core() != nil {
 		t.Fatal("a Coordinator on a new seal key did not start in recovery mode")
 	}
@@ -114,28 +124,31 @@ func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	if st.State != api.StateRecovery || !strings.Contains(st.Message, "cannot be unsealed with this CPU's seal key") || !st.Recovery.Possible {
 		t.Fatalf("status in recovery mode: %+v", st)
 	}
-	c.Close()
+	addr := c.Addrs().Client
+	coordinator.FailResealOnce(errors.New("injected: crash before the reseal"))
+	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
+		t.Fatalf("first share: %+v, %v", r, err)
+	}
+	if _, err := w.submit(t, addr, 1); err == nil || !strings.Contains(err.Error(), "INTERNAL") {
+		t.Fatalf("the share that completes the recovery, with the reseal failing: %v", err)
+	}
+	if c.Recovery().Status().State != api.StateRecovery {
+		t.Fatal("left recovery mode although the reseal failed")
+	}
+	stop() // the crash
 
-	// The crash: the key is rebuilt and the state opened, no reseal.
-	key := w.rebuild(t)
 	sealer, err := seal.NewSimulated(filepath.Join(w.cfg.DataDir, "simulation-seal.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Recover(w.cfg.DataDir, sealer, key, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 	if _, err := store.Open(w.cfg.DataDir, sealer, store.Options{}); !errors.Is(err, store.ErrUnseal) {
 		t.Fatalf("after a recovery without reseal: %v, want ErrUnseal", err)
 	}
-
-	c, stop := run(t, w.cfg)
+	c, stop = run(t, w.cfg)
 	if c.Recovery() == nil {
 		t.Fatal("not in recovery mode after the cut-short recovery")
 	}
-	addr := c.Addrs().Client
+	addr = c.Addrs().Client
 	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
 		t.Fatalf("first share: %+v, %v", r, err)
 	}
@@ -153,12 +166,39 @@ func TestRecoveryCrashBeforeReseal(t *testing.T) {
 	if s, err := client.New(addr, v.Root).Status(t.Context()); err != nil || s.State != api.StateRunning || s.ManifestVersion != 1 {
 		t.Fatalf("status after recovery: %+v, %v", s, err)
 	}
+	// Two completions, each after its start entry: the cut-short one and this one.
+	if h, err := c.Core().AuditHead(t.Context()); err != nil || h.Seq != w.seq+4 {
+		t.Fatalf("audit log after two completions: %+v, %v; want entry %d", h, err, w.seq+4)
+	}
 	stop()
 	c, stop = run(t, w.cfg)
 	if c.Recovery() != nil {
 		t.Fatal("still in recovery mode after a completed recovery")
 	}
 	stop()
+}
+
+// TestRecoveryResealRetry: when the reseal fails after the recovery entry committed, the same
+// holders completing the same session again recover the Coordinator without a second
+// "recovered" entry (the retry adds only its start entry).
+func TestRecoveryResealRetry(t *testing.T) {
+	w := newRecoveryWorld(t, 3, 2)
+	c, _ := run(t, w.cfg)
+	addr := c.Addrs().Client
+	coordinator.FailResealOnce(errors.New("injected: the disk is full"))
+	w.submit(t, addr, 0)
+	if _, err := w.submit(t, addr, 1); err == nil || !strings.Contains(err.Error(), "INTERNAL") {
+		t.Fatalf("the completing share with the reseal failing: %v", err)
+	}
+	if r, err := w.submit(t, addr, 0); err != nil || r.Recovered {
+		t.Fatalf("first share again: %+v, %v", r, err)
+	}
+	if r, err := w.submit(t, addr, 1); err != nil || !r.Recovered {
+		t.Fatalf("second share again: %+v, %v", r, err)
+	}
+	if h, err := c.Core().AuditHead(t.Context()); err != nil || h.Seq != w.seq+3 {
+		t.Fatalf("audit log after a retried completion: %+v, %v; want entry %d (start, recovered, start)", h, err, w.seq+3)
+	}
 }
 
 // rebuild combines the first k shares into the data key, as a Coordinator would.
@@ -235,4 +275,114 @@ func TestRecoveryImpossible(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot be unsealed") || !strings.Contains(err.Error(), "recovery is impossible") || !errors.Is(err, store.ErrUnseal) {
 		t.Fatalf("New without a recovery record: %v", err)
 	}
+}
+
+// TestRecoveryRecordNotTheManifests: the record beside the sealed key is plaintext that the
+// host can replace. A host that knows the data key (it built the state, or as here reads it
+// with the old simulated seal key) writes a record naming itself the only holder; the shares
+// rebuild a key that matches the record's MAC and opens the state, but the manifest in force
+// in that state names other holders, so the recovery is refused, the Coordinator stays in
+// recovery mode, and nothing is written to the state.
+func TestRecoveryRecordNotTheManifests(t *testing.T) {
+	w := newRecoveryWorld(t, 2, 2)
+	keyFile := filepath.Join(w.cfg.DataDir, "simulation-seal.key")
+	newKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the sealing CPU's key (the host's knowledge of the data key) to forge the record.
+	if err := os.WriteFile(keyFile, w.oldSeal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := coordinator.New(t.Context(), w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.Core().AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	sealer, err := seal.NewSimulated(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(w.cfg.DataDir, sealer, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRaw, _ := db.Recovery()
+	old, err := recovery.ParseRecord(oldRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	mder, _ := x509.MarshalPKIXPublicKey(mallory.PublicKey())
+	var (
+		shares []*recovery.Share
+		rec    *recovery.Record
+	)
+	if err := db.WithDataKey(func(k []byte) error {
+		rec, shares, err = recovery.Split(k, old.Deployment, []recovery.HolderKey{{Name: "mallory", PublicKey: mder}}, 1, time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(rec)
+	if err := db.SetRecovery(raw); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := os.WriteFile(keyFile, newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c, stop := run(t, w.cfg)
+	if c.Recovery() == nil {
+		t.Fatal("not in recovery mode on a new seal key")
+	}
+	addr := c.Addrs().Client
+	sess, err := client.DialRecovery(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := shares[0].Decrypt(mallory, mder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := recovery.NewSubmission(shares[0], y, mallory, &sess.Challenge.Challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sess.Submit(t.Context(), sub)
+	sess.Close()
+	if err == nil || !strings.Contains(err.Error(), "not the state's split") || !strings.Contains(err.Error(), "[mallory]") {
+		t.Fatalf("a record naming a holder the manifest does not name: %+v, %v; want refused", resp, err)
+	}
+	if st := c.Recovery().Status(); st.State != api.StateRecovery {
+		t.Fatalf("status after the refused recovery: %+v", st)
+	}
+	s, err := client.DialRecovery(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
+	if err != nil {
+		t.Fatalf("the Coordinator left recovery mode after the refusal: %v", err)
+	}
+	s.Close()
+	stop()
+
+	// Nothing was written: on the old key the state has only one more start entry.
+	if err := os.WriteFile(keyFile, w.oldSeal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, stop = run(t, w.cfg)
+	if c.Core() == nil {
+		t.Fatal("the state does not open on its own key after the refused recovery")
+	}
+	h, err := c.Core().AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != head.Seq+1 {
+		t.Fatalf("audit log at %d after the refused recovery, want %d (one start, no recovery entry)", h.Seq, head.Seq+1)
+	}
+	stop()
 }

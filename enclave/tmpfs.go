@@ -18,6 +18,14 @@ func (m *Manifest) InEnclaveTmpfs(dir string) bool {
 // the image has there) nor an encrypted volume.
 func (m *Manifest) validateEnclaveTmpfs(p *problems) {
 	inside := func(x, dir string) bool { return x == dir || strings.HasPrefix(x, dir+"/") }
+	// Nesting is checked against every mount listed, by walking each path's ancestors: in sorted
+	// order a parent need not come just before its child ("/a", "/a-b", "/a/x").
+	listed := make(map[string]int, len(m.EnclaveTmpfs))
+	for i, t := range m.EnclaveTmpfs {
+		if _, dup := listed[t]; !dup {
+			listed[t] = i
+		}
+	}
 	for i, t := range m.EnclaveTmpfs {
 		if why := checkPath(t); why != "" {
 			p.addf("enclave_tmpfs[%d] %q: %s", i, t, why)
@@ -26,8 +34,16 @@ func (m *Manifest) validateEnclaveTmpfs(p *problems) {
 		if i > 0 && t <= m.EnclaveTmpfs[i-1] {
 			p.addf("enclave_tmpfs[%d] %q: expected sorted unique paths, found it after %q", i, t, m.EnclaveTmpfs[i-1])
 		}
-		if i > 0 && inside(t, m.EnclaveTmpfs[i-1]) {
-			p.addf("enclave_tmpfs[%d] %q: inside %q; expected mounts that do not nest", i, t, m.EnclaveTmpfs[i-1])
+		for dir := t; ; {
+			cut := strings.LastIndexByte(dir, '/')
+			if cut <= 0 {
+				break
+			}
+			dir = dir[:cut]
+			if _, ok := listed[dir]; ok {
+				p.addf("enclave_tmpfs[%d] %q: inside %q; expected mounts that do not nest", i, t, dir)
+				break
+			}
 		}
 		for j, f := range m.Files {
 			if inside(f.Path, t) {

@@ -34,6 +34,8 @@ func TestEnclaveTmpfs(t *testing.T) {
 		{"root", func(m *Manifest) { m.EnclaveTmpfs = []string{"/"} }, `enclave_tmpfs[0] "/": names the root directory`},
 		{"unsorted", func(m *Manifest) { m.EnclaveTmpfs = []string{"/run/app", DeliveredDir} }, "expected sorted unique paths"},
 		{"nested", func(m *Manifest) { m.EnclaveTmpfs = []string{"/run", "/run/app"} }, `inside "/run"; expected mounts that do not nest`},
+		{"nested, not adjacent", func(m *Manifest) { m.EnclaveTmpfs = []string{"/a", "/a-b", "/a/x"} }, `enclave_tmpfs[2] "/a/x": inside "/a"; expected mounts that do not nest`},
+		{"nested, unsorted", func(m *Manifest) { m.EnclaveTmpfs = []string{"/a/x/y", "/a"} }, `enclave_tmpfs[0] "/a/x/y": inside "/a"`},
 		{"hides a file", func(m *Manifest) { m.EnclaveTmpfs = []string{"/bin"} }, `files[0].path "/bin/app": inside in-enclave tmpfs "/bin"`},
 	} {
 		m := valid()

@@ -17,6 +17,7 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/manifest"
 	"github.com/cloister-dev/cloister/pki"
+	"github.com/cloister-dev/cloister/recovery"
 	"github.com/cloister-dev/cloister/sgx/verify"
 	"github.com/cloister-dev/cloister/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,8 @@ type Core struct {
 	now     func() time.Time
 	reg     prometheus.Registerer
 	metrics *metrics
+
+	recovered *recovery.Record // WithRecoveredRecord: the split to check before anything is written
 
 	root    *pki.CA          // the deployment root; never changes
 	tlsCert *tls.Certificate // the Coordinator's TLS certificate, issued by root
@@ -133,6 +136,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Core, error) {
 		return nil, err
 	}
 	c.loadRecoveryStatus()
+	if err := c.checkRecoveredRecord(); err != nil {
+		return nil, err
+	}
 	if err := c.counts.load(ctx, c.db); err != nil {
 		return nil, fmt.Errorf("load activation counts: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -139,18 +140,112 @@ func (c *Core) recordRecoveryEvent(ctx context.Context, user string, fields map[
 	})
 }
 
+// WithRecoveredRecord makes New check that rec, the split whose shares rebuilt the store's
+// data key, is the split the recovered state asks for (see checkRecoveredRecord), before New
+// writes anything: a refused recovery leaves no trace in the state it opened.
+func WithRecoveredRecord(rec *recovery.Record) Option {
+	return func(c *Core) {
+		if rec == nil {
+			rec = &recovery.Record{} // fail closed: checked, and refused
+		}
+		c.recovered = rec
+	}
+}
+
+// checkRecoveredRecord refuses a recovery whose split is not the one the recovered state asks
+// for: the record's deployment must be this state's deployment ID, and its holders, keys and
+// threshold those of governance.recovery in the manifest in force. The record's MAC and the
+// key opening the state prove only that whoever wrote the record knew the key; a host that
+// built a state of its own under a key it chose (copying the victim's public manifest) and
+// named itself holder passes both, and this check is what stops it. The Coordinator calls it
+// on the recovered store (WithRecoveredRecord) before it records the recovery or seals the key.
+//
+// A crash between a manifest change that named other holders and its new split leaves a
+// record that this refuses: such a state cannot be recovered (the warning of
+// loadRecoveryStatus says so while the Coordinator runs).
+func (c *Core) checkRecoveredRecord() error {
+	rec := c.recovered
+	if rec == nil {
+		return nil // not a recovery
+	}
+	if dep := c.deploymentID(); rec.Deployment != dep {
+		return errorf(api.CodeConflict, "the recovery record is for deployment %s, but the state the shares opened is deployment %s; the record beside the sealed key was replaced, and the recovery is refused", short(rec.Deployment), short(dep))
+	}
+	d := c.current()
+	if d == nil {
+		return errorf(api.CodeConflict, "the state the shares opened has no manifest, so it names no recovery key holders; the record beside the sealed key was not written by it, and the recovery is refused")
+	}
+	holders, k, err := recoveryHolders(d.m)
+	if err != nil {
+		return fmt.Errorf("the recovered manifest's recovery keys: %w", err)
+	}
+	if holders == nil || !rec.SameHolders(holders, k) {
+		names := make([]string, len(holders))
+		for i, h := range holders {
+			names[i] = h.Name
+		}
+		return errorf(api.CodeConflict, "the recovery record splits among %v with threshold %d, but the manifest in force in the state the shares opened (version %d) names recovery key holders %v with threshold %d (same names and keys required); the record beside the sealed key is not the state's split, and the recovery is refused", rec.Names(), rec.Threshold, d.version, names, k)
+	}
+	return nil
+}
+
+// short abbreviates a deployment ID for messages.
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:16] + "…"
+	}
+	return id
+}
+
 // RecordRecovery writes the audit entry of a completed recovery: the holders whose shares
 // rebuilt the data key, the split, when recovery mode began and why. The Coordinator calls it
 // on the recovered store before the data key is sealed again, so that a recovery in force is
 // never missing from the log.
+//
+// It is idempotent for one completion: if sealing the key failed after the entry committed and
+// the holders complete the same session again with the same shares, the log already holds that
+// entry (behind the start entry of the retry) and none is added. A retry that differs (other
+// holders, or a new recovery session after a restart) is recorded: the log then shows every
+// completion that opened the state, and the last one is the one that sealed it.
 func (c *Core) RecordRecovery(ctx context.Context, r RecoveryReport) error {
 	fields := map[string]string{
 		"event": "recovered", "generation": r.Generation, "holders": strings.Join(r.Holders, ","),
 		"threshold": strconv.Itoa(r.Threshold), "reason": r.Reason, "recovery_started": r.Started.UTC().Format("2006-01-02T15:04:05Z"),
 	}
 	return c.db.Update(ctx, func(tx *store.Tx) error {
+		done, err := c.recoveryRecorded(tx, fields)
+		if err != nil || done {
+			return err
+		}
 		return c.record(tx, audit.KindRecovery, actorCoordinator, fields)
 	})
+}
+
+// recoveryRecorded reports whether the newest entries of the log, after any start entries,
+// end with a recovery entry with exactly fields.
+func (c *Core) recoveryRecorded(tx *store.Tx, fields map[string]string) (bool, error) {
+	tip, err := c.readTip(tx)
+	if err != nil {
+		return false, err
+	}
+	for seq := tip.Seq; seq > 0 && tip.Seq-seq < 16; seq-- {
+		b, err := readEntry(tx, tip, seq)
+		if err != nil {
+			return false, err
+		}
+		e, err := audit.ParseEntry(b)
+		if err != nil {
+			return false, fmt.Errorf("audit log entry %d: %w", seq, err)
+		}
+		switch {
+		case e.Kind == audit.KindCoordinatorStart:
+			continue
+		case e.Kind == audit.KindRecovery && maps.Equal(e.Fields, fields):
+			return true, nil
+		}
+		return false, nil
+	}
+	return false, nil
 }
 
 // loadRecoveryStatus reads the split in force for status answers, and warns when it is not the

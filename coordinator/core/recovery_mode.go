@@ -58,6 +58,10 @@ type RecoveryReport struct {
 	Holders    []string // whose shares rebuilt the key, in the order they came
 	Reason     string
 	Started    time.Time
+	// Record is the split whose shares rebuilt the key. It came from the plaintext record
+	// beside the sealed key, which the host can write: Complete must check it against the
+	// recovered state (core.WithRecoveredRecord) before it trusts the recovery.
+	Record *recovery.Record
 }
 
 // Recovery is a Coordinator in recovery mode: it cannot unseal its state, proves what it is
@@ -295,7 +299,7 @@ func (r *Recovery) completeLocked(ctx context.Context) error {
 	if err := r.rec.CheckMAC(key); err != nil {
 		return fail(&Error{Code: api.CodeConflict, Message: "the shares rebuilt a key that the recovery record does not know: " + err.Error() + "; every share was dropped", Err: err})
 	}
-	report := RecoveryReport{Generation: r.rec.Generation, Threshold: r.rec.Threshold, Holders: slices.Clone(r.order), Reason: r.cfg.Reason, Started: r.started}
+	report := RecoveryReport{Generation: r.rec.Generation, Threshold: r.rec.Threshold, Holders: slices.Clone(r.order), Reason: r.cfg.Reason, Started: r.started, Record: r.rec}
 	if err := r.cfg.Complete(ctx, key, report); err != nil {
 		return fail(fmt.Errorf("complete the recovery: %w", err))
 	}
