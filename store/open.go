@@ -52,12 +52,20 @@ const (
 // holds the key of another store, and ErrLocked if the directory stays
 // locked by another DB for opts.LockTimeout.
 func Open(dir string, s seal.Sealer, opts Options) (*DB, error) {
+	if s == nil {
+		return nil, errors.New("store: sealer is nil")
+	}
+	return openDir(dir, opts, func(root *os.Root, opts Options) (*DB, error) {
+		return openLocked(root, s, opts)
+	})
+}
+
+// openDir is the start both backends share: it validates opts, creates dir (mode 0700) if
+// needed, takes its lock and runs open with it held; the DB open returns keeps the lock.
+func openDir(dir string, opts Options, open func(*os.Root, Options) (*DB, error)) (*DB, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
-	}
-	if s == nil {
-		return nil, errors.New("store: sealer is nil")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: creating directory: %w", err)
@@ -71,7 +79,7 @@ func Open(dir string, s seal.Sealer, opts Options) (*DB, error) {
 		root.Close()
 		return nil, err
 	}
-	db, err := openLocked(root, s, opts)
+	db, err := open(root, opts)
 	if err != nil {
 		lock.Close()
 		root.Close()

@@ -132,33 +132,12 @@ func (r *remoteDB) count(f func(*RemoteStats)) {
 // hold its data key. The state is refused with ErrRolledBack if it is older than the newest
 // version recorded in dir, or was deleted after dir saw a version above 0.
 func OpenRemote(ctx context.Context, dir string, s seal.Sealer, r Remote, opts Options) (*DB, error) {
-	opts, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
 	if s == nil || r == nil {
 		return nil, errors.New("store: sealer and remote are required")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: creating directory: %w", err)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("store: opening directory: %w", err)
-	}
-	lock, err := lockDir(root, opts.LockTimeout)
-	if err != nil {
-		root.Close()
-		return nil, err
-	}
-	db, err := openRemoteLocked(ctx, root, s, r, opts)
-	if err != nil {
-		lock.Close()
-		root.Close()
-		return nil, err
-	}
-	db.lock = lock
-	return db, nil
+	return openDir(dir, opts, func(root *os.Root, opts Options) (*DB, error) {
+		return openRemoteLocked(ctx, root, s, r, opts)
+	})
 }
 
 func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remote, opts Options) (*DB, error) {

@@ -3,12 +3,12 @@ package core
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/pki"
 )
 
@@ -58,23 +58,11 @@ func (c *Core) EpochQuote(ctx context.Context) (*api.EpochQuoteResponse, []byte,
 }
 
 func (c *Core) makeEpochQuote(ctx context.Context, epoch uint64) (*epochQuote, error) {
-	select { // the bound of all the Coordinator's quotes (see Quote)
-	case c.quoteSlots <- struct{}{}:
-		defer func() { <-c.quoteSlots }()
-	case <-ctx.Done():
-		return nil, &Error{Code: api.CodeNotReady, Message: "too many quote requests at once; try again", Err: ctx.Err()}
-	}
-	head, err := c.AuditHead(ctx)
+	q, col, head, err := c.selfQuote(ctx, "epoch quote", func(h *audit.Head) [64]byte {
+		return attest.CoordinatorEpochReportData(c.spki, epoch, h.Seq, h.Hash)
+	})
 	if err != nil {
 		return nil, err
-	}
-	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorEpochReportData(c.spki, epoch, head.Seq, head.Hash))
-	if err != nil {
-		return nil, fmt.Errorf("get the Coordinator's epoch quote: %w", err)
-	}
-	_, col, err := c.cfg.Verifier.Verify(ctx, q, c.now())
-	if err != nil {
-		return nil, fmt.Errorf("the Coordinator's own epoch quote does not verify: %w", err)
 	}
 	resp := &api.EpochQuoteResponse{
 		Quote:            q,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/audit"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/verify"
 )
@@ -22,25 +23,11 @@ type quoteCache struct {
 // log's signed head (returned with it), with the collateral that verifies it. The Coordinator verifies its own quote first, so it never hands
 // out evidence that would not verify.
 func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, error) {
-	// Anyone may ask for a quote, and inside an enclave each one costs milliseconds: a few at a
-	// time, so that a flood of requests cannot hold up launchers and auditors for long.
-	select {
-	case c.quoteSlots <- struct{}{}:
-		defer func() { <-c.quoteSlots }()
-	case <-ctx.Done():
-		return nil, &Error{Code: api.CodeNotReady, Message: "too many quote requests at once; try again", Err: ctx.Err()}
-	}
-	head, err := c.AuditHead(ctx)
+	q, col, head, err := c.selfQuote(ctx, "quote", func(h *audit.Head) [64]byte {
+		return attest.CoordinatorReportData(c.spki, nonce, h.Seq, h.Hash)
+	})
 	if err != nil {
 		return nil, err
-	}
-	q, err := c.cfg.Issuer.Quote(ctx, attest.CoordinatorReportData(c.spki, nonce, head.Seq, head.Hash))
-	if err != nil {
-		return nil, fmt.Errorf("get the Coordinator's quote: %w", err)
-	}
-	_, col, err := c.cfg.Verifier.Verify(ctx, q, c.now())
-	if err != nil {
-		return nil, fmt.Errorf("the Coordinator's own quote does not verify: %w", err)
 	}
 	c.quotes.mu.Lock()
 	if c.quotes.col != col {
@@ -55,6 +42,33 @@ func (c *Core) Quote(ctx context.Context, nonce [32]byte) (*api.QuoteResponse, e
 		Simulation:       c.cfg.Simulation,
 		AuditHead:        head,
 	}, nil
+}
+
+// selfQuote gets a quote of the Coordinator over the report data rd makes from the audit
+// log's current head, and verifies it as any client would, so the Coordinator never hands out
+// evidence that would not verify. Anyone may ask for a quote, and inside an enclave each one
+// costs milliseconds: a few at a time (quoteSlots), so that a flood of requests cannot hold up
+// launchers and auditors for long. what names the quote in errors.
+func (c *Core) selfQuote(ctx context.Context, what string, rd func(*audit.Head) [64]byte) ([]byte, *verify.Collateral, *audit.Head, error) {
+	select {
+	case c.quoteSlots <- struct{}{}:
+		defer func() { <-c.quoteSlots }()
+	case <-ctx.Done():
+		return nil, nil, nil, &Error{Code: api.CodeNotReady, Message: "too many quote requests at once; try again", Err: ctx.Err()}
+	}
+	head, err := c.AuditHead(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	q, err := c.cfg.Issuer.Quote(ctx, rd(head))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("get the Coordinator's %s: %w", what, err)
+	}
+	_, col, err := c.cfg.Verifier.Verify(ctx, q, c.now())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("the Coordinator's own %s does not verify: %w", what, err)
+	}
+	return q, col, head, nil
 }
 
 func (c *Core) rootPEM() []byte { return pki.EncodeCertPEM(c.root.Cert) }
