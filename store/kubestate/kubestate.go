@@ -79,6 +79,8 @@ type Remote struct {
 	log       *slog.Logger
 	reads     atomic.Uint64
 	writes    atomic.Uint64
+	// now is the sweeper's clock; tests move it.
+	now func() time.Time
 }
 
 var _ store.Remote = (*Remote)(nil)
@@ -103,7 +105,7 @@ func New(c kubernetes.Interface, o Options) (*Remote, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Remote{c: c, ns: o.Namespace, name: o.Name, shardSize: o.ShardSize, log: o.Logger}, nil
+	return &Remote{c: c, ns: o.Namespace, name: o.Name, shardSize: o.ShardSize, log: o.Logger, now: time.Now}, nil
 }
 
 // APICalls returns how many reads and writes the Remote has sent to the API server.
@@ -134,6 +136,7 @@ type secretsClient interface {
 	Create(ctx context.Context, s *corev1.Secret, opts metav1.CreateOptions) (*corev1.Secret, error)
 	Update(ctx context.Context, s *corev1.Secret, opts metav1.UpdateOptions) (*corev1.Secret, error)
 	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+	List(ctx context.Context, opts metav1.ListOptions) (*corev1.SecretList, error)
 }
 
 // Load reads the manifest Secret (a quorum read) and the shards that changed since last.
@@ -158,12 +161,9 @@ func (r *Remote) load(ctx context.Context, last *store.RemoteState) (_ *store.Re
 	if last != nil && m.ResourceVersion == last.Rev {
 		return last, false, nil
 	}
-	var doc layoutDoc
-	if err := json.Unmarshal(m.Data[dataLayout], &doc); err != nil {
-		return nil, false, fmt.Errorf("%w: kubestate: Secret %s/%s: its %q is not a shard layout: %v", store.ErrCorrupt, r.ns, r.name, dataLayout, err)
-	}
-	if n := len(doc.Shards); n == 0 || n > maxShards || n&(n-1) != 0 {
-		return nil, false, fmt.Errorf("%w: kubestate: Secret %s/%s names %d shards, expected a power of two from 1 to %d", store.ErrCorrupt, r.ns, r.name, n, maxShards)
+	doc, err := parseLayout(m.Data[dataLayout])
+	if err != nil {
+		return nil, false, fmt.Errorf("kubestate: Secret %s/%s: %w", r.ns, r.name, err)
 	}
 	var prev *held
 	if last != nil {
@@ -203,6 +203,18 @@ func (r *Remote) load(ctx context.Context, last *store.RemoteState) (_ *store.Re
 		h.parts[i] = part
 	}
 	return &store.RemoteState{Header: m.Data[dataHeader], Buckets: merge(h.parts), Rev: m.ResourceVersion, Layout: h}, false, nil
+}
+
+// parseLayout decodes a manifest's layout: a power of two of shards, from 1 to maxShards.
+func parseLayout(raw []byte) (layoutDoc, error) {
+	var doc layoutDoc
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return doc, fmt.Errorf("%w: its %q is not a shard layout: %v", store.ErrCorrupt, dataLayout, err)
+	}
+	if n := len(doc.Shards); n == 0 || n > maxShards || n&(n-1) != 0 {
+		return doc, fmt.Errorf("%w: it names %d shards, expected a power of two from 1 to %d", store.ErrCorrupt, n, maxShards)
+	}
+	return doc, nil
 }
 
 func merge(parts []buckets) buckets {
@@ -404,7 +416,7 @@ func (r *Remote) cleanup(names []string) {
 func (r *Remote) apiError(op, name string, err error) error {
 	switch {
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
-		return fmt.Errorf("kubestate: %s Secret %s/%s: %w (the Coordinator's service account needs get, create, update and delete on Secrets in %s)", op, r.ns, name, err, r.ns)
+		return fmt.Errorf("kubestate: %s Secret %s/%s: %w (the Coordinator's service account needs get, list, create, update and delete on Secrets in %s)", op, r.ns, name, err, r.ns)
 	case apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
 		return fmt.Errorf("kubestate: %s Secret %s/%s: %w", op, r.ns, name, err)
 	}
