@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,9 +69,25 @@ func pinnedTLS(root *x509.Certificate, now func() time.Time) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("coordinator presented no certificate")
 			}
-			return attested.CheckCoordinatorCert(cs.PeerCertificates[0], root, now())
+			leaf := cs.PeerCertificates[0]
+			err := attested.CheckCoordinatorCert(leaf, root, now())
+			if err != nil && markedRecovery(leaf) {
+				return fmt.Errorf("%w (%w)", ErrRecoveryMode, err)
+			}
+			return err
 		},
 	}
+}
+
+// ErrRecoveryMode is returned, wrapped, when the pinned root does not verify a Coordinator
+// whose certificate is marked as a recovery-mode one: the request is refused all the same
+// (the mark is not verified), but the user learns what to run instead.
+var ErrRecoveryMode = errors.New("the Coordinator presents a recovery-mode certificate, not one of the pinned deployment root: " +
+	"it cannot unseal its state and serves nothing else until recovery key holders recover it; " +
+	"`cloister recover status` verifies it by its quote and says why")
+
+func markedRecovery(c *x509.Certificate) bool {
+	return slices.ContainsFunc(c.URIs, func(u *url.URL) bool { return u.String() == RecoveryURI })
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

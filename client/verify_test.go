@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -196,6 +198,7 @@ func TestPinnedTLSAcceptsOnlyTheCoordinator(t *testing.T) {
 		{"another deployment's Coordinator", []*x509.Certificate{f.issue(t, otherRoot, true)}, "was not issued by the deployment root"},
 		{"a workload certificate, even marked", []*x509.Certificate{f.issue(t, inter, true), inter.Cert}, "was not issued by the deployment root"},
 		{"unmarked certificate of the root", []*x509.Certificate{f.issue(t, f.root, false)}, "is not marked urn:cloister:coordinator"},
+		{"a recovery-mode Coordinator", []*x509.Certificate{recoveryCert(t)}, "`cloister recover status` verifies it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := cfg.VerifyConnection(tlsState(tc.chain))
@@ -204,6 +207,27 @@ func TestPinnedTLSAcceptsOnlyTheCoordinator(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recoveryCert is a self-signed certificate marked as a recovery-mode Coordinator's.
+func recoveryCert(t *testing.T) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(RecoveryURI)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "recovery"}, URIs: []*url.URL{u},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func tlsState(chain []*x509.Certificate) tls.ConnectionState {

@@ -159,7 +159,8 @@ func TestRecovery(t *testing.T) {
 	if status, body := post(t, co.Addrs.Mesh, api.PathActivate, []byte("{}"), nil); status != http.StatusServiceUnavailable || body.Code != api.CodeRecoveryMode {
 		t.Errorf("activation in recovery mode: %d %+v", status, body)
 	}
-	e.CLIFails(t, []string{"coordinator"}, "status", "--coordinator", co.Addrs.Client) // the pinned root's certificate is sealed away
+	// The pinned root's certificate is sealed away: status is refused, and says what to run.
+	e.CLIFails(t, []string{"recovery-mode certificate", "cloister recover status"}, "status", "--coordinator", co.Addrs.Client)
 
 	recover := func(h *holder, extra ...string) jsonoutput.Recover {
 		t.Helper()
