@@ -147,7 +147,7 @@ func (c *Core) activate(ctx context.Context, req *api.ActivationRequest, exporte
 		}
 		return out, nil
 	}
-	out, count, err := c.commitActivation(ctx, d, wl, w, req.Instance, render)
+	out, count, err := c.commitActivation(ctx, d, wl, w, req.Instance, csrSPKI, render)
 	if err != nil {
 		return nil, wl, err
 	}
@@ -192,7 +192,10 @@ func newPlaceholder() (string, error) {
 // certificates are committed before it returns, in a store batch, so concurrent activations
 // share one commit; other activations touch no disk (see counts), and read the store only
 // for the per-instance values an earlier version stored.
-func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string,
+//
+// A limited activation whose key was counted a moment ago is a retry of that activation (see
+// bucketRecentKeys): it is admitted as the same activation number, and counts nothing.
+func (c *Core) commitActivation(ctx context.Context, d *deployment, name string, w manifest.Workload, instance string, spki []byte,
 	render func(map[string]manifest.SecretValue) (*manifest.Rendered, error)) (*manifest.Rendered, uint64, error) {
 	used := d.m.SecretsUsedBy(name)
 	shared := make(map[string]manifest.SecretValue, len(used))
@@ -243,25 +246,37 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 		}
 	}
 	var (
-		out   *manifest.Rendered
-		count uint64
+		out     *manifest.Rendered
+		count   uint64
+		retried bool
 	)
+	now := c.now()
 	// fn may run more than once (see store.DB.Batch); each run starts from the shared values.
 	err := c.db.Batch(ctx, func(tx *store.Tx) error {
-		count = 0
+		count, retried = 0, false
 		if err := storedVersionIs(tx, d.version); err != nil {
 			return err
 		}
+		var rec *recent
 		if w.MaxActivations > 0 {
+			var err error
+			if rec, err = readRecent(tx, name, spki, now); err != nil {
+				return err
+			}
+			retried = rec.counted()
 			n, err := activationCount(tx, name)
 			if err != nil {
 				return err
 			}
 			n = max(n, c.counts.get(name))
-			if n >= uint64(w.MaxActivations) {
+			switch {
+			case retried:
+				count = n // the activation counted before; nothing more
+			case n >= uint64(w.MaxActivations):
 				return errorf(api.CodeActivationLimit, "workload %q reached its maximum of %d activations", name, w.MaxActivations)
+			default:
+				count = n + 1
 			}
-			count = n + 1
 		}
 		values := maps.Clone(shared)
 		if err := c.instanceValues(tx, d, name, instance, perInstance, values, true); err != nil {
@@ -271,8 +286,11 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 		if out, err = render(values); err != nil {
 			return err // the transaction rolls back: no count, no new per-instance secret
 		}
-		if count > 0 {
+		if count > 0 && !retried {
 			if err := tx.Put(bucketCounts, name, []byte(strconv.FormatUint(count, 10))); err != nil {
+				return err
+			}
+			if err := rec.record(tx); err != nil {
 				return err
 			}
 			// A limited activation is in the audit log's counts as durably as in the limit.

@@ -44,7 +44,7 @@ func activateInstances(t testing.TB, c *Core, n int) {
 	for range 16 {
 		wg.Go(func() {
 			for i := range next {
-				if _, _, err := c.commitActivation(t.Context(), d, "fleet", w, fmt.Sprintf("instance-%06d", i), render); err != nil {
+				if _, _, err := c.commitActivation(t.Context(), d, "fleet", w, fmt.Sprintf("instance-%06d", i), fmt.Appendf(nil, "key-%06d", i), render); err != nil {
 					errs <- err
 					return
 				}
