@@ -90,7 +90,7 @@ type fakeKeys struct {
 }
 
 func (f *fakeKeys) WithDataKey(fn func([]byte) error) error { return fn(f.key) }
-func (f *fakeKeys) Version() store.Version                 { return f.v }
+func (f *fakeKeys) Version() store.Version                  { return f.v }
 
 var testKey = bytes.Repeat([]byte{0x42}, KeySize)
 
