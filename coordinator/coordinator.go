@@ -61,6 +61,10 @@ type Config struct {
 	// no copy of it; they are reached on the slice's port named "peer", else PeerAddr's port.
 	// Empty: no peer is asked.
 	PeerService string
+	// PeerDialHost, if set, replaces the host of every peer address found in the
+	// EndpointSlices, keeping its port. It is for tests on a bare API server, which refuses
+	// loopback addresses in EndpointSlices although the replicas listen on loopback there.
+	PeerDialHost string
 }
 
 func (cfg *Config) validate() error {

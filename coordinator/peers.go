@@ -33,6 +33,12 @@ func fetchFromPeers(ctx context.Context, c kubernetes.Interface, cfg Config, att
 	if err != nil {
 		return nil, store.Version{}, err
 	}
+	if cfg.PeerDialHost != "" {
+		for i, a := range addrs {
+			_, port, _ := net.SplitHostPort(a)
+			addrs[i] = net.JoinHostPort(cfg.PeerDialHost, port)
+		}
+	}
 	if len(addrs) == 0 {
 		return nil, store.Version{}, fmt.Errorf("the EndpointSlices of Service %s/%s list no peer", cfg.StateNamespace, cfg.PeerService)
 	}

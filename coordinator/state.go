@@ -33,7 +33,7 @@ const (
 func (cfg *Config) validateState() error {
 	switch cfg.State {
 	case "", StateEmbedded:
-		if cfg.StateNamespace != "" || cfg.StateName != "" || cfg.Kubeconfig != "" || cfg.PeerAddr != "" || cfg.PeerService != "" {
+		if cfg.StateNamespace != "" || cfg.StateName != "" || cfg.Kubeconfig != "" || cfg.PeerAddr != "" || cfg.PeerService != "" || cfg.PeerDialHost != "" {
 			return errors.New("state: a namespace, name, kubeconfig, peer address or peer service is only for the kubernetes state backend")
 		}
 		return nil

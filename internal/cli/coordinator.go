@@ -35,6 +35,7 @@ type coordinatorFlags struct {
 	kubeconfig  string
 	peerAddr    string
 	peerService string
+	peerDial    string
 }
 
 func (a *app) newCoordinatorCmd() *cobra.Command {
@@ -71,6 +72,9 @@ the same, and nothing is secure. It says so in every status answer, log line and
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server holding the state (--state kubernetes); empty: the pod's service account")
 	fl.StringVar(&f.peerAddr, "peer-addr", "", "address where this replica gives the data key to replicas that prove by attestation they are this Coordinator (--state kubernetes); empty: off")
 	fl.StringVar(&f.peerService, "peer-service", "", "Service whose EndpointSlices in --state-namespace list the replicas to ask for the data key when this CPU has no copy (port named \"peer\", else --peer-addr's) (--state kubernetes)")
+	// For tests on a bare API server, which refuses loopback addresses in EndpointSlices.
+	fl.StringVar(&f.peerDial, "peer-dial-host", "", "dial this host instead of the peers' EndpointSlice addresses, keeping their ports (tests only)")
+	fl.MarkHidden("peer-dial-host")
 	return cmd
 }
 
@@ -118,6 +122,7 @@ func (f *coordinatorFlags) config(getenv func(string) string) coordinator.Config
 		Kubeconfig:     f.kubeconfig,
 		PeerAddr:       f.peerAddr,
 		PeerService:    f.peerService,
+		PeerDialHost:   f.peerDial,
 	}
 }
 
