@@ -37,7 +37,7 @@ func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, ope
 		if copies, err = c.shared.keys.LoadKeys(ctx); err == nil {
 			record = copies.Recovery
 		}
-		reason = sharedRecoveryReason(cfg, t, openErr)
+		reason = sharedRecoveryReason(cfg, t)
 	} else {
 		record, err = store.ReadRecovery(cfg.DataDir)
 		reason = fmt.Sprintf("sealed state cannot be unsealed with this CPU's seal key (%s sealer): it was sealed on another CPU, by another enclave signer or under another simulated seal key", t.sealer.Kind())
@@ -240,20 +240,15 @@ func (v *view) Close() error {
 
 func (v *view) Addr() net.Addr { return v.h.ln.Addr() }
 
-// maxReasonPeers bounds how much of the peers' answers the status repeats (the log has all).
-const maxReasonPeers = 1024
-
-// sharedRecoveryReason says why a replica of a shared state waits for recovery.
-func sharedRecoveryReason(cfg Config, t *tee, openErr error) string {
+// sharedRecoveryReason says, in one line, why a replica of a shared state waits for recovery.
+// The peers' answers are in the log (startRecovery logs openErr): the reason also goes into the
+// audit log, which takes short printable text only.
+func sharedRecoveryReason(cfg Config, t *tee) string {
 	asked := "no peer is configured (--peer-service)"
 	if cfg.PeerService != "" {
 		asked = fmt.Sprintf("no running replica of Service %s/%s gave it", cfg.StateNamespace, cfg.PeerService)
 	}
-	detail := openErr.Error()
-	if len(detail) > maxReasonPeers {
-		detail = detail[:maxReasonPeers] + "…"
-	}
 	return fmt.Sprintf("waiting for recovery: no copy of the shared state's data key is sealed to this CPU's seal key (%s sealer), and %s: "+
 		"every replica that held the key is gone or runs on another CPU. A replica that holds it again (restarted on its CPU) can give it after this one restarts; "+
-		"otherwise the recovery key holders must recover the state (%s)", t.sealer.Kind(), asked, detail)
+		"otherwise the recovery key holders must recover the state", t.sealer.Kind(), asked)
 }
