@@ -2,9 +2,9 @@ package kube
 
 import (
 	"crypto/ecdh"
-	"encoding/json"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
