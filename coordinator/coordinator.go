@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloister-dev/cloister/api"
 	"github.com/cloister-dev/cloister/coordinator/core"
+	"github.com/cloister-dev/cloister/coordinator/peer"
 	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/sgx/pcs"
 	"github.com/cloister-dev/cloister/store"
@@ -51,6 +52,19 @@ type Config struct {
 	// keeps the state in Secrets named StateName in StateNamespace, shared by every replica,
 	// through the API server of Kubeconfig ("": the pod's in-cluster configuration).
 	State, StateNamespace, StateName, Kubeconfig string
+	// PeerAddr, with StateKubernetes only, is the listen address of the peer key exchange:
+	// a replica holding the data key gives it there to a replica that proves by attestation
+	// that it is this Coordinator (package coordinator/peer). Empty: this replica gives nothing.
+	PeerAddr string
+	// PeerService, with StateKubernetes only, is the Service whose EndpointSlices (in
+	// StateNamespace) list the peers to ask for the data key when this replica's seal key has
+	// no copy of it; they are reached on the slice's port named "peer", else PeerAddr's port.
+	// Empty: no peer is asked.
+	PeerService string
+	// PeerDialHost, if set, replaces the host of every peer address found in the
+	// EndpointSlices, keeping its port. It is for tests on a bare API server, which refuses
+	// loopback addresses in EndpointSlices although the replicas listen on loopback there.
+	PeerDialHost string
 }
 
 func (cfg *Config) validate() error {
@@ -95,6 +109,7 @@ type Addrs struct {
 	Mesh    string `json:"mesh"`
 	Metrics string `json:"metrics,omitempty"`
 	Pprof   string `json:"pprof,omitempty"`
+	Peer    string `json:"peer,omitempty"`
 }
 
 // Coordinator is an assembled Coordinator daemon.
@@ -113,6 +128,11 @@ type Coordinator struct {
 	handoffs []*handoff
 
 	client, mesh, metrics, pprof net.Listener
+	// peer is the peer key exchange's listener (Config.PeerAddr), served once the data key is
+	// here; shared and tee are what a recovery of a shared state and the exchange need.
+	peer   net.Listener
+	shared *sharedState
+	tee    *tee
 
 	closeOnce sync.Once
 }
@@ -148,10 +168,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 	if err != nil {
 		return nil, err
 	}
-	c.db, err = openState(ctx, cfg, t.sealer, log)
+	c.tee = t
+	c.db, c.shared, err = openState(ctx, cfg, t, log)
 	switch {
-	case errors.Is(err, store.ErrUnseal) && cfg.State == StateKubernetes:
-		return nil, fmt.Errorf("open state: %w (recovery of a shared state by key holders is not built yet)", err)
+	case errors.Is(err, store.ErrNoKey) && c.shared != nil:
+		if err := c.startRecovery(ctx, cfg, t, err); err != nil {
+			return nil, err
+		}
 	case errors.Is(err, store.ErrUnseal):
 		if err := c.startRecovery(ctx, cfg, t, err); err != nil {
 			return nil, err
@@ -176,6 +199,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 		{&c.mesh, cfg.MeshAddr, "workload API"},
 		{&c.metrics, cfg.MetricsAddr, "metrics"},
 		{&c.pprof, cfg.PprofAddr, "pprof"},
+		{&c.peer, cfg.PeerAddr, "peer key exchange"},
 	} {
 		if l.addr == "" {
 			continue
@@ -206,7 +230,7 @@ func (c *Coordinator) Addrs() Addrs {
 		}
 		return ln.Addr().String()
 	}
-	a := Addrs{Client: addr(c.client), Mesh: addr(c.mesh), Metrics: addr(c.metrics), Pprof: addr(c.pprof)}
+	a := Addrs{Client: addr(c.client), Mesh: addr(c.mesh), Metrics: addr(c.metrics), Pprof: addr(c.pprof), Peer: addr(c.peer)}
 	if len(c.handoffs) == 2 {
 		a.Client, a.Mesh = addr(c.handoffs[0].ln), addr(c.handoffs[1].ln)
 	}
@@ -229,7 +253,11 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	}
 	client, mesh := c.client, c.mesh
 	if c.rec != nil {
+		// Without the key there is nothing to give: peers asking are turned away at once
+		// rather than left to time out.
+		stopRefusing := refuseAll(c.peer)
 		recovered, err := c.runRecovery(ctx)
+		stopRefusing()
 		if !recovered {
 			c.log.Info("coordinator stopped", "state", api.StateRecovery)
 			return err
@@ -248,13 +276,30 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	// made are flushed.
 	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
 	cr, srv := c.Core(), c.server()
+	var ps *peer.Server
+	if c.peer != nil {
+		if ps, err = c.peerServer(ctx); err != nil {
+			stopCore()
+			return err
+		}
+	}
 	wg.Go(func() { runErr = cr.Run(coreCtx) })
+	var peerErr error
+	peerCtx, stopPeer := context.WithCancel(ctx)
+	defer stopPeer()
+	if ps != nil {
+		ln := c.peer
+		c.peer = nil // Serve closes it
+		wg.Go(func() { peerErr = ps.Serve(peerCtx, ln) })
+		c.log.Info("giving the data key to attested peers", "peer_addr", addrs.Peer)
+	}
 	err = srv.Serve(ctx, client, mesh, metrics, c.metrics)
 	c.client, c.mesh, c.metrics = nil, nil, nil // Serve closed them
+	stopPeer()
 	stopCore()
 	wg.Wait()
 	c.log.Info("coordinator stopped")
-	return errors.Join(err, runErr)
+	return errors.Join(err, runErr, peerErr)
 }
 
 // Close releases what New acquired. Run calls it; call it only for a Coordinator that is
@@ -262,7 +307,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 func (c *Coordinator) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
-		for _, ln := range []net.Listener{c.client, c.mesh, c.metrics, c.pprof} {
+		for _, ln := range []net.Listener{c.client, c.mesh, c.metrics, c.pprof, c.peer} {
 			if ln != nil {
 				ln.Close()
 			}

@@ -22,13 +22,29 @@ import (
 // under its own seal key, and serves normally on the same listeners, without a restart.
 // Connections that arrive during the switch wait in the listen queue.
 
-// startRecovery sets c up in recovery mode after store.Open failed with openErr (ErrUnseal).
+// startRecovery sets c up in recovery mode after store.Open failed with openErr (ErrUnseal), or
+// store.OpenRemote with ErrNoKey (a shared state whose data key no replica could give).
 func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, openErr error) error {
-	record, err := store.ReadRecovery(cfg.DataDir)
+	var (
+		record []byte
+		reason string
+		err    error
+	)
+	if c.shared != nil {
+		// Every replica shares the record, on the key shelf: a replica on a new CPU has no
+		// data-key.json of its own to find it in.
+		var copies store.KeyCopies
+		if copies, err = c.shared.keys.LoadKeys(ctx); err == nil {
+			record = copies.Recovery
+		}
+		reason = sharedRecoveryReason(cfg, t)
+	} else {
+		record, err = store.ReadRecovery(cfg.DataDir)
+		reason = fmt.Sprintf("sealed state cannot be unsealed with this CPU's seal key (%s sealer): it was sealed on another CPU, by another enclave signer or under another simulated seal key", t.sealer.Kind())
+	}
 	if err != nil {
 		return fmt.Errorf("recovery mode: read the recovery record: %w", err)
 	}
-	reason := fmt.Sprintf("sealed state cannot be unsealed with this CPU's seal key (%s sealer): it was sealed on another CPU, by another enclave signer or under another simulated seal key", t.sealer.Kind())
 	c.rec, err = core.NewRecovery(core.RecoveryConfig{
 		Record: record, Reason: reason, Issuer: t.issuer, Verifier: t.verifier, Simulation: t.simulation,
 		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
@@ -55,7 +71,12 @@ func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, ope
 // seal key: a crash before the reseal leaves a Coordinator that needs recovery again, never one
 // recovered without a record of it.
 func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, key []byte, r core.RecoveryReport) (err error) {
-	db, err := store.Recover(cfg.DataDir, t.sealer, key, store.Options{Logger: c.log})
+	var db *store.DB
+	if c.shared != nil {
+		db, err = store.RecoverRemote(ctx, cfg.DataDir, t.sealer, c.shared.remote, key, store.Options{Logger: c.log, Keys: c.shared.keys})
+	} else {
+		db, err = store.Recover(cfg.DataDir, t.sealer, key, store.Options{Logger: c.log})
+	}
 	if err != nil {
 		return err
 	}
@@ -218,3 +239,16 @@ func (v *view) Close() error {
 }
 
 func (v *view) Addr() net.Addr { return v.h.ln.Addr() }
+
+// sharedRecoveryReason says, in one line, why a replica of a shared state waits for recovery.
+// The peers' answers are in the log (startRecovery logs openErr): the reason also goes into the
+// audit log, which takes short printable text only.
+func sharedRecoveryReason(cfg Config, t *tee) string {
+	asked := "no peer is configured (--peer-service)"
+	if cfg.PeerService != "" {
+		asked = fmt.Sprintf("no running replica of Service %s/%s gave it", cfg.StateNamespace, cfg.PeerService)
+	}
+	return fmt.Sprintf("waiting for recovery: no copy of the shared state's data key is sealed to this CPU's seal key (%s sealer), and %s: "+
+		"every replica that held the key is gone or runs on another CPU. A replica that holds it again (restarted on its CPU) can give it after this one restarts; "+
+		"otherwise the recovery key holders must recover the state", t.sealer.Kind(), asked)
+}

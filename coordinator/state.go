@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
-	"github.com/cloister-dev/cloister/seal"
+	"github.com/cloister-dev/cloister/coordinator/peer"
 	"github.com/cloister-dev/cloister/store"
 	"github.com/cloister-dev/cloister/store/kubestate"
 	"k8s.io/client-go/kubernetes"
@@ -32,49 +33,84 @@ const (
 func (cfg *Config) validateState() error {
 	switch cfg.State {
 	case "", StateEmbedded:
-		if cfg.StateNamespace != "" || cfg.StateName != "" || cfg.Kubeconfig != "" {
-			return errors.New("state: a namespace, name or kubeconfig is only for the kubernetes state backend")
+		if cfg.StateNamespace != "" || cfg.StateName != "" || cfg.Kubeconfig != "" || cfg.PeerAddr != "" || cfg.PeerService != "" || cfg.PeerDialHost != "" {
+			return errors.New("state: a namespace, name, kubeconfig, peer address or peer service is only for the kubernetes state backend")
 		}
 		return nil
 	case StateKubernetes:
 		if cfg.StateNamespace == "" || cfg.StateName == "" {
 			return errors.New("state: the kubernetes backend needs a namespace and a name for the state's Secret")
 		}
+		if cfg.PeerAddr != "" {
+			if _, _, err := net.SplitHostPort(cfg.PeerAddr); err != nil {
+				return fmt.Errorf("peer address %q: expected HOST:PORT or :PORT: %w", cfg.PeerAddr, err)
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("state backend %q: expected %q or %q", cfg.State, StateEmbedded, StateKubernetes)
 }
 
-// openState opens the state backend cfg names.
-func openState(ctx context.Context, cfg Config, s seal.Sealer, log *slog.Logger) (*store.DB, error) {
+// sharedState is what a Coordinator on the kubernetes backend keeps besides its store: the
+// Remote and key shelf (a recovery reopens the state through them) and the client.
+type sharedState struct {
+	client kubernetes.Interface
+	remote *kubestate.Remote
+	keys   *kubestate.Keys
+}
+
+// openState opens the state backend cfg names. On the kubernetes backend, a replica whose
+// seal key has no copy of the data key asks the peers of cfg.PeerService for it; if none gives
+// it, the error matches store.ErrNoKey and shared is set, for a recovery.
+func openState(ctx context.Context, cfg Config, t *tee, log *slog.Logger) (db *store.DB, shared *sharedState, err error) {
 	if cfg.State != StateKubernetes {
-		return store.Open(cfg.DataDir, s, store.Options{Logger: log})
+		db, err = store.Open(cfg.DataDir, t.sealer, store.Options{Logger: log})
+		return db, nil, err
 	}
-	var (
-		rc  *rest.Config
-		err error
-	)
+	var rc *rest.Config
 	if cfg.Kubeconfig != "" {
 		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	} else {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes state: client configuration: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes state: client configuration: %w", err)
 	}
 	rc.QPS, rc.Burst = kubeQPS, kubeBurst
 	rc.UserAgent = "cloister-coordinator"
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes state: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes state: %w", err)
 	}
 	r, err := kubestate.New(client, kubestate.Options{Namespace: cfg.StateNamespace, Name: cfg.StateName, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	db, err := store.OpenRemote(ctx, cfg.DataDir, s, r, store.Options{Logger: log})
+	shared = &sharedState{client: client, remote: r, keys: r.Keys()}
+	opts := store.Options{Logger: log, Keys: shared.keys}
+	if cfg.PeerService != "" {
+		opts.FetchKey = func(ctx context.Context, check func([]byte) error) ([]byte, store.Version, error) {
+			att, err := t.peerAttester(ctx)
+			if err != nil {
+				return nil, store.Version{}, err
+			}
+			return fetchFromPeers(ctx, client, cfg, att, check, log)
+		}
+	}
+	db, err = store.OpenRemote(ctx, cfg.DataDir, t.sealer, r, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes state (Secret %s/%s): %w", cfg.StateNamespace, cfg.StateName, err)
+		return nil, shared, fmt.Errorf("kubernetes state (Secret %s/%s): %w", cfg.StateNamespace, cfg.StateName, err)
 	}
-	return db, nil
+	return db, shared, nil
+}
+
+// peerAttester returns the attester of the peer key exchange, asking the hardware what this
+// Coordinator is the first time.
+func (t *tee) peerAttester(ctx context.Context) (*peer.Attester, error) {
+	t.peerOnce.Do(func() {
+		var id peer.Identity
+		id, t.peerErr = peer.SelfIdentity(ctx, t.issuer, t.verifier)
+		t.peer = &peer.Attester{Issuer: t.issuer, Verifier: t.verifier, Self: id, Simulation: t.simulation}
+	})
+	return t.peer, t.peerErr
 }

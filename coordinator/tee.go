@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/coordinator/peer"
 	"github.com/cloister-dev/cloister/enclave"
 	"github.com/cloister-dev/cloister/seal"
 	"github.com/cloister-dev/cloister/sgx/pcs"
@@ -20,6 +22,11 @@ type tee struct {
 	verifier   *attest.Verifier
 	sealer     seal.Sealer
 	simulation bool
+
+	// peer is the attester of the peer key exchange, made once (peerAttester).
+	peerOnce sync.Once
+	peer     *peer.Attester
+	peerErr  error
 }
 
 // newTEE sets up the simulated platform (cfg.Simulation) or real SGX inside Gramine.

@@ -32,6 +32,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -80,7 +83,17 @@ var (
 // aeadSealer is the AES-256-GCM core shared by every Sealer.
 type aeadSealer struct {
 	aead cipher.AEAD // random-nonce GCM: output is nonce ‖ ciphertext ‖ tag
+	id   string      // see KeyID
 }
+
+// keyIDInfo separates the key ID's derivation from the sealing key's use.
+const keyIDInfo = "cloister-seal-key-id-v1"
+
+// KeyID names the sealing key without revealing it: 16 bytes of HKDF-SHA256 of the key (info
+// "cloister-seal-key-id-v1"), in hex. Two sealers have the same ID exactly when they seal under
+// the same key (the same CPU and signer, or the same simulated key file), so data sealed by
+// several keys can be kept side by side under their IDs.
+func (s aeadSealer) KeyID() string { return s.id }
 
 func newAEADSealer(key []byte) (aeadSealer, error) {
 	if len(key) != KeySize {
@@ -94,7 +107,11 @@ func newAEADSealer(key []byte) (aeadSealer, error) {
 	if err != nil {
 		return aeadSealer{}, fmt.Errorf("seal: creating GCM: %w", err)
 	}
-	return aeadSealer{aead: aead}, nil
+	id, err := hkdf.Key(sha256.New, key, nil, keyIDInfo, 16)
+	if err != nil {
+		return aeadSealer{}, fmt.Errorf("seal: deriving the key ID: %w", err)
+	}
+	return aeadSealer{aead: aead, id: hex.EncodeToString(id)}, nil
 }
 
 func (s aeadSealer) seal(plaintext, additionalData []byte) ([]byte, error) {

@@ -327,3 +327,28 @@ func writeFile(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestKeyID(t *testing.T) {
+	dir := t.TempDir()
+	a, err := NewSimulated(dir + "/a.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := NewSimulated(dir + "/a.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewSimulated(dir + "/b.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.KeyID()) != 32 {
+		t.Fatalf("KeyID() = %q, want 32 hex digits", a.KeyID())
+	}
+	if a.KeyID() != a2.KeyID() {
+		t.Errorf("the same key file gave IDs %s and %s", a.KeyID(), a2.KeyID())
+	}
+	if a.KeyID() == b.KeyID() {
+		t.Errorf("two key files gave the same ID %s", a.KeyID())
+	}
+}

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/cloister-dev/cloister/seal"
@@ -50,7 +52,19 @@ func ReadRecovery(dir string) ([]byte, error) {
 }
 
 // Recovery returns the recovery record in data-key.json, or nil if there is none.
+//
+// On a shared state with a shelf ([Options.Keys]) the record is the shelf's, which every
+// replica shares and a replica on a new CPU finds.
 func (db *DB) Recovery() ([]byte, error) {
+	if db.remote != nil && db.remote.keys != nil {
+		ctx, cancel := context.WithTimeout(db.remote.ctx, remoteOpTimeout)
+		defer cancel()
+		copies, err := db.remote.keys.LoadKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading the recovery record from the shelf: %w", err)
+		}
+		return copies.Recovery, nil
+	}
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
 	kf, err := loadKeyFile(db.root)
@@ -70,6 +84,14 @@ func (db *DB) SetRecovery(record []byte) error {
 	}
 	if record != nil && !json.Valid(record) {
 		return errors.New("store: recovery record is not a JSON value")
+	}
+	if db.remote != nil && db.remote.keys != nil {
+		ctx, cancel := context.WithTimeout(db.remote.ctx, remoteOpTimeout)
+		defer cancel()
+		if err := db.remote.keys.PutRecovery(ctx, record); err != nil {
+			return fmt.Errorf("store: writing the recovery record to the shelf: %w", err)
+		}
+		return nil
 	}
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
@@ -163,6 +185,10 @@ func (db *DB) Reseal() error {
 		return errors.New("store: the data key is not available (the store is closed)")
 	}
 	kf, err := loadKeyFile(db.root)
+	if errors.Is(err, fs.ErrNotExist) && db.remote != nil {
+		// A shared state recovered in a new directory: its first key file.
+		kf, err = keyFile{Version: keyFileVersion}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -173,6 +199,11 @@ func (db *DB) Reseal() error {
 	kf.Kind, kf.Sealed = db.sealer.Kind(), sealed
 	if err := writeKeyFile(db.root, kf); err != nil {
 		return err
+	}
+	if db.remote != nil {
+		ctx, cancel := context.WithTimeout(db.remote.ctx, remoteOpTimeout)
+		defer cancel()
+		db.shelveKey(ctx)
 	}
 	db.log.Warn("store: data key sealed again under this sealer", "dir", db.root.Name(), "sealer", db.sealer.Kind())
 	return nil

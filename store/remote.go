@@ -89,6 +89,7 @@ const (
 // remoteDB is the shared-state part of a DB opened with OpenRemote.
 type remoteDB struct {
 	r      Remote
+	keys   KeyShelf // nil: data-key.json only
 	keyID  []byte
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
@@ -136,11 +137,13 @@ func OpenRemote(ctx context.Context, dir string, s seal.Sealer, r Remote, opts O
 		return nil, errors.New("store: sealer and remote are required")
 	}
 	return openDir(dir, opts, func(root *os.Root, opts Options) (*DB, error) {
-		return openRemoteLocked(ctx, root, s, r, opts)
+		return openRemoteLocked(ctx, root, s, r, opts, nil)
 	})
 }
 
-func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remote, opts Options) (*DB, error) {
+// openRemoteLocked does OpenRemote's work (given nil) or RecoverRemote's (given the recovered
+// key) while the directory lock is held.
+func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remote, opts Options, given []byte) (*DB, error) {
 	if _, err := root.Lstat(StateFile); err == nil {
 		return nil, fmt.Errorf("store: %s holds an embedded store's %s, but the shared state is kept in the Kubernetes API: use a directory of its own for the shared state's key", root.Name(), StateFile)
 	}
@@ -148,16 +151,41 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	if err != nil {
 		return nil, err
 	}
-	key, err := readDataKey(root, s)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && st != nil:
-		return nil, fmt.Errorf("store: the shared state exists but %s has no %s with its data key: copy the data key file of a replica that serves it (sharing it between replicas by attestation is not built yet)", root.Name(), KeyFile)
-	case errors.Is(err, fs.ErrNotExist):
-		if key, err = createDataKey(root, s); err != nil {
+	var (
+		key      []byte
+		peerSeen Version // the newest version the peer that gave the key had seen
+	)
+	if given != nil {
+		if st == nil {
+			return nil, errors.New("store: nothing to recover: the shared state does not exist")
+		}
+		if _, err := stateKeyCheck(st)(given); err != nil {
+			return nil, fmt.Errorf("store: the recovered data key does not open the shared state: %w", err)
+		}
+		key = given
+	} else {
+		key, err = readLocalKey(root, s)
+		switch {
+		case err == nil && st != nil:
+			// A key file of another deployment's state (a reused directory) is refused below,
+			// by the header.
+		case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrUnseal)) && st != nil:
+			// A new CPU, or a new directory: this replica's copy is on the shelf, or a peer
+			// gives the key.
+			var why error
+			if errors.Is(err, ErrUnseal) {
+				why = err
+			}
+			if key, peerSeen, err = obtainKey(ctx, root, s, st, opts, why); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			if key, err = createDataKey(root, s); err != nil {
+				return nil, err
+			}
+		case err != nil:
 			return nil, err
 		}
-	case err != nil:
-		return nil, err
 	}
 	aead, err := newAEAD(key)
 	if err != nil {
@@ -174,7 +202,7 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 		writer:       make(chan struct{}, 1),
 		closeWait:    defaultCloseWait,
 		root:         root,
-		remote:       &remoteDB{r: r, keyID: keyIDRecord(key)[:keyIDSize], ctx: rctx, cancel: cancel},
+		remote:       &remoteDB{r: r, keys: opts.Keys, keyID: keyIDRecord(key)[:keyIDSize], ctx: rctx, cancel: cancel},
 	}
 	fail := func(err error) (*DB, error) {
 		cancel()
@@ -213,6 +241,9 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	case err != nil:
 		return fail(err)
 	}
+	if peerSeen.N > seen.N {
+		seen = peerSeen
+	}
 	if err := checkNewer(v, seen); err != nil {
 		return fail(err)
 	}
@@ -228,6 +259,9 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 		}
 	}
 	db.remote.cur = st
+	if given == nil {
+		db.shelveKey(ctx)
+	}
 	opts.Logger.Info("store: opened the shared state", "dir", root.Name(), "sealer", s.Kind(), "state_version", v.N)
 	return db, nil
 }
@@ -295,23 +329,7 @@ func (db *DB) sealHeader(v Version, buckets map[string]map[string][]byte) []byte
 
 // openHeader authenticates st's header and entries and returns its version.
 func (db *DB) openHeader(st *RemoteState) (Version, error) {
-	plain, _, err := openAppend(db.aead, nil, nil, remoteHeaderBucket, remoteHeaderKey, st.Header)
-	if err != nil {
-		return Version{}, &keyMismatchError{msg: "store: the shared state's header does not authenticate under this replica's data key: " +
-			"the state belongs to another deployment, the data key file is another deployment's, or the header was changed"}
-	}
-	if len(plain) != remoteHeaderLen {
-		return Version{}, &corruptError{msg: fmt.Sprintf("store: the shared state's header is %d bytes, expected %d", len(plain), remoteHeaderLen)}
-	}
-	v, _ := decodeVersion(plain[:versionRecLen])
-	if string(plain[versionRecLen+sha256.Size:]) != string(db.remote.keyID) {
-		return Version{}, &keyMismatchError{msg: "store: the shared state was written under another data key"}
-	}
-	if d := stateDigest(st.Buckets); string(d[:]) != string(plain[versionRecLen:versionRecLen+sha256.Size]) {
-		return Version{}, &corruptError{msg: fmt.Sprintf("store: the shared state at version %d does not hold the entries its header names: "+
-			"entries were removed, added, or brought back from another state (a shard was replayed or lost)", v.N)}
-	}
-	return v, nil
+	return openHeaderWith(db.aead, db.remote.keyID, st)
 }
 
 // remoteLoad returns the newest state, checked against the newest version seen, and records

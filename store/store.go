@@ -69,6 +69,12 @@ type Options struct {
 	// meets a damaged page; nil means no logging. Keys and values are
 	// never logged.
 	Logger *slog.Logger
+	// Keys, for OpenRemote only, is the shelf of data key copies sealed by each replica's seal
+	// key, and of the recovery record; nil keeps them in data-key.json only.
+	Keys KeyShelf
+	// FetchKey, for OpenRemote only, gets the data key from a running peer when this replica's
+	// seal key has no copy of it; nil means no peer is asked.
+	FetchKey KeyFetcher
 }
 
 func (o Options) withDefaults() (Options, error) {

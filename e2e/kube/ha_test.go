@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,9 @@ import (
 	"github.com/cloister-dev/cloister/internal/kubetest"
 	"github.com/cloister-dev/cloister/internal/loadgen"
 	"github.com/cloister-dev/cloister/sgx/sim"
-	"github.com/cloister-dev/cloister/store"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -40,10 +43,16 @@ type haCluster struct {
 type haReplica struct {
 	name    string
 	dataDir string
-	addrs   e2etest.Addrs
+	addrs   haAddrs
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	done    chan struct{}
+}
+
+// haAddrs are a replica's addresses, its peer key exchange's included.
+type haAddrs struct {
+	e2etest.Addrs
+	Peer string `json:"peer"`
 }
 
 type syncBuffer struct {
@@ -80,27 +89,61 @@ func startHA(t testing.TB, kube *kubetest.Cluster, name string, n int) *haCluste
 // simSealKey is the simulated seal key in a simulated Coordinator's data directory: its "CPU".
 const simSealKey = "simulation-seal.key"
 
-// add starts one more replica. Every replica but the first gets a copy of the first one's
-// sealed data key and simulated seal key (as if on the same CPU): sharing the data key between
-// replicas on different CPUs by attestation is not built yet.
+// peerService is the Service whose EndpointSlices list the replicas' peer endpoints.
+func (h *haCluster) peerService() string { return h.name + "-peers" }
+
+// publish lists r's peer endpoint in an EndpointSlice of the peer Service, as the
+// EndpointSlice controller would for a pod (there is no kubelet here, so the test does it):
+// one slice per replica, since each listens on its own port. The API server refuses loopback
+// addresses in a slice, so the replica is listed under a documentation address (192.0.2.x,
+// never dialed) and the replicas run with --peer-dial-host 127.0.0.1, which keeps the slice's
+// port and dials loopback.
+func (h *haCluster) publish(t testing.TB, r *haReplica) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(r.addrs.Peer)
+	if err != nil {
+		t.Fatalf("%s: peer address %q: %v", r.name, r.addrs.Peer, err)
+	}
+	p, _ := strconv.Atoi(port)
+	ctx := context.Background()
+	svc := h.peerService()
+	if _, err := h.kube.Client.CoreV1().Services("default").Get(ctx, svc, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		_, err = h.kube.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: svc},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "peer", Port: 2002}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create Service %s: %v", svc, err)
+		}
+	}
+	slices := h.kube.Client.DiscoveryV1().EndpointSlices("default")
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svc + "-" + r.name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{fmt.Sprintf("192.0.2.%d", h.starts)}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: new("peer"), Port: new(int32(p))}},
+	}
+	if old, err := slices.Get(ctx, slice.Name, metav1.GetOptions{}); err == nil {
+		slice.ResourceVersion = old.ResourceVersion
+		_, err = slices.Update(ctx, slice, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatalf("update EndpointSlice %s: %v", slice.Name, err)
+		}
+		return
+	}
+	if _, err := slices.Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create EndpointSlice %s: %v", slice.Name, err)
+	}
+}
+
+// add starts one more replica on a "new CPU": an empty data directory, so a simulated seal key
+// of its own. The first creates the state and the data key; every other one gets the key from
+// a running replica, found through the peer Service's EndpointSlices, by mutual attestation.
 func (h *haCluster) add(t testing.TB) *haReplica {
 	t.Helper()
 	i := len(h.replicas)
 	name := fmt.Sprintf("replica-%d", i)
-	dataDir := filepath.Join(h.dir, name)
-	if i > 0 {
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{store.KeyFile, simSealKey} {
-			raw, err := os.ReadFile(filepath.Join(h.replicas[0].dataDir, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e2etest.WriteFile(t, filepath.Join(dataDir, f), raw, 0o600)
-		}
-	}
-	r := h.start(t, name, dataDir)
+	r := h.start(t, name, filepath.Join(h.dir, name))
 	h.replicas = append(h.replicas, r)
 	return r
 }
@@ -115,7 +158,8 @@ func (h *haCluster) start(t testing.TB, name, dataDir string) *haReplica {
 		"--simulation", h.platform.Dir(), "--data-dir", r.dataDir,
 		"--client-addr", "127.0.0.1:0", "--mesh-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
 		"--addr-file", addrFile, "--log-level", "warn",
-		"--state", "kubernetes", "--state-namespace", "default", "--state-name", h.name, "--kubeconfig", h.kube.Kubeconfig)
+		"--state", "kubernetes", "--state-namespace", "default", "--state-name", h.name, "--kubeconfig", h.kube.Kubeconfig,
+		"--peer-addr", "127.0.0.1:0", "--peer-service", h.peerService(), "--peer-dial-host", "127.0.0.1")
 	r.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + h.dir, "LANG=C"}
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
@@ -138,6 +182,7 @@ func (h *haCluster) start(t testing.TB, name, dataDir string) *haReplica {
 			if err := json.Unmarshal(b, &r.addrs); err != nil {
 				t.Fatalf("%s: address file %q: %v", r.name, b, err)
 			}
+			h.publish(t, r)
 			return true, ""
 		}
 		select {

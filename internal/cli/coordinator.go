@@ -33,6 +33,9 @@ type coordinatorFlags struct {
 	stateNS     string
 	stateName   string
 	kubeconfig  string
+	peerAddr    string
+	peerService string
+	peerDial    string
 }
 
 func (a *app) newCoordinatorCmd() *cobra.Command {
@@ -67,6 +70,11 @@ the same, and nothing is secure. It says so in every status answer, log line and
 	fl.StringVar(&f.stateNS, "state-namespace", "", "namespace of the state's Secrets (--state kubernetes)")
 	fl.StringVar(&f.stateName, "state-name", "", "name of the state's manifest Secret; shards are named NAME-<random> (--state kubernetes)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server holding the state (--state kubernetes); empty: the pod's service account")
+	fl.StringVar(&f.peerAddr, "peer-addr", "", "address where this replica gives the data key to replicas that prove by attestation they are this Coordinator (--state kubernetes); empty: off")
+	fl.StringVar(&f.peerService, "peer-service", "", "Service whose EndpointSlices in --state-namespace list the replicas to ask for the data key when this CPU has no copy (port named \"peer\", else --peer-addr's) (--state kubernetes)")
+	// For tests on a bare API server, which refuses loopback addresses in EndpointSlices.
+	fl.StringVar(&f.peerDial, "peer-dial-host", "", "dial this host instead of the peers' EndpointSlice addresses, keeping their ports (tests only)")
+	fl.MarkHidden("peer-dial-host")
 	return cmd
 }
 
@@ -112,6 +120,9 @@ func (f *coordinatorFlags) config(getenv func(string) string) coordinator.Config
 		StateNamespace: f.stateNS,
 		StateName:      f.stateName,
 		Kubeconfig:     f.kubeconfig,
+		PeerAddr:       f.peerAddr,
+		PeerService:    f.peerService,
+		PeerDialHost:   f.peerDial,
 	}
 }
 

@@ -109,6 +109,7 @@ func TestKubeState(t *testing.T) {
 	t.Run("ReplayedManifestRefused", func(t *testing.T) { testReplay(t, c) })
 	t.Run("TamperedShardRefused", func(t *testing.T) { testTamper(t, c) })
 	t.Run("DeletedStateRefused", func(t *testing.T) { testDeleted(t, c) })
+	t.Run("KeyShelf", func(t *testing.T) { testKeyShelf(t, c) })
 }
 
 // testConcurrent: three replicas increment one counter at once, through Update and Batch; no
