@@ -18,6 +18,7 @@ import (
 	"github.com/cloister-dev/cloister/coordinator/server"
 	"github.com/cloister-dev/cloister/sgx/pcs"
 	"github.com/cloister-dev/cloister/store"
+	"github.com/cloister-dev/cloister/store/kubestate"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -292,6 +293,11 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		c.peer = nil // Serve closes it
 		wg.Go(func() { peerErr = ps.Serve(peerCtx, ln) })
 		c.log.Info("giving the data key to attested peers", "peer_addr", addrs.Peer)
+	}
+	if c.shared != nil {
+		// Shards a crashed or interrupted commit left behind are deleted by every replica in
+		// turn; any one of them would do.
+		wg.Go(func() { c.shared.remote.RunSweeper(peerCtx, sweepInterval, kubestate.DefaultSweepGrace) })
 	}
 	err = srv.Serve(ctx, client, mesh, metrics, c.metrics)
 	c.client, c.mesh, c.metrics = nil, nil, nil // Serve closed them

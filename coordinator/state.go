@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/cloister-dev/cloister/coordinator/peer"
 	"github.com/cloister-dev/cloister/store"
@@ -23,6 +24,9 @@ const (
 	// keeps this replica's sealed data key and the newest state version it has seen.
 	StateKubernetes = "kubernetes"
 )
+
+// sweepInterval is how often a replica looks for shard Secrets no manifest names.
+const sweepInterval = 15 * time.Minute
 
 // The client's rate limit: client-go's default (5 requests/s) would cap activations.
 const (
