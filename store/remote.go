@@ -80,8 +80,11 @@ const (
 	remoteHeaderKey    = "header"
 	remoteHeaderLen    = versionRecLen + sha256.Size + keyIDSize
 	remoteDigestDomain = "cloister-shared-state-v1\x00"
-	// remoteOpTimeout bounds one call to the Remote.
-	remoteOpTimeout = 30 * time.Second
+	// remoteOpTimeout bounds a load, and a write with its retries. An API server whose etcd
+	// is gone holds requests until its own timeout (a minute); the Coordinator answers its
+	// clients well before its HTTP write timeout (30 s), since an answer written after that is
+	// cut off in the middle of a TLS record.
+	remoteOpTimeout = 15 * time.Second
 	// maxCommitAttempts bounds how often a write transaction runs again after conflicts.
 	maxCommitAttempts = 1000
 )

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cloister-dev/cloister/api"
@@ -59,7 +61,7 @@ func (s *Server) handle(apiName string, rt route) http.Handler {
 		r.Body = http.MaxBytesReader(rec, r.Body, rt.maxBody)
 		var err error
 		if s.core != nil {
-			err = s.core.Refresh(r.Context()) // the newest shared state, if replicas share one
+			err = s.refresh(r.Context())
 		}
 		if err == nil {
 			err = rt.h(rec, r)
@@ -69,6 +71,18 @@ func (s *Server) handle(apiName string, rt route) http.Handler {
 		}
 		s.reqs.WithLabelValues(apiName, rt.pattern, strconv.Itoa(rec.code)).Inc()
 	})
+}
+
+// refreshTimeout bounds the read of the newest shared state before a request: a state the
+// Coordinator cannot read (the API server or etcd is down) is a quick NOT_READY, which clients
+// retry, not a request held until the read gives up.
+const refreshTimeout = 5 * time.Second
+
+// refresh brings the core to the newest shared state, if replicas share one.
+func (s *Server) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	return s.core.Refresh(ctx)
 }
 
 func requestID() string {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +64,11 @@ type Cluster struct {
 	unlockNode func()
 	timings    []Timing
 	extraAPI   []string
+	// etcdArgs and etcdURL restart etcd (etcd.go); procsMu guards procs against a restart
+	// while the cluster stops.
+	etcdArgs []string
+	etcdURL  string
+	procsMu  sync.Mutex
 }
 
 // Timing is how long one step of [Start] took.
@@ -164,7 +170,7 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 	// etcd first; certificates and keys are made while it starts.
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
-	etcd, err := startProcess(c.logDir, "etcd", "etcd", []string{
+	c.etcdArgs = []string{
 		"--name=kubetest",
 		"--data-dir=" + filepath.Join(c.Dir, "etcd"),
 		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
@@ -172,7 +178,9 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 		"--initial-cluster=kubetest=" + peerURL,
 		"--listen-metrics-urls=",
 		"--log-level=warn", "--logger=zap",
-	}, minimalEnv())
+	}
+	c.etcdURL = etcdURL
+	etcd, err := startProcess(c.logDir, "etcd", "etcd", c.etcdArgs, minimalEnv())
 	if err != nil {
 		return err
 	}
@@ -383,12 +391,14 @@ func (c *Cluster) cleanup() {
 	if c.unlockNode != nil {
 		c.unlockNode()
 	}
+	c.procsMu.Lock()
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		// A control-plane component slow to shut down is no fault of the test: say so only.
 		if err := c.procs[i].stop(stopGrace); err != nil {
 			c.tb.Logf("kubetest: %v", err)
 		}
 	}
+	c.procsMu.Unlock()
 	if err := unmountBelow(c.Dir); err != nil {
 		errs = append(errs, err)
 	}
