@@ -150,9 +150,12 @@ func TestChartHA(t *testing.T) {
 	}
 
 	// 4. Replica 1 on a new CPU gets the key from replica 0 through the peers Service.
-	publishPeer(t, c, r0)
+	if !coordinatorHasFlag(t, env.Bins.Cloister, "--peer-dial-host") {
+		t.Fatal("the Coordinator has --peer-addr but no --peer-dial-host: this harness cannot list a loopback peer in an EndpointSlice (the API server refuses loopback addresses)")
+	}
+	publishPeer(t, c, r0, 1)
 	r1 := startChartReplica(t, env, "replica-1", args, simDir, saKubeconfig, true)
-	publishPeer(t, c, r1)
+	publishPeer(t, c, r1, 2)
 	v1, err := client.Verify(ctx, r1.addrs.Client, expect)
 	if err != nil {
 		t.Fatalf("verify replica 1: %v\n%s", err, r1.out)
@@ -172,17 +175,21 @@ func TestChartHA(t *testing.T) {
 	}
 	// It comes back as a new pod does: a new data directory, a new CPU, the key from replica 1.
 	r0 = startChartReplica(t, env, "replica-0-again", args, simDir, saKubeconfig, true)
-	publishPeer(t, c, r0)
+	publishPeer(t, c, r0, 3)
 	if n := activateOn(t, r0, platform, 20); n != 20 {
 		t.Errorf("%d of 20 activations through the replaced replica 0 succeeded", n)
 	}
-	st, err := client.New(r1.addrs.Client, v.Root).Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.Activations["web"]; got < 80 {
-		t.Errorf("activations of web in the shared state: %d, want at least 80 (the unlimited counts flush every two seconds)", got)
-	}
+	// The shared count: replicas flush their unlimited counts every two seconds, and those
+	// replica 0 had not flushed when it was killed are lost (docs/ha.md); the 60 activations
+	// through the live replicas must all arrive.
+	cl := client.New(r1.addrs.Client, v.Root)
+	e2etest.WaitFor(t, 20*time.Second, "the live replicas' activations in the shared count", func() (bool, string) {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Activations["web"] >= 60, fmt.Sprintf("%d activations of web", st.Activations["web"])
+	})
 }
 
 // chartReplica is one Coordinator process started with the chart's arguments.
@@ -225,7 +232,8 @@ func startChartReplica(t *testing.T, env *e2etest.Env, name string, chartArgs []
 			}
 		case "--peer-service":
 			if peers {
-				args = append(args, a)
+				// The slices list documentation addresses; dial their ports on loopback.
+				args = append(args, a, "--peer-dial-host=127.0.0.1")
 			}
 		case "--log-level":
 			args = append(args, "--log-level=warn")
@@ -287,14 +295,17 @@ func activateOn(t *testing.T, r *chartReplica, p *sim.Platform, n int) int {
 
 // publishPeer lists r's peer port in an EndpointSlice of the Service cloister-peers, as the
 // EndpointSlice controller does for a ready pod (there is no kubelet here, so the test does
-// it). The address is the FQDN localhost: the API server refuses loopback IPs in EndpointSlices.
-func publishPeer(t *testing.T, c *kubetest.Cluster, r *chartReplica) {
+// it): one slice per replica, since each listens on its own port. The API server refuses
+// loopback addresses (and one-label names such as localhost) in a slice, so the replica is
+// listed under a documentation address, 192.0.2.N, never dialed: the replicas run with
+// --peer-dial-host 127.0.0.1, which keeps the slice's port and dials loopback.
+func publishPeer(t *testing.T, c *kubetest.Cluster, r *chartReplica, n int) {
 	t.Helper()
 	port := int32(r.peerPort)
 	_, err := c.Client.DiscoveryV1().EndpointSlices(haNamespace).Create(t.Context(), &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "cloister-peers-" + r.name, Labels: map[string]string{discoveryv1.LabelServiceName: "cloister-peers"}},
-		AddressType: discoveryv1.AddressTypeFQDN,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"localhost"}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{fmt.Sprintf("192.0.2.%d", n)}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: new("peer"), Port: &port, Protocol: new(corev1.ProtocolTCP)}},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -309,16 +320,17 @@ func unpublishPeer(t *testing.T, c *kubetest.Cluster, r *chartReplica) {
 	}
 }
 
-// coordinatorHasFlag reports whether `cloister coordinator --help` lists flag.
+// coordinatorHasFlag reports whether `cloister coordinator` takes flag: cobra refuses an
+// unknown flag even with --help, and this sees hidden flags too.
 func coordinatorHasFlag(t *testing.T, bin, flag string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "coordinator", "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("cloister coordinator --help: %v\n%s", err, out)
+	out, err := exec.CommandContext(ctx, bin, "coordinator", flag+"=x", "--help").CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "unknown flag: "+flag) {
+		t.Fatalf("cloister coordinator %s=x --help: %v\n%s", flag, err, out)
 	}
-	return strings.Contains(string(out), flag+" ")
+	return err == nil
 }
 
 // writeTokenKubeconfig writes a kubeconfig for the cluster's API server authenticating with a
