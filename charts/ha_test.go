@@ -172,7 +172,7 @@ func TestHighAvailabilityOptions(t *testing.T) {
 		t.Errorf("affinity %+v; want required pod anti-affinity across zones", pod.Affinity)
 	}
 
-	objs, notes := render(t, haValues(t, 1, map[string]any{"podAntiAffinity": "preferred"}))
+	objs, notes := render(t, haValues(t, 1, map[string]any{"podAntiAffinity": "preferred", "apiServer": "127.0.0.1:6443"}))
 	if _, ok := objs["PodDisruptionBudget/cloister"]; ok {
 		t.Error("one replica renders a PDB (it would only block drains)")
 	}
@@ -183,6 +183,13 @@ func TestHighAvailabilityOptions(t *testing.T) {
 	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || len(d.Spec.Template.Spec.TopologySpreadConstraints) != 0 || d.Spec.Template.Spec.Affinity != nil {
 		t.Errorf("one replica on kubernetes state: strategy %+v, spread %+v, affinity %+v; want RollingUpdate, no spread, no anti-affinity",
 			d.Spec.Strategy, d.Spec.Template.Spec.TopologySpreadConstraints, d.Spec.Template.Spec.Affinity)
+	}
+	env := map[string]string{}
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if env["KUBERNETES_SERVICE_HOST"] != "127.0.0.1" || env["KUBERNETES_SERVICE_PORT"] != "6443" {
+		t.Errorf("coordinator env %v; want the API server of coordinator.apiServer", env)
 	}
 	if !strings.Contains(notes, "One replica is not highly") {
 		t.Errorf("NOTES.txt for one replica on kubernetes state:\n%s", notes)
