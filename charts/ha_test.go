@@ -184,6 +184,13 @@ func TestHighAvailabilityOptions(t *testing.T) {
 		t.Errorf("one replica on kubernetes state: strategy %+v, spread %+v, affinity %+v; want RollingUpdate, no spread, no anti-affinity",
 			d.Spec.Strategy, d.Spec.Template.Spec.TopologySpreadConstraints, d.Spec.Template.Spec.Affinity)
 	}
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--peer-addr=:2002") {
+		t.Errorf("coordinator args %q; want --peer-addr=:2002", args)
+	}
+	objs, _ = render(t, haValues(t, 1, map[string]any{"listenAddress": "127.0.0.1", "peerPort": 12002}))
+	if args := get[appsv1.Deployment](t, objs, "Deployment/cloister").Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--peer-addr=127.0.0.1:12002") {
+		t.Errorf("coordinator args %q; want --peer-addr=127.0.0.1:12002 (listenAddress narrows the peer port too)", args)
+	}
 	env := map[string]string{}
 	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
 		env[e.Name] = e.Value
