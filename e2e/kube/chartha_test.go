@@ -2,7 +2,11 @@ package kube
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -399,8 +403,24 @@ func TestChartHANode(t *testing.T) {
 
 	// 1. Ready, serving from the Secrets.
 	env.MustCLI(t, append([]string{"verify", "--simulation", simDir, "--mrenclave", img.MREnclaveSimulation}, kube...)...)
-	e2etest.WriteFile(t, env.Path("manifest.json"), loadgen.Manifest("web"), 0o644)
-	env.MustCLI(t, append([]string{"manifest", "set", env.Path("manifest.json")}, kube...)...)
+	// With a recovery key holder: a Coordinator that cannot get the data key then waits for
+	// recovery (without one it could never be recovered, and exits saying so).
+	var m map[string]any
+	if err := json.Unmarshal(loadgen.Manifest("web"), &m); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(holder.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m["governance"] = map[string]any{"recovery": map[string]any{"threshold": 1, "keys": map[string]any{
+		"ada": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}}}
+	e2etest.WriteJSON(t, env.Path("manifest.json"), m)
+	env.MustCLI(t, append([]string{"manifest", "set", env.Path("manifest.json"), "--recovery-shares", env.Path("shares")}, kube...)...)
 	platform, err := sim.Load(simDir)
 	if err != nil {
 		t.Fatal(err)
@@ -430,6 +450,10 @@ func TestChartHANode(t *testing.T) {
 			cs := p.Status.ContainerStatuses[0]
 			if cs.Started != nil && *cs.Started {
 				return true, ""
+			}
+			if term := cs.LastTerminationState.Terminated; term != nil {
+				logs, _ := c.Client.CoreV1().Pods(haNamespace).GetLogs(p.Name, &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
+				return false, fmt.Sprintf("pod %s: exited with %d: %s", p.Name, term.ExitCode, logs)
 			}
 			return false, fmt.Sprintf("pod %s: %+v", p.Name, cs.State)
 		}
