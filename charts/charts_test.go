@@ -175,10 +175,14 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("coordinator limit %s = %s, want %s", name, got.String(), q)
 		}
 	}
-	for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/status" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
-			t.Errorf("coordinator probe %+v; want HTTPS GET /api/v1/status", p)
+	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/status" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Port.String() != "client-api" {
+			t.Errorf("coordinator startup/liveness probe %+v; want HTTPS GET /api/v1/status on client-api", p)
 		}
+	}
+	// Ready only when it activates: the status endpoint answers in recovery mode too.
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/quote/epoch" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Port.String() != "workload-api" {
+		t.Errorf("coordinator readiness probe %+v; want HTTPS GET /api/v1/quote/epoch on workload-api (refused in recovery mode)", p)
 	}
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("coordinator terminationMessagePolicy %q; want FallbackToLogsOnError (the reason it does not start)", c.TerminationMessagePolicy)
@@ -409,7 +413,7 @@ func TestSchemaRejects(t *testing.T) {
 		vals map[string]any
 		want string
 	}{
-		{"two replicas", map[string]any{"coordinator": map[string]any{"replicas": 2}}, "replicas"},
+		{"two replicas, embedded state", map[string]any{"coordinator": map[string]any{"replicas": 2}}, "at '/coordinator/replicas': maximum: got 2, want 1"},
 		{"unknown device plugin", map[string]any{"sgx": map[string]any{"devicePlugin": "amd"}}, "devicePlugin"},
 		{"EPC not in Mi", map[string]any{"sgx": map[string]any{"workloadEPC": "1G"}}, "workloadEPC"},
 		{"unknown key", map[string]any{"coordinater": map[string]any{}}, "coordinater"},

@@ -40,12 +40,16 @@ Coordinator, its Services and volume, and the admission webhook that turns pods 
 cloister.dev/workload into Cloister workloads. If the release exists it is upgraded to this
 chart, keeping the values it was installed with unless --values or --set change them.
 
+Several Coordinator replicas (high availability) keep their state in Secrets of the namespace:
+--set coordinator.replicas=3 --set coordinator.state=kubernetes (docs/kubernetes.md).
+
 --simulation runs everything on a simulated SGX platform: NOTHING IS PROTECTED. The platform is
 made in --sim-dir (kept there: ` + "`cloister verify --simulation DIR`" + ` needs it) or reused if it is
 there, and stored in the cluster as a Secret. Without --simulation the Coordinator needs SGX
 (values sgx.devicePlugin and collateral; see docs/kubernetes.md) and refuses to start without it.`,
 		Example: `  cloister install --simulation --wait
-  cloister install --values intel.yaml --set image.repository=registry.example/cloister/coordinator --wait`,
+  cloister install --values intel.yaml --set image.repository=registry.example/cloister/coordinator --wait
+  cloister install --simulation --set coordinator.replicas=3 --set coordinator.state=kubernetes --wait`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runInstall(cmd, &f) },
 	}
@@ -168,8 +172,9 @@ func (a *app) newUninstallCmd() *cobra.Command {
 		Short: "Remove Cloister from a Kubernetes cluster",
 		Long: `Remove what ` + "`cloister install`" + ` created in the namespace: the Coordinator, the webhook and its
 configuration, the Services, RBAC and the simulated platform's Secret. The claim holding the
-Coordinator's sealed state is kept (coordinator.persistence.keepOnUninstall, the default): a
-new install in the same namespace finds the deployment again. The namespace itself is kept.`,
+Coordinator's sealed state is kept (coordinator.persistence.keepOnUninstall, the default), and
+so are the state Secrets of coordinator.state kubernetes (labelled cloister.dev/state): a new
+install in the same namespace finds the deployment again. The namespace itself is kept.`,
 		Example: `  cloister uninstall --namespace cloister`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

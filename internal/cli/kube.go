@@ -70,7 +70,10 @@ func (f *kubeFlags) clients() (*rest.Config, kubernetes.Interface, error) {
 }
 
 // coordinatorPod returns a ready Coordinator pod of the installation in f.namespace, and the
-// container port of its client API.
+// container port of its client API. With none ready it returns one whose container has started
+// (its status endpoint answers) but is not ready: a Coordinator in recovery mode, which refuses
+// workloads (so its readiness probe fails) but must still be reached for `cloister status` and
+// `cloister recover`.
 func coordinatorPod(ctx context.Context, cs kubernetes.Interface, namespace string) (*corev1.Pod, int, error) {
 	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: labelName + "," + labelComponent + "=coordinator"})
 	if err != nil {
@@ -79,23 +82,54 @@ func coordinatorPod(ctx context.Context, cs kubernetes.Interface, namespace stri
 	if len(pods.Items) == 0 {
 		return nil, 0, fmt.Errorf("no Coordinator pod in namespace %s; expected one from `cloister install --namespace %s`", namespace, namespace)
 	}
+	p, why := pickCoordinatorPod(pods.Items)
+	if p == nil {
+		return nil, 0, fmt.Errorf("no ready Coordinator pod in namespace %s (%s); see `cloister check --namespace %s`", namespace, strings.Join(why, "; "), namespace)
+	}
+	return clientAPIPort(p)
+}
+
+// pickCoordinatorPod returns the first ready pod, else the first started one that is not being
+// deleted, else nil and why each pod is not ready.
+func pickCoordinatorPod(pods []corev1.Pod) (*corev1.Pod, []string) {
 	var why []string
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	var started *corev1.Pod
+	for i := range pods {
+		p := &pods[i]
 		if ok, reason := podReady(p); !ok {
 			why = append(why, p.Name+": "+reason)
+			if started == nil && p.DeletionTimestamp == nil && containerStarted(p) {
+				started = p
+			}
 			continue
 		}
-		for _, c := range p.Spec.Containers {
-			for _, port := range c.Ports {
-				if port.Name == "client-api" {
-					return p, int(port.ContainerPort), nil
-				}
+		return p, nil
+	}
+	return started, why
+}
+
+// containerStarted reports whether every container of p runs and passed its startup probe.
+func containerStarted(p *corev1.Pod) bool {
+	if len(p.Status.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
+			return false
+		}
+	}
+	return true
+}
+
+func clientAPIPort(p *corev1.Pod) (*corev1.Pod, int, error) {
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.Name == "client-api" {
+				return p, int(port.ContainerPort), nil
 			}
 		}
-		return nil, 0, fmt.Errorf("the Coordinator pod %s/%s has no port named client-api", namespace, p.Name)
 	}
-	return nil, 0, fmt.Errorf("no ready Coordinator pod in namespace %s (%s); see `cloister check --namespace %s`", namespace, strings.Join(why, "; "), namespace)
+	return nil, 0, fmt.Errorf("the Coordinator pod %s/%s has no port named client-api", p.Namespace, p.Name)
 }
 
 // portForward forwards a free port on 127.0.0.1 to port of the pod through the API server, as
@@ -183,7 +217,13 @@ func podReady(p *corev1.Pod) (bool, string) {
 			reasons = append(reasons, fmt.Sprintf("container %s waiting: %s %s", cs.Name, w.Reason, w.Message))
 		}
 		if cs.State.Running != nil && !cs.Ready {
-			reasons = append(reasons, fmt.Sprintf("container %s running, not ready yet (probe on its status endpoint)", cs.Name))
+			if cs.Started != nil && *cs.Started {
+				// The Coordinator's readiness is its workload API, which refuses activations
+				// in recovery mode and while a replica has no data key.
+				reasons = append(reasons, fmt.Sprintf("container %s serves but is not ready: it refuses workloads (recovery mode, or no data key yet); see `cloister status`", cs.Name))
+			} else {
+				reasons = append(reasons, fmt.Sprintf("container %s running, not ready yet (probe on its status endpoint)", cs.Name))
+			}
 		}
 	}
 	if len(reasons) == 0 {

@@ -33,6 +33,12 @@ app.kubernetes.io/name: cloister
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* coordinatorSelector selects the Coordinator's pods (its Services, PDB, spread). */}}
+{{- define "cloister.coordinatorSelector" -}}
+{{ include "cloister.selector" . }}
+app.kubernetes.io/component: coordinator
+{{- end -}}
+
 {{- define "cloister.image" -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
