@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,8 +80,11 @@ type Remote struct {
 	log       *slog.Logger
 	reads     atomic.Uint64
 	writes    atomic.Uint64
-	// now is the sweeper's clock; tests move it.
+	// now is the sweeper's clock (monotonic between its readings); tests move it.
 	now func() time.Time
+	// sweepMu guards unnamedSince: when this replica first saw each unnamed shard.
+	sweepMu      sync.Mutex
+	unnamedSince map[string]time.Time
 }
 
 var _ store.Remote = (*Remote)(nil)

@@ -17,8 +17,9 @@ import (
 )
 
 // TestSweep: shards no manifest names (a replica that crashed between writing a shard and the
-// manifest) are deleted once older than the grace, and nothing else is: not the shards the
-// manifest names, not a young stray, not another state's shard, nothing without a manifest.
+// manifest) are deleted once this replica has seen them unnamed for the grace, and nothing else
+// is: not the shards the manifest names, not a stray it saw only now (whatever its clock says),
+// not another state's shard, nothing without a manifest.
 func TestSweep(t *testing.T) {
 	cluster := kubetest.Start(t)
 	c := cluster.Client
@@ -44,16 +45,35 @@ func TestSweep(t *testing.T) {
 	other := strayShard(t, c, "other", "other-0123456789abcdef")
 
 	if n, err := r.Sweep(t.Context(), time.Hour); err != nil || n != 0 {
-		t.Fatalf("sweep of a young stray: deleted %d, %v; want 0, nil", n, err)
+		t.Fatalf("first sweep: deleted %d, %v; want 0, nil (a stray is deleted only once seen unnamed for the grace)", n, err)
 	}
 	if _, err := r.Sweep(t.Context(), time.Second); err == nil || !strings.Contains(err.Error(), "at least a minute") {
 		t.Fatalf("sweep with a 1 s grace: %v, want a refusal naming the minimum", err)
 	}
+	// A stray made after the first sweep is young to this replica, whatever the clocks say.
+	late := strayShard(t, c, "swept", "swept-fedcba9876543210")
 
 	r.SetClockForTest(2 * time.Hour)
 	n, err := r.Sweep(t.Context(), time.Hour)
 	if err != nil || n != 1 {
 		t.Fatalf("sweep two hours later: deleted %d, %v; want 1, nil", n, err)
+	}
+	if !slices.Contains(shardNames(t, c, "swept"), late) {
+		t.Fatalf("the stray %s first seen by this sweep was deleted", late)
+	}
+	// A replica whose clock jumps ahead does not delete shards it has not watched for the
+	// grace: a fresh Remote (a restarted replica) two hours fast deletes nothing at first.
+	fast, err := kubestate.New(c, kubestate.Options{Namespace: ns, Name: "swept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.SetClockForTest(2 * time.Hour)
+	if n, err := fast.Sweep(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("first sweep of a replica whose clock is two hours fast: deleted %d, %v; want 0, nil", n, err)
+	}
+	r.SetClockForTest(4 * time.Hour)
+	if n, err := r.Sweep(t.Context(), time.Hour); err != nil || n != 1 {
+		t.Fatalf("sweep after the late stray's grace: deleted %d, %v; want 1, nil", n, err)
 	}
 	got := shardNames(t, c, "swept")
 	if !slices.Equal(got, named) {
@@ -73,6 +93,9 @@ func TestSweep(t *testing.T) {
 	// No manifest: nothing is deleted (a state being created may own every shard there is).
 	lone, err := kubestate.New(c, kubestate.Options{Namespace: ns, Name: "other"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lone.Sweep(t.Context(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	lone.SetClockForTest(2 * time.Hour)
