@@ -260,7 +260,7 @@ func (c *Core) commitActivation(ctx context.Context, d *deployment, name string,
 		var rec *recent
 		if w.MaxActivations > 0 {
 			var err error
-			if rec, err = readRecent(tx, name, spki, now); err != nil {
+			if rec, err = readRecent(tx, name, instance, spki, now); err != nil {
 				return err
 			}
 			retried = rec.counted()

@@ -25,7 +25,7 @@ import (
 // never exceeded either way).
 //
 // A key's record is the big-endian window number (4 bytes) and the first 8 bytes of SHA-256 of
-// its SubjectPublicKeyInfo, in the entry workload "/" the hash's first hex digit: up to 16
+// the instance and the key's SubjectPublicKeyInfo, in the entry workload "/" the hash's first hex digit: up to 16
 // entries per limited workload, so that a burst of activations reads and writes a sixteenth of
 // the records each. Records of windows before the previous one are dropped whenever their
 // entry is written, so the entries stay as small as the workload's recent activations (12
@@ -50,9 +50,18 @@ type recent struct {
 	records []byte  // the entry's records of this window and the one before
 }
 
-// readRecent reads the entry of spki among workload's recent activation keys.
-func readRecent(tx *store.Tx, workload string, spki []byte, now time.Time) (*recent, error) {
-	sum := sha256.Sum256(spki)
+// readRecent reads the entry of spki, activating as instance, among workload's recent
+// activation keys. The instance is part of the record: a retry is the same request again, and
+// an enclave must not use its counted key to activate as other instances uncounted (and get
+// their per-instance secrets).
+func readRecent(tx *store.Tx, workload, instance string, spki []byte, now time.Time) (*recent, error) {
+	h := sha256.New()
+	h.Write([]byte("cloister-recent-activation-v1\x00"))
+	h.Write([]byte(instance))
+	h.Write([]byte{0})
+	h.Write(spki)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
 	r := &recent{entry: fmt.Sprintf("%s/%x", workload, sum[0]>>4), window: recentWindow(now)}
 	copy(r.hash[:], sum[:8])
 	b, err := tx.Get(bucketRecentKeys, r.entry)

@@ -53,6 +53,11 @@ func TestRetriedActivationCountedOnce(t *testing.T) {
 	}
 	_, err := f.activate(newRequest(t, "limited", "l1", goodBody()))
 	wantError(t, err, api.CodeActivationLimit, `workload "limited" reached its maximum of 1 activations`)
+	// The counted key asking as another instance is a new activation, not a retry.
+	other := again(t, first)
+	other.req.Instance = "l2"
+	_, err = f.activate(other)
+	wantError(t, err, api.CodeActivationLimit, `workload "limited" reached its maximum of 1 activations`)
 	// Past the window the key is forgotten: a retry that late counts as a new activation, and
 	// here meets the limit (it is never exceeded either way).
 	f.now = f.now.Add(2 * retryWindow)
