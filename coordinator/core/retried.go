@@ -76,7 +76,9 @@ func readRecent(tx *store.Tx, workload, instance string, spki []byte, now time.T
 	}
 	r.records = make([]byte, 0, len(b)+recentRecordLen)
 	for rec := range slices.Chunk(b, recentRecordLen) {
-		if w := binary.BigEndian.Uint32(rec); w+1 >= r.window {
+		// This window and the one before; a record from a replica whose clock ran ahead is
+		// dropped too, or it would be kept for ever.
+		if w := binary.BigEndian.Uint32(rec); w+1 >= r.window && w <= r.window+1 {
 			r.records = append(r.records, rec...)
 		}
 	}
