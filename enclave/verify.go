@@ -80,7 +80,8 @@ type fileCheck struct {
 // at [Manifest.EncryptedPath], of the encrypted size, and its own path must
 // be a symbolic link whose target is exactly [Manifest.PlaintextPath] (the
 // launcher never writes there, so a restart finds the same). Files are
-// hashed in parallel with pooled 1 MiB buffers.
+// hashed in parallel, files of 1 MiB or more mapped, smaller ones read with pooled 1 MiB
+// buffers.
 //
 // It returns nil when every file matches, a [*FilesError] listing every
 // mismatch, or another error if root cannot be opened or ctx ends first.
@@ -175,10 +176,22 @@ func checkFile(dirs *dirCache, c *fileCheck, buf []byte, done <-chan struct{}) (
 		mm.Expected, mm.Found = fmt.Sprintf("size %d%s", c.size, c.note), fmt.Sprintf("size %d", fi.Size())
 		return mm, false
 	}
-	sum, n, err := hashLimited(f, buf, c.size, done)
+	var (
+		sum    Digest
+		mapped bool
+		n      = c.size
+	)
+	if c.size >= mapMinSize {
+		sum, mapped, err = hashFileMapped(f, c.size, done)
+	}
+	if !mapped {
+		sum, n, err = hashLimited(f, buf, c.size, done)
+	}
 	switch {
 	case errors.Is(err, errCanceled):
 		return mm, true // the caller reports the cancellation
+	case errors.Is(err, errFault):
+		mm.Found = err.Error()
 	case err != nil:
 		mm.Found = describeOpenError(err)
 	case n != c.size:

@@ -2,7 +2,6 @@ package launcher
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -15,8 +14,21 @@ const (
 	maxDNSNamesEnv     = maxRequestedDNS * (maxRequestedDNSLen + 1)
 )
 
-// dnsLabel is one label of a requested DNS name: lowercase, as the manifest writes names.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// isDNSLabel says whether l is one label of a requested DNS name, lowercase as the manifest
+// writes names: ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$. Written out rather than as a regexp:
+// package regexp would be linked into the launcher and its patterns compiled at every start
+// (see TestDependencies).
+func isDNSLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		if c := l[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // parseDNSNames reads EnvDNSNames: comma-separated lowercase DNS names without wildcards, at
 // most maxRequestedDNS of at most maxRequestedDNSLen bytes, each once
@@ -53,7 +65,7 @@ func checkRequestName(n string) error {
 	}
 	labels := strings.Split(n, ".")
 	for _, l := range labels {
-		if !dnsLabel.MatchString(l) {
+		if !isDNSLabel(l) {
 			return fmt.Errorf("expected a lowercase DNS name without wildcard (labels of 1 to 63 letters, digits or '-', not starting or ending with '-'), found %q", n)
 		}
 	}

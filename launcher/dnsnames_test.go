@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -111,4 +112,28 @@ func TestStateSeenCheck(t *testing.T) {
 	if _, err := (stateSeen{}).check(resp(1, "aa"), at); err != nil {
 		t.Errorf("nothing seen: %v", err)
 	}
+}
+
+// dnsLabelRE is the pattern isDNSLabel writes out.
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func TestIsDNSLabel(t *testing.T) {
+	for _, l := range []string{"", "a", "-", "a-", "-a", "a-b", "0", "web", "Web", "a_b", "a.b", "é",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), "a" + strings.Repeat("-", 61) + "b", "a" + strings.Repeat("-", 62) + "b"} {
+		if got, want := isDNSLabel(l), dnsLabelRE.MatchString(l); got != want {
+			t.Errorf("isDNSLabel(%q) = %v, want %v (the pattern's answer)", l, got, want)
+		}
+	}
+}
+
+// FuzzIsDNSLabel: isDNSLabel answers as the pattern it writes out.
+func FuzzIsDNSLabel(f *testing.F) {
+	for _, s := range []string{"a", "a-b", "-a", strings.Repeat("z", 64), "A"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, l string) {
+		if got, want := isDNSLabel(l), dnsLabelRE.MatchString(l); got != want {
+			t.Errorf("isDNSLabel(%q) = %v, want %v (the pattern's answer)", l, got, want)
+		}
+	})
 }

@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"time"
 )
 
@@ -74,11 +73,49 @@ const (
 	AuthX25519HMAC = "X25519-HKDF-HMAC-SHA256"
 )
 
+// The forms of identifiers, written out rather than as regexps: this package is linked into
+// cloister-launch (through package api), which would compile the patterns at every container
+// start (a third of a millisecond) and carry package regexp for nothing else.
 var (
-	hex64  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	hex32  = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	hex64  = lowerHex(64) // ^[0-9a-f]{64}$
+	hex32  = lowerHex(32) // ^[0-9a-f]{32}$
+	nameRE holderName     // ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$
 )
+
+// lowerHex matches exactly that many lowercase hexadecimal digits.
+type lowerHex int
+
+// MatchString says whether s is int(h) lowercase hexadecimal digits.
+func (h lowerHex) MatchString(s string) bool {
+	if len(s) != int(h) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// holderName matches a holder's name: a letter or digit, then up to 63 letters, digits, '.',
+// '_' or '-'.
+type holderName struct{}
+
+// MatchString says whether s is a holder's name.
+func (holderName) MatchString(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ErrMalformed is matched by the errors of every parser in this package.
 var ErrMalformed = errors.New("recovery: malformed input")
