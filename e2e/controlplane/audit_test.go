@@ -40,7 +40,6 @@ type auditWorld struct {
 
 	fixedOnce sync.Once
 	fixed     [][]byte // manifests for TestAuditCrash
-	csr       []byte   // a workload CSR for TestAuditCrash
 }
 
 var auditMR = sha256.Sum256([]byte("audit test enclave"))
@@ -388,7 +387,6 @@ func TestAuditCrash(t *testing.T) {
 	if _, err := w.setManifest(t, 0); err != nil {
 		t.Fatal(err)
 	}
-	w.csr = newCSR(t, "app").der
 	var (
 		mu          sync.Mutex // guards the acknowledged operations
 		digests     []string
@@ -542,6 +540,12 @@ func (w *auditWorld) activateQuiet(t *testing.T, workload string) error {
 		return err
 	}
 	defer s.Close()
-	_, err = s.Activate(t.Context(), workload, "i1", w.csr, &iss)
+	// A new key for every activation, as a new launcher has: the same key again would be a
+	// retry of a counted activation, and not counted again.
+	k, err := client.NewWorkloadKey(workload)
+	if err != nil {
+		return err
+	}
+	_, err = s.Activate(t.Context(), workload, "i1", k.CSR, &iss)
 	return err
 }
