@@ -119,6 +119,7 @@ func (sh *sharedState) open(ctx context.Context, cfg Config, t *tee, log *slog.L
 	}
 	return db, nil
 }
+
 // peerAttester returns the attester of the peer key exchange, asking the hardware what this
 // Coordinator is the first time it answers. A failure is not kept: the quote or the collateral
 // service may answer the next time.
