@@ -134,6 +134,10 @@ type Coordinator struct {
 	peer   net.Listener
 	shared *sharedState
 	tee    *tee
+	cfg    Config
+	// recoverMu makes a recovery by the key holders and a key a peer gives in recovery mode
+	// (recovery.go) exclude each other: one of them starts the core.
+	recoverMu sync.Mutex
 
 	closeOnce sync.Once
 }
@@ -156,7 +160,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 	if cfg.Simulation != "" {
 		log = log.With("simulation", true)
 	}
-	c := &Coordinator{log: log, reg: o.reg}
+	c := &Coordinator{log: log, reg: o.reg, cfg: cfg}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -180,6 +184,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 		if err := c.startRecovery(ctx, cfg, t, err); err != nil {
 			return nil, err
 		}
+	case errors.Is(err, store.ErrUnavailable):
+		// Nothing is known about the key: the API server, the quote or the collateral service
+		// did not answer. Recovery mode would be wrong; a restart tries again.
+		return nil, fmt.Errorf("open state in %s: %w (a transient failure: the Coordinator stops so that it is restarted and tries again)", cfg.DataDir, err)
 	case err != nil:
 		return nil, fmt.Errorf("open state in %s: %w", cfg.DataDir, err)
 	default:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cloister-dev/cloister/coordinator/core"
 	"github.com/cloister-dev/cloister/coordinator/server"
@@ -71,6 +72,11 @@ func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, ope
 // seal key: a crash before the reseal leaves a Coordinator that needs recovery again, never one
 // recovered without a record of it.
 func (c *Coordinator) completeRecovery(ctx context.Context, cfg Config, t *tee, key []byte, r core.RecoveryReport) (err error) {
+	c.recoverMu.Lock()
+	defer c.recoverMu.Unlock()
+	if c.Core() != nil {
+		return errors.New("a peer gave the data key meanwhile: this Coordinator serves the state already, and needs no recovery")
+	}
 	var db *store.DB
 	if c.shared != nil {
 		db, err = store.RecoverRemote(ctx, cfg.DataDir, t.sealer, c.shared.remote, key, store.Options{Logger: c.log, Keys: c.shared.keys})
@@ -143,28 +149,101 @@ func (p *pendingRegisterer) registerOn(reg prometheus.Registerer) error {
 // recovery entry committed (the window a crash there leaves).
 var resealRecovered = (*store.DB).Reseal
 
+// peerRetryInterval is how often a replica of a shared state in recovery mode asks the peers
+// for the data key again: they may have been restarting, or a replica that holds the key may
+// have come back on its CPU.
+const peerRetryInterval = 30 * time.Second
+
 // runRecovery serves recovery mode on views of the client and workload listeners until the
-// recovery completes (true) or ctx ends (false).
+// recovery completes, or a peer gives the data key (true), or ctx ends (false).
 func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
 	c.handoffs = []*handoff{newHandoff(c.client), newHandoff(c.mesh)}
 	c.client, c.mesh = nil, nil // the handoffs own them now
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
 		select {
 		case <-c.rec.Done():
 			stop()
 		case <-rctx.Done():
 		}
-	}()
+	})
+	gave := make(chan struct{})
+	if c.shared != nil && c.cfg.PeerService != "" {
+		wg.Go(func() {
+			if c.askPeersAgain(rctx, peerRetryInterval) {
+				close(gave)
+				stop()
+			}
+		})
+	}
 	err := c.rsrv.Serve(rctx, c.handoffs[0].view(), c.handoffs[1].view(), nil, nil)
+	stop()
+	wg.Wait()
 	select {
 	case <-c.rec.Done():
 		c.log.Info("recovery complete; serving the recovered state on the same listeners")
 		return err == nil, err
+	case <-gave:
+		c.log.Warn("a peer gave the data key: leaving recovery mode without the key holders; serving the state on the same listeners")
+		return err == nil, err
 	default:
 		return false, err
 	}
+}
+
+// askPeersAgain opens the shared state again every interval, asking the peers for the data
+// key, until it opens (true) or ctx ends (false).
+func (c *Coordinator) askPeersAgain(ctx context.Context, interval time.Duration) bool {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if c.openFromPeers(ctx) {
+			return true
+		}
+	}
+}
+
+// openFromPeers opens the shared state with a key a peer gives and starts the core on it, as a
+// recovery by the key holders would (but with nothing to record: the key never left the
+// replicas). It returns false, after logging why, if no peer gave it or the holders recovered
+// the state first.
+func (c *Coordinator) openFromPeers(ctx context.Context) bool {
+	c.recoverMu.Lock()
+	defer c.recoverMu.Unlock()
+	if c.Core() != nil {
+		return false
+	}
+	db, err := c.shared.open(ctx, c.cfg, c.tee, c.log)
+	if err != nil {
+		c.log.Warn("recovery mode: the peers were asked for the data key again; still none gave it", "error", err.Error())
+		return false
+	}
+	var pending pendingRegisterer
+	cr, err := core.New(ctx, core.Config{
+		Store: db, Verifier: c.tee.verifier, Issuer: c.tee.issuer, Simulation: c.tee.simulation,
+		DNSNames: c.cfg.DNSNames, IPAddresses: c.cfg.IPAddresses,
+	}, core.WithLogger(c.log), core.WithRegisterer(&pending))
+	if err == nil {
+		err = pending.registerOn(c.reg)
+	}
+	if err != nil {
+		db.Close()
+		c.log.Error("recovery mode: a peer gave the data key, but the state does not start", "error", err.Error())
+		return false
+	}
+	c.mu.Lock()
+	c.db, c.core = db, cr
+	c.srv = server.New(cr, server.WithLogger(c.log), server.WithRegisterer(c.reg))
+	c.mu.Unlock()
+	return true
 }
 
 // handoff lets one listener be served by one server after another: views take the

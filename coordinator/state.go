@@ -91,30 +91,48 @@ func openState(ctx context.Context, cfg Config, t *tee, log *slog.Logger) (db *s
 		return nil, nil, err
 	}
 	shared = &sharedState{client: client, remote: r, keys: r.Keys()}
-	opts := store.Options{Logger: log, Keys: shared.keys}
-	if cfg.PeerService != "" {
-		opts.FetchKey = func(ctx context.Context, check func([]byte) error) ([]byte, store.Version, error) {
-			att, err := t.peerAttester(ctx)
-			if err != nil {
-				return nil, store.Version{}, err
-			}
-			return fetchFromPeers(ctx, client, cfg, att, check, log)
-		}
-	}
-	db, err = store.OpenRemote(ctx, cfg.DataDir, t.sealer, r, opts)
+	db, err = shared.open(ctx, cfg, t, log)
 	if err != nil {
-		return nil, shared, fmt.Errorf("kubernetes state (Secret %s/%s): %w", cfg.StateNamespace, cfg.StateName, err)
+		return nil, shared, err
 	}
 	return db, shared, nil
 }
 
+// open opens the shared state, asking the peers of cfg.PeerService for the data key if this
+// replica's seal key has no copy.
+func (sh *sharedState) open(ctx context.Context, cfg Config, t *tee, log *slog.Logger) (*store.DB, error) {
+	opts := store.Options{Logger: log, Keys: sh.keys}
+	if cfg.PeerService != "" {
+		opts.FetchKey = func(ctx context.Context, check func([]byte) error) ([]byte, store.Version, error) {
+			att, err := t.peerAttester(ctx)
+			if err != nil {
+				// The hardware or the collateral service did not answer: nothing is known
+				// about the key, so this is no reason for recovery mode.
+				return nil, store.Version{}, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
+			return fetchFromPeers(ctx, sh.client, cfg, att, check, log)
+		}
+	}
+	db, err := store.OpenRemote(ctx, cfg.DataDir, t.sealer, sh.remote, opts)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes state (Secret %s/%s): %w", cfg.StateNamespace, cfg.StateName, err)
+	}
+	return db, nil
+}
+
 // peerAttester returns the attester of the peer key exchange, asking the hardware what this
-// Coordinator is the first time.
+// Coordinator is the first time it answers. A failure is not kept: the quote or the collateral
+// service may answer the next time.
 func (t *tee) peerAttester(ctx context.Context) (*peer.Attester, error) {
-	t.peerOnce.Do(func() {
-		var id peer.Identity
-		id, t.peerErr = peer.SelfIdentity(ctx, t.issuer, t.verifier)
-		t.peer = &peer.Attester{Issuer: t.issuer, Verifier: t.verifier, Self: id, Simulation: t.simulation}
-	})
-	return t.peer, t.peerErr
+	t.peerMu.Lock()
+	defer t.peerMu.Unlock()
+	if t.peer != nil {
+		return t.peer, nil
+	}
+	id, err := peer.SelfIdentity(ctx, t.issuer, t.verifier)
+	if err != nil {
+		return nil, err
+	}
+	t.peer = &peer.Attester{Issuer: t.issuer, Verifier: t.verifier, Self: id, Simulation: t.simulation}
+	return t.peer, nil
 }

@@ -23,10 +23,10 @@ type tee struct {
 	sealer     seal.Sealer
 	simulation bool
 
-	// peer is the attester of the peer key exchange, made once (peerAttester).
-	peerOnce sync.Once
-	peer     *peer.Attester
-	peerErr  error
+	// peerMu guards peer, the attester of the peer key exchange, made once it can be
+	// (peerAttester).
+	peerMu sync.Mutex
+	peer   *peer.Attester
 }
 
 // newTEE sets up the simulated platform (cfg.Simulation) or real SGX inside Gramine.

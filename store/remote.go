@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -103,6 +104,8 @@ type remoteDB struct {
 	fpKey   string
 	fp      [sha256.Size]byte
 	loads   loader
+	// unconfirmed is set when the state was opened with no version to check it against.
+	unconfirmed string
 	// stats
 	statsMu sync.Mutex
 	stats   RemoteStats
@@ -154,9 +157,19 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	if err != nil {
 		return nil, err
 	}
+	if st == nil && given == nil {
+		if st, err = checkNothingShelved(ctx, r, opts.Keys); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		key      []byte
-		peerSeen Version // the newest version the peer that gave the key had seen
+		peerSeen Version // the newest version a peer had seen (the giver, or those asked)
+		// writeKey: the key came from the shelf or a peer and goes to data-key.json, once
+		// the state passed every check.
+		writeKey bool
+		asked    bool // the peers were asked (they gave the key, or were asked for their version)
+		askErr   error
 	)
 	if given != nil {
 		if st == nil {
@@ -179,9 +192,10 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 			if errors.Is(err, ErrUnseal) {
 				why = err
 			}
-			if key, peerSeen, err = obtainKey(ctx, root, s, st, opts, why); err != nil {
+			if key, peerSeen, asked, err = obtainKey(ctx, s, st, opts, why); err != nil {
 				return nil, err
 			}
+			writeKey = true
 		case errors.Is(err, fs.ErrNotExist):
 			if key, err = createDataKey(root, s); err != nil {
 				return nil, err
@@ -213,7 +227,8 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 		clear(key)
 		return nil, err
 	}
-	if st == nil {
+	created := st == nil
+	if created {
 		if err := checkNoState(root, aead); err != nil {
 			return fail(fmt.Errorf("store: the shared state is missing: %w", err))
 		}
@@ -234,18 +249,44 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	if err != nil {
 		return fail(err)
 	}
-	seen, err := readAnchor(root, aead)
+	// Nothing is written before the state's freshness is known: a refused state must stay
+	// refused after a restart on the same directory.
+	anchor, err := readAnchor(root, aead)
+	hasAnchor := err == nil
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := db.createAnchor(v); err != nil {
-			return fail(err)
+		if !asked && !created && given == nil && opts.FetchKey != nil {
+			// No record of what this replica saw (an empty directory): only the peers can
+			// tell whether the state was replayed.
+			peerSeen, askErr = askFreshness(ctx, opts, st)
+			asked = askErr == nil
 		}
-		seen = v
 	case err != nil:
 		return fail(err)
 	}
+	seen := anchor
 	if peerSeen.N > seen.N {
 		seen = peerSeen
+	}
+	if peerSeen.N > v.N {
+		// A commit may have landed while the peer was asked: read the state again before
+		// calling it replayed.
+		if st, v, err = db.reload(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	newest := seen
+	if v.N > seen.N || (!hasAnchor && peerSeen.N == 0) {
+		newest = v
+	}
+	switch {
+	case !hasAnchor:
+		err = db.createAnchor(newest)
+	case newest != anchor:
+		err = writeAnchorOnce(root, aead, newest)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	if err := checkNewer(v, seen); err != nil {
 		return fail(err)
@@ -256,10 +297,18 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	}
 	db.anchor = versionAnchor{f: f}
 	db.version, db.anchored = v, v
-	if v != seen {
-		if err := db.anchor.write(aead, v); err != nil {
-			return fail(fmt.Errorf("store: recording state version %d in %s: %w", v.N, VersionFile, err))
+	if writeKey {
+		if err := writeDataKey(root, s, key); err != nil {
+			return fail(err)
 		}
+	}
+	if !hasAnchor && !created && given == nil && !asked {
+		db.remote.unconfirmed = unconfirmedFreshness
+		why := "no peer to ask is configured"
+		if askErr != nil {
+			why = askErr.Error()
+		}
+		opts.Logger.Warn("store: "+unconfirmedFreshness, "state_version", v.N, "why", why)
 	}
 	db.remote.cur = st
 	if given == nil {
@@ -267,6 +316,49 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	}
 	opts.Logger.Info("store: opened the shared state", "dir", root.Name(), "sealer", s.Kind(), "state_version", v.N)
 	return db, nil
+}
+
+// unconfirmedFreshness is what a replica says when it started on a shared state with no
+// record of its own of the newest version and no peer told it one.
+const unconfirmedFreshness = "no peer confirmed the state's freshness: this replica has no record of the newest state version (an empty directory) and no peer answered, so a replayed state cannot be detected at this start"
+
+// FreshnessWarning returns a warning for the status when the shared state was opened without
+// any check against replay (see docs/ha.md), or "".
+func (db *DB) FreshnessWarning() string {
+	if db.remote == nil {
+		return ""
+	}
+	return db.remote.unconfirmed
+}
+
+// reload reads the state again and authenticates it.
+func (db *DB) reload(ctx context.Context) (*RemoteState, Version, error) {
+	st, err := db.remote.r.Load(ctx, nil)
+	if err != nil {
+		return nil, Version{}, err
+	}
+	if st == nil {
+		return nil, Version{}, &rolledBackError{msg: "store: the shared state is gone (its manifest object was deleted) while this replica opened it; restore it"}
+	}
+	v, err := db.openHeader(st)
+	return st, v, err
+}
+
+// writeAnchorOnce records v in the existing VersionFile.
+func writeAnchorOnce(root *os.Root, aead cipher.AEAD, v Version) error {
+	f, err := root.OpenFile(VersionFile, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("store: opening %s: %w", VersionFile, err)
+	}
+	a := versionAnchor{f: f}
+	err = a.write(aead, v)
+	if cerr := a.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: recording state version %d in %s: %w", v.N, VersionFile, err)
+	}
+	return nil
 }
 
 // checkNewer refuses a state at version v if this replica has seen a newer one, or another

@@ -88,9 +88,14 @@ func stateKeyCheck(st *RemoteState) func(key []byte) (Version, error) {
 
 // obtainKey finds the data key of st for a replica whose data-key.json does not hold it: its
 // copy on the shelf, else from opts.FetchKey. A key from either is used only if it opens st.
-// The key found is written to data-key.json unless given is set (a recovery writes it later,
-// see DB.Reseal). peerSeen is the giver's newest version seen (zero from the shelf).
-func obtainKey(ctx context.Context, root *os.Root, s seal.Sealer, st *RemoteState, opts Options, why error) (key []byte, peerSeen Version, err error) {
+// Nothing is written: the caller writes data-key.json once the state passed its freshness
+// check. peerSeen is the giver's newest version seen, and fromPeer says a peer gave the key.
+//
+// The error matches ErrNoKey only when the shelf was read and holds no usable copy and every
+// peer asked answered without the key; a shelf that could not be read, or a fetch that failed
+// for want of the infrastructure ([ErrUnavailable]: the API server, the self-quote), is
+// returned as it is, to be retried, not taken for a lost key.
+func obtainKey(ctx context.Context, s seal.Sealer, st *RemoteState, opts Options, why error) (key []byte, peerSeen Version, fromPeer bool, err error) {
 	check := stateKeyCheck(st)
 	var tried []error
 	if why != nil {
@@ -98,9 +103,10 @@ func obtainKey(ctx context.Context, root *os.Root, s seal.Sealer, st *RemoteStat
 	}
 	if id := keyIDOf(s); id != "" && opts.Keys != nil {
 		copies, err := opts.Keys.LoadKeys(ctx)
+		if err != nil {
+			return nil, Version{}, false, fmt.Errorf("store: reading the shelf of sealed key copies: %w", err)
+		}
 		switch sealed, ok := copies.Sealed[id]; {
-		case err != nil:
-			tried = append(tried, fmt.Errorf("the shelf of sealed key copies: %w", err))
 		case !ok:
 			tried = append(tried, fmt.Errorf("the shelf holds no copy sealed to this seal key (ID %s; %d copies of other seal keys)", id, len(copies.Sealed)))
 		default:
@@ -110,25 +116,72 @@ func obtainKey(ctx context.Context, root *os.Root, s seal.Sealer, st *RemoteStat
 			}
 			if err == nil {
 				opts.Logger.Info("store: the data key was unsealed from this seal key's copy on the shelf", "seal_key_id", id)
-				return k, Version{}, writeDataKey(root, s, k)
+				return k, Version{}, false, nil
 			}
 			clear(k)
 			tried = append(tried, fmt.Errorf("the shelf's copy for seal key %s is not usable: %w", id, err))
 		}
 	}
 	if opts.FetchKey == nil {
-		return nil, Version{}, fmt.Errorf("%w (no peer to ask is configured): %w", ErrNoKey, errors.Join(tried...))
+		return nil, Version{}, false, fmt.Errorf("%w (no peer to ask is configured): %w", ErrNoKey, errors.Join(tried...))
 	}
 	k, seen, err := opts.FetchKey(ctx, func(k []byte) error { _, err := check(k); return err })
+	if errors.Is(err, ErrUnavailable) {
+		return nil, Version{}, false, fmt.Errorf("store: asking the peers for the data key: %w", err)
+	}
 	if err != nil {
-		return nil, Version{}, fmt.Errorf("%w: %w", ErrNoKey, errors.Join(append(tried, err)...))
+		return nil, Version{}, false, fmt.Errorf("%w: %w", ErrNoKey, errors.Join(append(tried, err)...))
 	}
 	if _, err := check(k); err != nil { // the fetcher's promise, checked again
 		clear(k)
-		return nil, Version{}, fmt.Errorf("store: the key a peer gave does not open the shared state: %w", err)
+		return nil, Version{}, false, fmt.Errorf("store: the key a peer gave does not open the shared state: %w", err)
 	}
-	opts.Logger.Warn("store: the data key was received from a peer and is sealed under this seal key now", "seal_key_id", keyIDOf(s), "peer_seen_version", seen.N)
-	return k, seen, writeDataKey(root, s, k)
+	opts.Logger.Warn("store: the data key was received from a peer", "seal_key_id", keyIDOf(s), "peer_seen_version", seen.N)
+	return k, seen, true, nil
+}
+
+// askFreshness asks the peers (through opts.FetchKey) for the newest state version they have
+// seen, for a replica that has the key but no record of its own of the newest version. The key
+// they give must open st, and is then dropped.
+func askFreshness(ctx context.Context, opts Options, st *RemoteState) (Version, error) {
+	check := stateKeyCheck(st)
+	k, seen, err := opts.FetchKey(ctx, func(k []byte) error { _, err := check(k); return err })
+	if err != nil {
+		return Version{}, err
+	}
+	defer clear(k)
+	if _, err := check(k); err != nil {
+		return Version{}, fmt.Errorf("store: the key a peer gave does not open the shared state: %w", err)
+	}
+	opts.Logger.Info("store: a peer confirmed the newest state version", "peer_seen_version", seen.N)
+	return seen, nil
+}
+
+// ErrStateDeleted is matched by OpenRemote's error when the shared state does not exist but its
+// key shelf holds key copies or a recovery record: the state existed and was deleted.
+var ErrStateDeleted = errors.New("store: the shared state's Secrets are gone but its key shelf remains")
+
+// checkNothingShelved is called when r holds no state: it refuses to let a new one be created
+// over a deleted one, whose shelf still holds copies of its key or its recovery record. The
+// state is read once more if the shelf is not empty, since another replica may have created it
+// and shelved its key meanwhile; that state is returned.
+func checkNothingShelved(ctx context.Context, r Remote, shelf KeyShelf) (*RemoteState, error) {
+	if shelf == nil {
+		return nil, nil
+	}
+	copies, err := shelf.LoadKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading the shelf of sealed key copies: %w", err)
+	}
+	if len(copies.Sealed) == 0 && copies.Recovery == nil {
+		return nil, nil
+	}
+	st, err := r.Load(ctx, nil)
+	if err != nil || st != nil {
+		return st, err
+	}
+	return nil, fmt.Errorf("%w (%d sealed key copies, recovery record: %t): the state was deleted; refusing to start a new deployment over it. "+
+		"Put back the state's Secrets; to really start over, delete the key shelf Secret as well", ErrStateDeleted, len(copies.Sealed), copies.Recovery != nil)
 }
 
 // writeDataKey seals key with s and writes it as data-key.json atomically.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,10 @@ func (c *Core) Status() api.Status {
 		s.State = api.StateRunning
 		s.ManifestVersion = d.version
 		s.ManifestDigest = fmt.Sprintf("%x", d.m.Digest())
+	}
+	if w := c.db.FreshnessWarning(); w != "" {
+		// A shared state opened with no check against replay (docs/ha.md): say so until restart.
+		s.Message = strings.TrimPrefix(s.Message+"; "+w, "; ")
 	}
 	sv := c.db.Version()
 	s.StateVersion, s.StateHash = sv.N, hex.EncodeToString(sv.Hash[:])

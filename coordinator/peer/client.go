@@ -70,7 +70,7 @@ func Fetch(ctx context.Context, addr string, att *Attester) (key []byte, seen st
 	if err != nil {
 		return nil, store.Version{}, fmt.Errorf("peer %s: %w", addr, err)
 	}
-	if _, err := att.check(ctx, a.quote, roleGive, exp, 0); err != nil {
+	if _, err := att.check(ctx, a.quote, roleGive, exp, 0, giverTCBStatuses); err != nil {
 		return nil, store.Version{}, fmt.Errorf("peer %s: refused its key: %w", addr, err)
 	}
 	return bytes.Clone(a.key), a.seen, nil

@@ -12,6 +12,8 @@
 //
 //   - the same MRSIGNER and ISVPRODID as its own (the same Coordinator product);
 //   - no debug enclave, unless this Coordinator runs in simulation (where nothing is secure);
+//   - revocation lists checked; the giver accepts only the default TCB statuses (UpToDate,
+//     SWHardeningNeeded), the requester any status but Revoked (see giverTCBStatuses);
 //   - the giver gives the key only to a requester whose ISVSVN is at least its own: the key
 //     never flows to an older, possibly vulnerable, version. The requester takes a key from a
 //     giver of any ISVSVN: the giver holds the key already, so refusing it protects nothing,
@@ -133,10 +135,23 @@ func (a *Attester) quote(ctx context.Context, role string, exp []byte) ([]byte, 
 	return q, nil
 }
 
+// giverTCBStatuses are the TCB statuses a requester accepts from a giver: every status but
+// Revoked. The giver holds the key already, so refusing it for an out-of-date platform protects
+// nothing; after an Intel TCB recovery (a microcode update) the patched replicas must still take
+// the key from the unpatched ones they replace. The giver stays strict (the policy's default
+// statuses): the key never flows to an out-of-date platform.
+var giverTCBStatuses = []verify.TCBStatus{
+	verify.UpToDate, verify.SWHardeningNeeded, verify.ConfigurationNeeded,
+	verify.ConfigurationAndSWHardeningNeeded, verify.OutOfDate, verify.OutOfDateConfigurationNeeded,
+}
+
 // check verifies a peer's quote made in role on the connection, and applies the rule: the same
-// signer and product, no debug enclave outside simulation, an ISVSVN of at least minSVN. Its
-// errors name what was expected and what was found.
-func (a *Attester) check(ctx context.Context, q []byte, role string, exp []byte, minSVN uint16) (Identity, error) {
+// signer and product, no debug enclave outside simulation, an ISVSVN of at least minSVN, a TCB
+// status in tcb (nil: the default statuses), and revocation lists checked (the collateral comes
+// from the PCS or the simulated platform, never from the peer, but a verifier that silently
+// skips the CRLs would miss a revoked platform). Its errors name what was expected and what was
+// found.
+func (a *Attester) check(ctx context.Context, q []byte, role string, exp []byte, minSVN uint16, tcb []verify.TCBStatus) (Identity, error) {
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
@@ -148,7 +163,7 @@ func (a *Attester) check(ctx context.Context, q []byte, role string, exp []byte,
 	rd := reportData(role, exp)
 	p := verify.Policy{
 		MRSigner: a.Self.MRSigner, ISVProdID: a.Self.ProdID, MinISVSVN: minSVN,
-		AllowDebug: a.Simulation, ReportData: rd[:32],
+		AllowDebug: a.Simulation, ReportData: rd[:32], TCBStatuses: tcb, RequireCRLs: true,
 	}
 	e := res.Enclave
 	found := Identity{MRSigner: e.MRSigner, ProdID: e.ISVProdID, SVN: e.ISVSVN, Debug: e.Debug}

@@ -241,11 +241,69 @@ func TestReflectedQuoteRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.check(t.Context(), q, roleGive, exp, 0); err == nil || !strings.Contains(err.Error(), "not bound to this connection") {
+	if _, err := a.check(t.Context(), q, roleGive, exp, 0, nil); err == nil || !strings.Contains(err.Error(), "not bound to this connection") {
 		t.Fatalf("check of a reflected quote: %v, want a binding error", err)
 	}
-	if _, err := a.check(t.Context(), q, roleRequest, exp, 0); err != nil {
+	if _, err := a.check(t.Context(), q, roleRequest, exp, 0, nil); err != nil {
 		t.Fatalf("check of the quote in its own role: %v", err)
+	}
+}
+
+// withCollateral returns a copy of a whose verifier sees the platform through collateral made
+// with c (another TCB status, a revocation).
+func withCollateral(t *testing.T, a *Attester, c sim.CollateralOptions) *Attester {
+	t.Helper()
+	p, _ := testPlatform(t)
+	dir := t.TempDir()
+	if err := p.WriteCollateral(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	col, err := verify.LoadCollateral(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	b.Verifier = attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col})
+	return &b
+}
+
+// TestTCBStatuses: after an Intel TCB recovery the patched requester still takes the key from a
+// giver whose platform is now OutOfDate, but never from a revoked one; the giver gives nothing
+// to a requester on an OutOfDate platform.
+func TestTCBStatuses(t *testing.T) {
+	self := identity(coordinator)
+	plain := attester(t, coordinator, self, false)
+	outOfDate := withCollateral(t, plain, sim.CollateralOptions{TCBStatus: verify.OutOfDate})
+	revoked := withCollateral(t, plain, sim.CollateralOptions{RevokePCK: true})
+	if _, _, err := Fetch(t.Context(), serve(t, plain), outOfDate); err != nil {
+		t.Fatalf("requester that sees the giver OutOfDate: %v, want the key", err)
+	}
+	if _, _, err := Fetch(t.Context(), serve(t, plain), revoked); err == nil || errors.Is(err, ErrRefused) {
+		t.Fatalf("requester that sees the giver revoked: %v, want its own refusal", err)
+	}
+	if _, _, err := Fetch(t.Context(), serve(t, outOfDate), plain); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "OutOfDate") {
+		t.Fatalf("giver that sees the requester OutOfDate: %v, want a refusal naming OutOfDate", err)
+	}
+}
+
+// TestCRLsRequired: a verifier whose collateral lacks the CRLs does not pass a peer.
+func TestCRLsRequired(t *testing.T) {
+	self := identity(coordinator)
+	a := attester(t, coordinator, self, false)
+	p, _ := testPlatform(t)
+	col, err := verify.LoadCollateral(p.CollateralDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.RootCACRL, col.PCKCRL = nil, nil
+	a.Verifier = attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col})
+	exp := []byte("0123456789abcdef0123456789abcdef")
+	q, err := a.quote(t.Context(), roleGive, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.check(t.Context(), q, roleGive, exp, 0, giverTCBStatuses); err == nil {
+		t.Fatal("check without CRLs passed, want a refusal")
 	}
 }
 

@@ -125,7 +125,7 @@ func (s *Server) exchange(ctx context.Context, conn *tls.Conn) (Identity, error)
 		return Identity{}, err
 	}
 	// The key never flows to an older version: the requester's ISVSVN must be at least ours.
-	id, err := s.att.check(ctx, q, roleRequest, exp, s.att.Self.SVN)
+	id, err := s.att.check(ctx, q, roleRequest, exp, s.att.Self.SVN, nil)
 	if err != nil {
 		return id, err
 	}

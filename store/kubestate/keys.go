@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/cloister-dev/cloister/seal"
@@ -47,18 +48,29 @@ func (r *Remote) Keys() *Keys { return &Keys{r: r} }
 
 func (k *Keys) name() string { return k.r.name + keysSuffix }
 
-// LoadKeys implements store.KeyShelf. Entries that are not well-formed copies are refused with
-// an error naming them: a shelf edited by hand must not silently lose a replica's copy.
+// LoadKeys implements store.KeyShelf. A copy or record of the wrong size is refused with an
+// error naming it: a shelf edited by hand must not silently lose a replica's copy. An entry of
+// another name is skipped with a warning: it is no copy, and refusing the whole shelf for it
+// would let one stray entry (a newer version's, an annotation tool's) stop every replica.
 func (k *Keys) LoadKeys(ctx context.Context) (store.KeyCopies, error) {
 	s, err := k.get(ctx)
 	if err != nil || s == nil {
 		return store.KeyCopies{}, err
 	}
-	return parseKeys(s.Data)
+	c, skipped, err := parseKeys(s.Data)
+	if len(skipped) > 0 && err == nil {
+		k.r.log.Warn("kubestate: skipped entries of the key shelf Secret that are not key copies", "secret", k.r.ns+"/"+k.name(), "entries", skipped,
+			"expected", fmt.Sprintf("%q or %q followed by a seal key ID of 32 hex digits", dataRecovery, dataKeyPrefix))
+	}
+	return c, err
 }
 
-// parseKeys checks a shelf Secret's data.
-func parseKeys(data map[string][]byte) (store.KeyCopies, error) {
+// maxSkipped bounds the unknown entry names a warning lists.
+const maxSkipped = 16
+
+// parseKeys checks a shelf Secret's data; skipped names (at most maxSkipped) the entries that
+// are neither a copy nor the record.
+func parseKeys(data map[string][]byte) (_ store.KeyCopies, skipped []string, _ error) {
 	out := store.KeyCopies{Sealed: map[string][]byte{}}
 	var errs []error
 	for name, v := range data {
@@ -76,16 +88,19 @@ func parseKeys(data map[string][]byte) (store.KeyCopies, error) {
 			}
 			out.Sealed[name[len(dataKeyPrefix):]] = v
 		default:
-			errs = append(errs, fmt.Errorf("unknown entry %q, expected %q or %q followed by a seal key ID of 32 hex digits", name, dataRecovery, dataKeyPrefix))
+			if len(skipped) < maxSkipped {
+				skipped = append(skipped, fmt.Sprintf("%.64q", name))
+			}
 		}
 	}
 	if len(out.Sealed) > maxKeyCopies {
 		errs = append(errs, fmt.Errorf("%d key copies, expected at most %d", len(out.Sealed), maxKeyCopies))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return store.KeyCopies{}, fmt.Errorf("kubestate: the key shelf Secret: %w", err)
+		return store.KeyCopies{}, nil, fmt.Errorf("kubestate: the key shelf Secret: %w", err)
 	}
-	return out, nil
+	slices.Sort(skipped)
+	return out, skipped, nil
 }
 
 // PutKey implements store.KeyShelf.
