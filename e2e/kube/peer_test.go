@@ -16,6 +16,7 @@ import (
 	"github.com/cloister-dev/cloister/client"
 	"github.com/cloister-dev/cloister/internal/e2etest"
 	"github.com/cloister-dev/cloister/internal/kubetest"
+	"github.com/cloister-dev/cloister/internal/loadgen"
 	"github.com/cloister-dev/cloister/recovery"
 	"github.com/cloister-dev/cloister/store"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,4 +174,64 @@ func TestHAPeerKeySharing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.replicas[1].dataDir, store.KeyFile)); err != nil {
 		t.Errorf("the replica that got the key from the recovered one has no key file: %v", err)
 	}
+}
+
+// TestHARecoveryLeftThroughPeer: the only replica holding the key stops, and a replica on a
+// new CPU starts with no peer to ask: it waits in recovery mode. When the old replica comes
+// back, the waiting one asks the peers again on its own (every 30 s), gets the key, leaves
+// recovery mode without a restart and without any key holder, and serves the same deployment.
+func TestHARecoveryLeftThroughPeer(t *testing.T) {
+	kube := kubetest.Start(t)
+	h := startHA(t, kube, "rejoin-state", 1)
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := &keyHolder{name: "ada", priv: k}
+	m := map[string]any{}
+	if err := json.Unmarshal(haManifest(t, 1000, nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	// A holder, so that a replica without the key waits for recovery rather than exits.
+	m["governance"] = map[string]any{"recovery": map[string]any{"threshold": 1, "keys": map[string]any{holder.name: holder.pubPEM(t)}}}
+	if _, err := h.client(t, 0, nil).SetManifest(t.Context(), haJSON(t, m)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := client.Verify(t.Context(), h.replicas[0].addrs.Client, h.expect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h.replicas[0]
+	h.stop(t)
+
+	waiting := h.start(t, "replica-new-cpu", filepath.Join(h.dir, "replica-new-cpu"))
+	sess, err := client.DialRecovery(t.Context(), waiting.addrs.Client, h.expect())
+	if err != nil {
+		t.Fatalf("the replica on a new CPU is not in recovery mode: %v\n%s", err, waiting.out)
+	}
+	sess.Close()
+
+	back := h.start(t, old.name, old.dataDir)
+	h.replicas = []*haReplica{waiting, back}
+	start := time.Now()
+	e2etest.WaitFor(t, 75*time.Second, "the waiting replica to get the key from the one back and serve", func() (bool, string) {
+		got, err := client.Verify(t.Context(), waiting.addrs.Client, h.expect())
+		if err != nil {
+			return false, err.Error()
+		}
+		if !got.Root.Equal(v.Root) {
+			t.Fatal("the replica that left recovery mode serves another deployment root")
+		}
+		return true, ""
+	})
+	t.Logf("left recovery mode through a peer %v after the peer came back", time.Since(start).Round(time.Second))
+	res, err := loadgen.Run(t.Context(), loadgen.Config{Mesh: waiting.addrs.Mesh, Platform: h.platform, Expect: h.expect(),
+		Workload: "limited", N: 20, Concurrency: 2})
+	if err != nil || len(res.Latencies) != 20 {
+		t.Fatalf("activations on the replica that left recovery mode: %+v, %v", res, err)
+	}
+	if !strings.Contains(waiting.out.String(), "received the data key from a peer") {
+		t.Errorf("the waiting replica did not log receiving the key from a peer:\n%s", waiting.out)
+	}
+	h.stop(t)
 }
