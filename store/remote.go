@@ -143,7 +143,12 @@ func OpenRemote(ctx context.Context, dir string, s seal.Sealer, r Remote, opts O
 		return nil, errors.New("store: sealer and remote are required")
 	}
 	return openDir(dir, opts, func(root *os.Root, opts Options) (*DB, error) {
-		return openRemoteLocked(ctx, root, s, r, opts, nil)
+		db, err := openRemoteLocked(ctx, root, s, r, opts, nil)
+		if errors.Is(err, errLostCreateRace) {
+			// Another replica created the state first: open it as a new replica does.
+			db, err = openRemoteLocked(ctx, root, s, r, opts, nil)
+		}
+		return db, err
 	})
 }
 
@@ -168,6 +173,7 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 		// writeKey: the key came from the shelf or a peer and goes to data-key.json, once
 		// the state passed every check.
 		writeKey bool
+		newKey   bool // the key was made here, for a state this replica is to create
 		asked    bool // the peers were asked (they gave the key, or were asked for their version)
 		askErr   error
 	)
@@ -197,9 +203,13 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 			}
 			writeKey = true
 		case errors.Is(err, fs.ErrNotExist):
+			// A new state. The key is written first, so that a crash cannot leave a state
+			// whose key is nowhere; if another replica creates the state first, it is removed
+			// again (below), and the winner's key taken.
 			if key, err = createDataKey(root, s); err != nil {
 				return nil, err
 			}
+			newKey = true
 		case err != nil:
 			return nil, err
 		}
@@ -235,11 +245,15 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 		empty := &RemoteState{Buckets: map[string]map[string][]byte{}}
 		empty.Header = db.sealHeader(Version{}, empty.Buckets)
 		st, err = r.Commit(ctx, nil, empty)
-		if errors.Is(err, ErrConflict) { // another replica created it first
-			st, err = r.Load(ctx, nil)
-			if err == nil && st == nil {
-				err = errors.New("store: the shared state was created by another replica but cannot be read")
+		if errors.Is(err, ErrConflict) {
+			// Another replica created the state: this replica's new key opens nothing and
+			// must not stay, or every restart on this directory would be refused.
+			if newKey {
+				if rerr := root.Remove(KeyFile); rerr != nil {
+					return fail(fmt.Errorf("store: another replica created the shared state first, and this replica's unused %s could not be removed: %w", KeyFile, rerr))
+				}
 			}
+			return fail(errLostCreateRace)
 		}
 		if err != nil {
 			return fail(err)
@@ -260,6 +274,19 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 			// tell whether the state was replayed.
 			peerSeen, askErr = askFreshness(ctx, opts, st)
 			asked = askErr == nil
+			if errors.Is(askErr, ErrUnavailable) {
+				// The peers could not be asked at all (the API, the collateral service): a
+				// restart asks again, rather than start unchecked.
+				return fail(fmt.Errorf("store: asking the peers for the newest state version: %w", askErr))
+			}
+		}
+		if !asked && !created && given == nil && !writeKey && v.N > 0 {
+			// This directory's own data-key.json opened the state, but the record of the
+			// newest version seen beside it is gone: that happens only if it was deleted.
+			// Without a peer to confirm the version, a replayed state could not be told apart.
+			return fail(&rolledBackError{msg: fmt.Sprintf("store: %s is missing beside this directory's %s, and no peer confirmed the newest state version (the state read is version %d): "+
+				"refusing to serve a state that may have been put back. Start this replica while a peer runs, or, if no replica holds a newer state, remove %s too so that the key is taken from the key shelf",
+				VersionFile, KeyFile, v.N, KeyFile)})
 		}
 	case err != nil:
 		return fail(err)
@@ -317,6 +344,10 @@ func openRemoteLocked(ctx context.Context, root *os.Root, s seal.Sealer, r Remot
 	opts.Logger.Info("store: opened the shared state", "dir", root.Name(), "sealer", s.Kind(), "state_version", v.N)
 	return db, nil
 }
+
+// errLostCreateRace: another replica created the shared state while this one tried to; nothing
+// was written, and OpenRemote opens the winner's state instead.
+var errLostCreateRace = errors.New("store: another replica created the shared state first")
 
 // unconfirmedFreshness is what a replica says when it started on a shared state with no
 // record of its own of the newest version and no peer told it one.

@@ -63,14 +63,14 @@ func (m *sharedRemote) Commit(_ context.Context, base, next *store.RemoteState) 
 }
 
 // sharedReplicas opens n Cores on one shared state, as replicas with copies of the first
-// one's data key and seal key.
+// one's data key, seal key and record of the newest version seen.
 func sharedReplicas(t *testing.T, r store.Remote, n int) []*fixture {
 	t.Helper()
 	var out []*fixture
 	for i := range n {
 		f := &fixture{t: t, dir: t.TempDir(), now: time.Now()}
 		if i > 0 {
-			for _, name := range []string{"seal.key", filepath.Join("state", store.KeyFile)} {
+			for _, name := range []string{"seal.key", filepath.Join("state", store.KeyFile), filepath.Join("state", store.VersionFile)} {
 				raw, err := os.ReadFile(filepath.Join(out[0].dir, name))
 				if err != nil {
 					t.Fatal(err)

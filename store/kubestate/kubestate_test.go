@@ -20,17 +20,20 @@ import (
 const ns = "default"
 
 // replica opens the shared state name as one replica would: its own directory, holding a copy
-// of the first replica's data key file (keyFrom; "" for the first replica).
+// of the first replica's data key file and record of the newest version seen (keyFrom; "" for
+// the first replica).
 func replica(t *testing.T, c kubernetes.Interface, name, keyFrom string, opts kubestate.Options) (*store.DB, *kubestate.Remote, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if keyFrom != "" {
-		raw, err := os.ReadFile(filepath.Join(keyFrom, store.KeyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, store.KeyFile), raw, 0o600); err != nil {
-			t.Fatal(err)
+		for _, name := range []string{store.KeyFile, store.VersionFile} {
+			raw, err := os.ReadFile(filepath.Join(keyFrom, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	db, r := open(t, c, name, dir, opts)
