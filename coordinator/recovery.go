@@ -194,6 +194,9 @@ func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
 	}
 }
 
+// peerRetryBound bounds one attempt of recovery mode to get the key from the peers.
+const peerRetryBound = 15 * time.Second
+
 // askPeersAgain opens the shared state again every interval, asking the peers for the data
 // key, until it opens (true) or ctx ends (false).
 func (c *Coordinator) askPeersAgain(ctx context.Context, interval time.Duration) bool {
@@ -215,12 +218,20 @@ func (c *Coordinator) askPeersAgain(ctx context.Context, interval time.Duration)
 // recovery by the key holders would (but with nothing to record: the key never left the
 // replicas). It returns false, after logging why, if no peer gave it or the holders recovered
 // the state first.
+//
+// It holds recoverMu while it asks, so a key holders' recovery that completes meanwhile waits
+// for it: the asking is bounded by peerRetryBound, well under the 30 s in which the holder's
+// answer must be written. While a holders' recovery runs, this attempt is skipped.
 func (c *Coordinator) openFromPeers(ctx context.Context) bool {
-	c.recoverMu.Lock()
+	if !c.recoverMu.TryLock() {
+		return false
+	}
 	defer c.recoverMu.Unlock()
 	if c.Core() != nil {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, peerRetryBound)
+	defer cancel()
 	db, err := c.shared.open(ctx, c.cfg, c.tee, c.log)
 	if err != nil {
 		c.log.Warn("recovery mode: the peers were asked for the data key again; still none gave it", "error", err.Error())
