@@ -68,3 +68,18 @@ func hashFileMapped(f *os.File, size int64, done <-chan struct{}) (d Digest, map
 	d, err = hashMapping(b, done)
 	return d, true, err
 }
+
+// hashFileMappedSized is hashFileMapped, and the file's size once hashed (-1 if unknown): a
+// file cut short within its last page reads as zeros through the mapping instead of faulting,
+// so only its size afterwards tells that it changed.
+func hashFileMappedSized(f *os.File, size int64, done <-chan struct{}) (d Digest, mapped bool, n int64, err error) {
+	d, mapped, err = hashFileMapped(f, size, done)
+	if !mapped || err != nil {
+		return d, mapped, size, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return d, mapped, -1, nil
+	}
+	return d, mapped, fi.Size(), nil
+}

@@ -182,7 +182,7 @@ func checkFile(dirs *dirCache, c *fileCheck, buf []byte, done <-chan struct{}) (
 		n      = c.size
 	)
 	if c.size >= mapMinSize {
-		sum, mapped, err = hashFileMapped(f, c.size, done)
+		sum, mapped, n, err = hashFileMappedSized(f, c.size, done)
 	}
 	if !mapped {
 		sum, n, err = hashLimited(f, buf, c.size, done)
@@ -194,6 +194,8 @@ func checkFile(dirs *dirCache, c *fileCheck, buf []byte, done <-chan struct{}) (
 		mm.Found = err.Error()
 	case err != nil:
 		mm.Found = describeOpenError(err)
+	case n != c.size && mapped:
+		mm.Expected, mm.Found = fmt.Sprintf("size %d%s", c.size, c.note), fmt.Sprintf("size %d once hashed (the file changed while it was read)", n)
 	case n != c.size:
 		mm.Expected, mm.Found = fmt.Sprintf("size %d%s", c.size, c.note), fmt.Sprintf("only %d bytes when read", n)
 	case sum != c.sum:
