@@ -175,15 +175,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("coordinator limit %s = %s, want %s", name, got.String(), q)
 		}
 	}
-	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/status" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Port.String() != "client-api" {
-			t.Errorf("coordinator startup/liveness probe %+v; want HTTPS GET /api/v1/status on client-api", p)
-		}
-	}
-	// Ready only when it activates: the status endpoint answers in recovery mode too.
-	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/quote/epoch" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS || p.HTTPGet.Port.String() != "workload-api" {
-		t.Errorf("coordinator readiness probe %+v; want HTTPS GET /api/v1/quote/epoch on workload-api (refused in recovery mode)", p)
-	}
+	checkCoordinatorProbes(t, c)
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("coordinator terminationMessagePolicy %q; want FallbackToLogsOnError (the reason it does not start)", c.TerminationMessagePolicy)
 	}
@@ -427,6 +419,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"no Coordinator identity", nil, "injector.coordinatorIdentity is empty"},
 		{"MRSIGNER not hex", map[string]any{"injector": map[string]any{"coordinatorIdentity": map[string]any{"mrsigner": "xyz"}}}, "mrsigner"},
 		{"webhook URL not https", map[string]any{"injector": map[string]any{"url": "http://127.0.0.1:8443/mutate"}}, "url"},
+		{"readiness timeout under the state read", map[string]any{"coordinator": map[string]any{"probes": map[string]any{"readiness": map[string]any{"timeoutSeconds": 1}}}},
+			"at '/coordinator/probes/readiness/timeoutSeconds': minimum: got 1, want 6"},
+		{"listen address in brackets", map[string]any{"coordinator": map[string]any{"listenAddress": "[::]"}}, "/coordinator/listenAddress"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Template(t.Context(), "cloister", testNS, tc.vals)
@@ -456,5 +451,22 @@ func TestEmbedded(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkCoordinatorProbes: started and alive are a TCP connect to the client API (no request,
+// which would read the shared state and fail on every replica while the API server is down);
+// ready is the workload API's shared quote (refused in recovery mode), with a timeout above
+// the 5 s a request may spend reading the state.
+func checkCoordinatorProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe} {
+		if p == nil || p.TCPSocket == nil || p.HTTPGet != nil || p.TCPSocket.Port.String() != "client-api" {
+			t.Errorf("coordinator %s probe %+v; want a TCP connect to client-api", name, p)
+		}
+	}
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/api/v1/quote/epoch" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
+		p.HTTPGet.Port.String() != "workload-api" || p.TimeoutSeconds != 6 || p.PeriodSeconds != 10 || p.FailureThreshold != 3 {
+		t.Errorf("coordinator readiness probe %+v; want HTTPS GET /api/v1/quote/epoch on workload-api (refused in recovery mode), timeout 6 s, period 10 s, 3 failures", p)
 	}
 }

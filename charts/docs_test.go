@@ -7,6 +7,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/cloister-dev/cloister/store/kubestate"
 )
 
 // TestDocsHighAvailability renders the chart with what the "High availability" section of
@@ -75,5 +79,57 @@ func TestDocsHighAvailability(t *testing.T) {
 		if !strings.Contains(err.Error(), quoted) {
 			t.Errorf("the section quotes %q; the chart says %v", quoted, err)
 		}
+	}
+}
+
+// TestDocsStartOver: the "Starting over" commands of docs/kubernetes.md name the key shelf
+// Secret the Coordinator really writes for the chart's --state-name (kubestate, on a fake
+// API), the Deployment the chart renders, and the label that the end-of-deployment command
+// deletes carries the shelf too.
+func TestDocsStartOver(t *testing.T) {
+	doc, err := os.ReadFile("../docs/kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	objs, _ := render(t, haValues(t, 3, nil))
+	d := get[appsv1.Deployment](t, objs, "Deployment/cloister")
+	var stateName string
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--state-name="); ok {
+			stateName = v
+		}
+	}
+	if stateName == "" {
+		t.Fatalf("coordinator args %q have no --state-name", d.Spec.Template.Spec.Containers[0].Args)
+	}
+
+	// The shelf as the Coordinator names and labels it.
+	ns := "cloister" // cloister install's namespace, which the docs use
+	c := fake.NewClientset()
+	r, err := kubestate.New(c, kubestate.Options{Namespace: ns, Name: stateName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Keys().PutRecovery(t.Context(), []byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.CoreV1().Secrets(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("Secrets after shelving a record: %v, %v; want the shelf alone", list, err)
+	}
+	shelf := list.Items[0]
+
+	for _, want := range []string{
+		"kubectl delete secret --namespace " + ns + " " + shelf.Name + "\n",
+		"kubectl rollout restart deployment/" + d.Name + " --namespace " + ns + "\n",
+		"cloister.dev/state=" + shelf.Labels["cloister.dev/state"] + "`",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("docs/kubernetes.md lacks %q (the shelf is Secret %s labelled %v, the Deployment %s)", want, shelf.Name, shelf.Labels, d.Name)
+		}
+	}
+	if shelf.Labels["cloister.dev/state"] != stateName {
+		t.Errorf("shelf labels %v; want cloister.dev/state=%s, which the documented end-of-deployment command deletes", shelf.Labels, stateName)
 	}
 }

@@ -47,6 +47,18 @@ app.kubernetes.io/component: coordinator
 {{- end -}}
 {{- end -}}
 
+{{/* hostPort joins a host and a port as Go's net.JoinHostPort does: an IPv6 host in brackets
+     ("[::]:4433"), so that the flag parses (SplitHostPort refuses ":::4433"). A host given in
+     brackets already keeps one pair. Called with (dict "host" H "port" P). */}}
+{{- define "cloister.hostPort" -}}
+{{- $h := .host | toString | trimPrefix "[" | trimSuffix "]" -}}
+{{- if contains ":" $h -}}
+[{{ $h }}]:{{ .port }}
+{{- else -}}
+{{ $h }}:{{ .port }}
+{{- end -}}
+{{- end -}}
+
 {{/* The addresses of the Coordinator's Service, as workloads and the injector reach it. */}}
 {{- define "cloister.coordinatorHost" -}}
 {{ include "cloister.fullname" . }}.{{ .Release.Namespace }}.svc
