@@ -119,7 +119,7 @@ const (
 )
 
 // writeError renders err. Errors the caller caused say what was expected and found, and are
-// logged at a bounded rate (see refusalLimiter); anything else is logged and answered with
+// logged at a bounded rate (see newRefusalLimiter); anything else is logged and answered with
 // "internal error" and the request ID only.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id string, err error) {
 	body := api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the Coordinator log for request " + id, RequestID: id}
@@ -142,7 +142,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, apiName, id 
 
 // logRefusal logs a refused request unless refusals come faster than the log may take.
 func (s *Server) logRefusal(r *http.Request, apiName, id, code, msg string) {
-	ok, skipped := s.refusals[apiName].allow(s.now())
+	ok, skipped := s.refusals[apiName].Allow(s.now())
 	if !ok {
 		s.unlogged.WithLabelValues(apiName).Inc()
 		return

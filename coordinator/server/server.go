@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/cloister-dev/cloister/internal/ratelog"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,8 +26,8 @@ type Server struct {
 	log      *slog.Logger
 	reqs     *prometheus.CounterVec
 	unlogged *prometheus.CounterVec
-	refusals map[string]*refusalLimiter // by API: junk on one must not silence the other
-	now      func() time.Time           // the refusal limiter's clock
+	refusals map[string]*ratelog.Limiter // by API: junk on one must not silence the other
+	now      func() time.Time            // the refusal limiter's clock
 }
 
 // Option configures a Server.
@@ -46,7 +47,7 @@ func New(c *core.Core, opts ...Option) *Server {
 		core:     c,
 		log:      slog.New(slog.DiscardHandler),
 		now:      time.Now,
-		refusals: map[string]*refusalLimiter{"client": {}, "mesh": {}},
+		refusals: map[string]*ratelog.Limiter{"client": newRefusalLimiter(), "mesh": newRefusalLimiter()},
 		reqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloister_api_requests_total",
 			Help: "API requests by API (client, mesh), route and HTTP status code.",
