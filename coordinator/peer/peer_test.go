@@ -6,13 +6,17 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloister-dev/cloister/attest"
+	"github.com/cloister-dev/cloister/internal/logbuf"
 	"github.com/cloister-dev/cloister/sgx"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
@@ -329,5 +333,43 @@ func BenchmarkFetch(b *testing.B) {
 		if _, _, err := Fetch(context.Background(), addr, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRefusalLogBounded: a flood of connections that fail the handshake logs at most the
+// burst of refusal lines, not one line each.
+func TestRefusalLogBounded(t *testing.T) {
+	var logs logbuf.Buffer
+	srv, err := NewServer(attester(t, coordinator, identity(coordinator), true), &fakeKeys{key: testKey}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	const flood = 5 * refusalBurst
+	start := time.Now()
+	for range flood {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("not a TLS ClientHello\n"))
+		io.Copy(io.Discard, c) // the server closes it
+		c.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The bucket refills at refusalRate a second while the flood lasts.
+	most := refusalBurst + int(time.Since(start).Seconds()*refusalRate) + 1
+	lines := strings.Count(logs.String(), "TLS handshake failed")
+	if lines == 0 || lines > most || lines >= flood {
+		t.Errorf("%d of %d failed handshakes were logged; want 1 to %d", lines, flood, most)
 	}
 }

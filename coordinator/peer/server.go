@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloister-dev/cloister/internal/ratelog"
 	"github.com/cloister-dev/cloister/store"
 )
 
@@ -30,6 +31,14 @@ type KeySource interface {
 // maxConcurrent bounds the exchanges served at once: each costs a quote and a verification.
 const maxConcurrent = 4
 
+// Refusals (failed handshakes included) are logged at most refusalRate a second, in bursts of
+// refusalBurst: anyone who reaches the peer port can make it refuse. A line says how many
+// were left out before it. Keys given are always logged: only this Coordinator can get one.
+const (
+	refusalRate  = 5
+	refusalBurst = 20
+)
+
 // Server gives the data key to replicas that prove they are this Coordinator.
 type Server struct {
 	att  *Attester
@@ -37,6 +46,8 @@ type Server struct {
 	log  *slog.Logger
 	tls  *tls.Config
 	sem  chan struct{}
+	// refusals bounds the log lines of refused exchanges.
+	refusals ratelog.Limiter
 }
 
 // NewServer returns a Server giving the key of keys. log nil means discard.
@@ -59,7 +70,8 @@ func NewServer(att *Attester, keys KeySource, log *slog.Logger) (*Server, error)
 		// its handshake key goes into the exporter its quote binds.
 		ClientAuth: tls.RequireAnyClientCert,
 	}
-	return &Server{att: att, keys: keys, log: log, tls: cfg, sem: make(chan struct{}, maxConcurrent)}, nil
+	return &Server{att: att, keys: keys, log: log, tls: cfg, sem: make(chan struct{}, maxConcurrent),
+		refusals: ratelog.Limiter{Rate: refusalRate, Burst: refusalBurst}}, nil
 }
 
 // Serve answers key requests on ln until ctx ends; it closes ln.
@@ -98,17 +110,30 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	from := raw.RemoteAddr().String()
 	conn := tls.Server(raw, s.tls)
 	if err := conn.HandshakeContext(ctx); err != nil {
-		s.log.Warn("peer key request: TLS handshake failed", "peer", from, "error", err.Error())
+		s.logRefusal("peer key request: TLS handshake failed", from, err)
 		return
 	}
 	id, err := s.exchange(ctx, conn)
 	if err != nil {
-		s.log.Warn("peer key request refused", "peer", from, "error", err.Error())
+		s.logRefusal("peer key request refused", from, err)
 		// The requester learns why: nothing in it is secret, and it saves the operator a hunt.
 		writeFrame(conn, frameRefused, []byte(err.Error()))
 		return
 	}
 	s.log.Warn("gave the data key to a peer that proved it is this Coordinator", "peer", from, "peer_isvsvn", id.SVN)
+}
+
+// logRefusal logs a refused exchange unless refusals come faster than the log may take.
+func (s *Server) logRefusal(msg, from string, err error) {
+	ok, skipped := s.refusals.Allow(time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"peer", from, "error", err.Error()}
+	if skipped > 0 {
+		attrs = append(attrs, "refusals_not_logged", skipped)
+	}
+	s.log.Warn(msg, attrs...)
 }
 
 func (s *Server) exchange(ctx context.Context, conn *tls.Conn) (Identity, error) {
