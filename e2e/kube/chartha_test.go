@@ -198,12 +198,9 @@ func TestChartHA(t *testing.T) {
 
 // chartReplica is one Coordinator process started with the chart's arguments.
 type chartReplica struct {
-	name     string
+	proc
 	addrs    e2etest.Addrs
 	peerPort int
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	done     chan struct{}
 }
 
 func (r *chartReplica) kill() {
@@ -221,7 +218,7 @@ func startChartReplica(t *testing.T, env *e2etest.Env, name string, chartArgs []
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r := &chartReplica{name: name, out: &syncBuffer{}, done: make(chan struct{}), peerPort: freePort(t)}
+	r := &chartReplica{proc: newProc(name), peerPort: freePort(t)}
 	addrFile := filepath.Join(dir, "addrs.json")
 	args := []string{"coordinator"}
 	for _, a := range chartArgs {
@@ -246,24 +243,7 @@ func startChartReplica(t *testing.T, env *e2etest.Env, name string, chartArgs []
 		}
 	}
 	args = append(args, "--data-dir="+filepath.Join(dir, "data"), "--addr-file="+addrFile, "--kubeconfig="+kubeconfig)
-	r.cmd = exec.Command(env.Bins.Cloister, args...)
-	r.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "LANG=C"}
-	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-		if t.Failed() {
-			t.Logf("%s (%q) output:\n%s", r.name, args, r.out)
-		}
-	})
+	r.run(t, env.Bins.Cloister, dir, args...)
 	e2etest.WaitFor(t, e2etest.StartTimeout, r.name+" to serve", func() (bool, string) {
 		select {
 		case <-r.done:

@@ -41,12 +41,21 @@ type haCluster struct {
 }
 
 type haReplica struct {
-	name    string
+	proc
 	dataDir string
 	addrs   haAddrs
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	done    chan struct{}
+}
+
+// proc is a Coordinator process of a test, with its output.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+func newProc(name string) proc {
+	return proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
 }
 
 // haAddrs are a replica's addresses, its peer key exchange's included.
@@ -152,31 +161,14 @@ func (h *haCluster) add(t testing.TB) *haReplica {
 func (h *haCluster) start(t testing.TB, name, dataDir string) *haReplica {
 	t.Helper()
 	h.starts++
-	r := &haReplica{name: name, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &haReplica{proc: newProc(name), dataDir: dataDir}
 	addrFile := filepath.Join(h.dir, fmt.Sprintf("%s-%d-addrs.json", r.name, h.starts))
-	r.cmd = exec.Command(h.bins.Cloister, "coordinator",
+	r.run(t, h.bins.Cloister, h.dir, "coordinator",
 		"--simulation", h.platform.Dir(), "--data-dir", r.dataDir,
 		"--client-addr", "127.0.0.1:0", "--mesh-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
 		"--addr-file", addrFile, "--log-level", "warn",
 		"--state", "kubernetes", "--state-namespace", "default", "--state-name", h.name, "--kubeconfig", h.kube.Kubeconfig,
 		"--peer-addr", "127.0.0.1:0", "--peer-service", h.peerService(), "--peer-dial-host", "127.0.0.1")
-	r.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + h.dir, "LANG=C"}
-	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", r.name, r.out)
-		}
-	})
 	e2etest.WaitFor(t, e2etest.StartTimeout, r.name+" to write its address file", func() (bool, string) {
 		if b, err := os.ReadFile(addrFile); err == nil {
 			if err := json.Unmarshal(b, &r.addrs); err != nil {
@@ -193,6 +185,30 @@ func (h *haCluster) start(t testing.TB, name, dataDir string) *haReplica {
 		return false, "no address file yet"
 	})
 	return r
+}
+
+// run starts the replica's process, bin with args and home as HOME, its output in r.out; it is
+// killed when the test ends, and its output logged if the test failed.
+func (r *proc) run(t testing.TB, bin, home string, args ...string) {
+	t.Helper()
+	r.cmd = exec.Command(bin, args...)
+	r.cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home, "LANG=C"}
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("%s (%q) output:\n%s", r.name, args, r.out)
+		}
+	})
 }
 
 // stop interrupts every replica and requires a clean exit.
