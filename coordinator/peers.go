@@ -98,8 +98,14 @@ func fetchFromPeers(ctx context.Context, c kubernetes.Interface, cfg Config, att
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("stopped after %d of %d peers: %w", asked, len(addrs), err))
 	}
+	if n := len(errs); n > maxPeerErrors { // each is logged above; the error stays short
+		errs = append(errs[:maxPeerErrors], fmt.Errorf("and %d more", n-maxPeerErrors))
+	}
 	return nil, store.Version{}, fmt.Errorf("asked %d peers of Service %s/%s: %w", asked, cfg.StateNamespace, cfg.PeerService, errors.Join(errs...))
 }
+
+// maxPeerErrors bounds the peers' errors fetchFromPeers returns; each is up to a few KiB.
+const maxPeerErrors = 4
 
 // peerAddrs lists the peer addresses in the Service's EndpointSlices: ready endpoints first,
 // then the rest (a replica that holds the key may be marked not ready for other reasons), each
