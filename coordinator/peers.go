@@ -95,11 +95,11 @@ func fetchFromPeers(ctx context.Context, c kubernetes.Interface, cfg Config, att
 	if key != nil {
 		return key, seen, nil
 	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("stopped after %d of %d peers: %w", asked, len(addrs), err))
-	}
 	if n := len(errs); n > maxPeerErrors { // each is logged above; the error stays short
 		errs = append(errs[:maxPeerErrors], fmt.Errorf("and %d more", n-maxPeerErrors))
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("stopped after %d of %d peers: %w", asked, len(addrs), err))
 	}
 	return nil, store.Version{}, fmt.Errorf("asked %d peers of Service %s/%s: %w", asked, cfg.StateNamespace, cfg.PeerService, errors.Join(errs...))
 }
