@@ -127,6 +127,7 @@ type Coordinator struct {
 	rec      *core.Recovery
 	rsrv     *server.Server
 	handoffs []*handoff
+	recViews []*view // the recovery server's views of the handoffs, guarded by mu
 
 	client, mesh, metrics, pprof net.Listener
 	// peer is the peer key exchange's listener (Config.PeerAddr), served once the data key is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +49,13 @@ func (c *Coordinator) startRecovery(ctx context.Context, cfg Config, t *tee, ope
 		Record: record, Reason: reason, Issuer: t.issuer, Verifier: t.verifier, Simulation: t.simulation,
 		DNSNames: cfg.DNSNames, IPAddresses: cfg.IPAddresses,
 		Complete: func(ctx context.Context, key []byte, r core.RecoveryReport) error {
-			return c.completeRecovery(ctx, cfg, t, key, r)
+			if err := c.completeRecovery(ctx, cfg, t, key, r); err != nil {
+				return err
+			}
+			// Before the holder hears that the recovery is done: whoever connects next must
+			// reach the recovered state.
+			c.holdRecoveryViews()
+			return nil
 		},
 	}, core.WithLogger(c.log))
 	if err != nil {
@@ -179,7 +184,11 @@ func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
 			}
 		})
 	}
-	err := c.rsrv.Serve(rctx, c.handoffs[0].view(), c.handoffs[1].view(), nil, nil)
+	client, mesh := c.handoffs[0].view(), c.handoffs[1].view()
+	c.mu.Lock()
+	c.recViews = []*view{client, mesh}
+	c.mu.Unlock()
+	err := c.rsrv.Serve(rctx, client, mesh, nil, nil)
 	stop()
 	wg.Wait()
 	select {
@@ -191,6 +200,16 @@ func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
 		return err == nil, err
 	default:
 		return false, err
+	}
+}
+
+// holdRecoveryViews makes the recovery server take no more connections: they wait for the
+// server of the recovered state.
+func (c *Coordinator) holdRecoveryViews() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.recViews {
+		v.hold()
 	}
 }
 
@@ -254,81 +273,9 @@ func (c *Coordinator) openFromPeers(ctx context.Context) bool {
 	c.db, c.core = db, cr
 	c.srv = server.New(cr, server.WithLogger(c.log), server.WithRegisterer(c.reg))
 	c.mu.Unlock()
+	c.holdRecoveryViews()
 	return true
 }
-
-// handoff lets one listener be served by one server after another: views take the
-// connections it accepts, one view at a time, and closing a view leaves the listener open.
-type handoff struct {
-	ln    net.Listener
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	err   error // Accept's error, once conns is closed
-}
-
-func newHandoff(ln net.Listener) *handoff {
-	h := &handoff{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
-	go h.pump()
-	return h
-}
-
-// pump accepts connections until the listener closes and hands each to a view.
-func (h *handoff) pump() {
-	for {
-		conn, err := h.ln.Accept()
-		if err != nil {
-			h.err = err
-			close(h.conns)
-			return
-		}
-		select {
-		case h.conns <- conn:
-		case <-h.done:
-			conn.Close()
-			return
-		}
-	}
-}
-
-// Close closes the listener.
-func (h *handoff) Close() error {
-	var err error
-	h.once.Do(func() {
-		close(h.done)
-		err = h.ln.Close()
-	})
-	return err
-}
-
-func (h *handoff) view() net.Listener { return &view{h: h, closed: make(chan struct{})} }
-
-type view struct {
-	h      *handoff
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (v *view) Accept() (net.Conn, error) {
-	select {
-	case conn, ok := <-v.h.conns:
-		if !ok {
-			return nil, errors.Join(net.ErrClosed, v.h.err)
-		}
-		return conn, nil
-	case <-v.closed:
-		return nil, net.ErrClosed
-	case <-v.h.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (v *view) Close() error {
-	v.once.Do(func() { close(v.closed) })
-	return nil
-}
-
-func (v *view) Addr() net.Addr { return v.h.ln.Addr() }
 
 // sharedRecoveryReason says, in one line, why a replica of a shared state waits for recovery.
 // The peers' answers are in the log (startRecovery logs openErr): the reason also goes into the
