@@ -101,37 +101,55 @@ func (c *certs) syncOnce(ctx context.Context) error {
 		}
 		return c.use(s.Data)
 	}
+	// The Secret belongs to the webhook configuration: deleting the configuration (helm or
+	// cloister uninstall) has the garbage collector delete the CA's key with it. With no
+	// configuration nothing is created, so a webhook still running after an uninstall cannot
+	// leave a new Secret behind.
+	hook, err := c.webhookConfiguration(ctx)
+	if err != nil {
+		return err
+	}
+	owner := metav1.OwnerReference{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "MutatingWebhookConfiguration", Name: hook.Name, UID: hook.UID}
 	if notFound {
 		data, err := c.issue(nil)
 		if err != nil {
 			return err
 		}
 		s = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: c.cfg.CertSecret, Namespace: c.cfg.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "cloister-injector"}},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       data,
+			ObjectMeta: metav1.ObjectMeta{Name: c.cfg.CertSecret, Namespace: c.cfg.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "cloister-injector"},
+				OwnerReferences: []metav1.OwnerReference{owner}},
+			Type: corev1.SecretTypeOpaque,
+			Data: data,
 		}
 		if s, err = secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create secret %s/%s: %w", c.cfg.Namespace, c.cfg.CertSecret, err)
 		}
 		c.m.rotations.WithLabelValues("created").Inc()
 		c.log.Info("created the CA and serving certificate", "secret", c.cfg.CertSecret)
-	} else if why := c.due(s.Data); why != "" {
-		data, err := c.issue(s.Data)
-		if err != nil {
-			return err
-		}
+	} else if why, owned := c.due(s.Data), ownedBy(s, owner); why != "" || !owned {
 		s = s.DeepCopy()
-		s.Data = data
+		if why != "" {
+			if s.Data, err = c.issue(s.Data); err != nil {
+				return err
+			}
+		}
+		// A Secret of an older version, or of a configuration deleted and created again.
+		s.OwnerReferences = append(slices.DeleteFunc(s.OwnerReferences, func(r metav1.OwnerReference) bool {
+			return r.Kind == owner.Kind && r.APIVersion == owner.APIVersion
+		}), owner)
 		// Update carries the resourceVersion read above: if another replica renewed in
 		// between, this fails with a conflict and the next attempt adopts its certificate.
 		if s, err = secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update secret %s/%s: %w", c.cfg.Namespace, c.cfg.CertSecret, err)
 		}
-		c.m.rotations.WithLabelValues("renewed").Inc()
-		c.log.Info("renewed the serving certificate", "reason", why, "secret", c.cfg.CertSecret)
+		if why != "" {
+			c.m.rotations.WithLabelValues("renewed").Inc()
+			c.log.Info("renewed the serving certificate", "reason", why, "secret", c.cfg.CertSecret)
+		} else {
+			c.log.Info("the certificate Secret now belongs to the webhook configuration", "secret", c.cfg.CertSecret, "configuration", hook.Name)
+		}
 	}
-	if err := c.patchBundle(ctx, s.Data[keyCACert]); err != nil {
+	if err := c.patchBundle(ctx, hook, s.Data[keyCACert]); err != nil {
 		return err
 	}
 	return c.use(s.Data)
@@ -308,13 +326,8 @@ func parseLeaf(data map[string][]byte) (*x509.Certificate, error) {
 
 // patchBundle sets caBundle of every webhook in the configuration to bundle (CAS on its
 // resourceVersion).
-func (c *certs) patchBundle(ctx context.Context, bundle []byte) error {
+func (c *certs) patchBundle(ctx context.Context, cfg *admissionregistrationv1.MutatingWebhookConfiguration, bundle []byte) error {
 	hooks := c.cfg.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	cfg, err := hooks.Get(ctx, c.cfg.WebhookConfiguration, metav1.GetOptions{})
-	if err != nil {
-		c.bundleOK.Store(false)
-		return fmt.Errorf("read MutatingWebhookConfiguration %s: %w", c.cfg.WebhookConfiguration, err)
-	}
 	if len(cfg.Webhooks) == 0 {
 		return fmt.Errorf("MutatingWebhookConfiguration %s has no webhooks", c.cfg.WebhookConfiguration)
 	}
@@ -335,6 +348,21 @@ func (c *certs) patchBundle(ctx context.Context, bundle []byte) error {
 }
 
 type admissionWebhook = admissionregistrationv1.MutatingWebhook
+
+// webhookConfiguration reads the webhook configuration whose caBundle the webhook keeps.
+func (c *certs) webhookConfiguration(ctx context.Context) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	cfg, err := c.cfg.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, c.cfg.WebhookConfiguration, metav1.GetOptions{})
+	if err != nil {
+		c.bundleOK.Store(false)
+		return nil, fmt.Errorf("read MutatingWebhookConfiguration %s: %w", c.cfg.WebhookConfiguration, err)
+	}
+	return cfg, nil
+}
+
+// ownedBy says whether s names owner among its owners, by UID.
+func ownedBy(s *corev1.Secret, owner metav1.OwnerReference) bool {
+	return slices.ContainsFunc(s.OwnerReferences, func(r metav1.OwnerReference) bool { return r.UID == owner.UID })
+}
 
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})

@@ -1,6 +1,7 @@
 package injector_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -493,5 +495,66 @@ func TestReplicas(t *testing.T) {
 		if strings.Contains(l, "PRIVATE KEY") || strings.Contains(l, string(s.Data["tls.key"])) {
 			t.Error("a private key was logged")
 		}
+	}
+}
+
+// TestCertSecretOwned: the certificate Secret belongs to the webhook configuration, so that
+// deleting the configuration (an uninstall) has the garbage collector delete the CA's key; a
+// Secret without the owner (an older version's) is adopted; and a webhook still running once
+// the configuration is gone does not create the Secret again.
+func TestCertSecretOwned(t *testing.T) {
+	e := startEnv(t, envOpts{checkInterval: 200 * time.Millisecond})
+	ctx := t.Context()
+	c := e.cluster.Client
+	secrets := c.CoreV1().Secrets(hookNS)
+	hook, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, hookCfg, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := func() (bool, string) {
+		s, err := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range s.OwnerReferences {
+			if r.UID == hook.UID && r.Kind == "MutatingWebhookConfiguration" && r.Name == hookCfg {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("owners %+v", s.OwnerReferences)
+	}
+	if ok, why := owned(); !ok {
+		t.Fatalf("the certificate Secret does not belong to the webhook configuration: %s", why)
+	}
+
+	// An older version's Secret, without owner, is adopted at the next check.
+	s, err := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OwnerReferences = nil
+	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the Secret to be adopted", owned)
+	if after, _ := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{}); after == nil || !bytes.Equal(after.Data["ca.key"], s.Data["ca.key"]) {
+		t.Error("adopting the Secret changed its CA")
+	}
+
+	// The uninstall: the configuration goes, the garbage collector takes the Secret, and the
+	// webhook, still running, does not make a new one.
+	if err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, hookCfg, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the garbage collector to delete the certificate Secret", func() (bool, string) {
+		_, err := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	time.Sleep(time.Second) // five checks of the webhook
+	if _, err := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the webhook made the certificate Secret again with its configuration gone: %v", err)
+	}
+	if !strings.Contains(e.log.String(), "MutatingWebhookConfiguration "+hookCfg) {
+		t.Errorf("the webhook's log does not say its configuration is gone:\n%s", e.log.String())
 	}
 }

@@ -295,7 +295,8 @@ func checkInjected(t *testing.T, p *corev1.Pod, meshPort int) {
 	}
 }
 
-// releaseObjects lists the namespaced and cluster objects labelled with the release.
+// releaseObjects lists the namespaced and cluster objects labelled with the release, and the
+// webhook's certificate Secret.
 func releaseObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster) []string {
 	t.Helper()
 	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=cloister"}
@@ -317,6 +318,13 @@ func releaseObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster) []st
 		}
 	}
 	if l, err := cs.CoreV1().Secrets(namespace).List(ctx, sel); err == nil {
+		for _, o := range l.Items {
+			add("Secret", o.Name)
+		}
+	}
+	// The webhook's certificate Secret, which the webhook makes (not Helm): the garbage
+	// collector deletes it with the webhook configuration that owns it.
+	if l, err := cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=cloister-injector"}); err == nil {
 		for _, o := range l.Items {
 			add("Secret", o.Name)
 		}

@@ -171,7 +171,8 @@ func (a *app) newUninstallCmd() *cobra.Command {
 		Use:   "uninstall",
 		Short: "Remove Cloister from a Kubernetes cluster",
 		Long: `Remove what ` + "`cloister install`" + ` created in the namespace: the Coordinator, the webhook and its
-configuration, the Services, RBAC and the simulated platform's Secret. The claim holding the
+configuration, the Services, RBAC and the simulated platform's Secret (the webhook's
+certificate Secret goes with its configuration, by the garbage collector). The claim holding the
 Coordinator's sealed state is kept (coordinator.persistence.keepOnUninstall, the default), and
 so are the state Secrets of coordinator.state kubernetes (labelled cloister.dev/state): a new
 install in the same namespace finds the deployment again. The namespace itself is kept.`,
