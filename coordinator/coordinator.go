@@ -218,6 +218,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Coordinator, err e
 			return nil, fmt.Errorf("%s address: %w", l.what, err)
 		}
 	}
+	if c.rec != nil {
+		// Recovery mode serves the client and workload listeners first, the recovered state
+		// after it: handoffs own them from the start (see runRecovery).
+		c.handoffs = []*handoff{newHandoff(c.client), newHandoff(c.mesh)}
+		c.client, c.mesh = nil, nil
+	}
 	return c, nil
 }
 

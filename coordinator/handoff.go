@@ -53,6 +53,11 @@ func (h *handoff) Close() error {
 	h.once.Do(func() {
 		close(h.done)
 		err = h.ln.Close()
+		select { // a connection no view will take
+		case conn := <-h.spare:
+			conn.Close()
+		default:
+		}
 	})
 	return err
 }
@@ -71,6 +76,8 @@ func (v *view) Accept() (net.Conn, error) {
 	select {
 	case <-v.held:
 		return v.waitClosed()
+	case conn := <-v.h.spare: // before conns, which may be closed already
+		return v.take(conn)
 	default:
 	}
 	select {

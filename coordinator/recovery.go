@@ -162,8 +162,11 @@ const peerRetryInterval = 30 * time.Second
 // runRecovery serves recovery mode on views of the client and workload listeners until the
 // recovery completes, or a peer gives the data key (true), or ctx ends (false).
 func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
-	c.handoffs = []*handoff{newHandoff(c.client), newHandoff(c.mesh)}
-	c.client, c.mesh = nil, nil // the handoffs own them now
+	// The views are known before anything can hold them.
+	client, mesh := c.handoffs[0].view(), c.handoffs[1].view()
+	c.mu.Lock()
+	c.recViews = []*view{client, mesh}
+	c.mu.Unlock()
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -184,10 +187,6 @@ func (c *Coordinator) runRecovery(ctx context.Context) (bool, error) {
 			}
 		})
 	}
-	client, mesh := c.handoffs[0].view(), c.handoffs[1].view()
-	c.mu.Lock()
-	c.recViews = []*view{client, mesh}
-	c.mu.Unlock()
 	err := c.rsrv.Serve(rctx, client, mesh, nil, nil)
 	stop()
 	wg.Wait()

@@ -1,16 +1,22 @@
 package coordinator_test
 
 import (
+	"bufio"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,4 +391,57 @@ func TestRecoveryRecordNotTheManifests(t *testing.T) {
 		t.Fatalf("audit log at %d after the refused recovery, want %d (one start, no recovery entry)", h.Seq, head.Seq+1)
 	}
 	stop()
+}
+
+// TestRecoveryKeptAliveConnection: a connection to the recovery server kept alive across the
+// completing share is told to connect again and closed, never answered as if the Coordinator
+// were still in recovery mode; a new connection reaches the recovered state.
+func TestRecoveryKeptAliveConnection(t *testing.T) {
+	w := newRecoveryWorld(t, 2, 2)
+	c, stop := run(t, w.cfg)
+	defer stop()
+	addr := c.Addrs().Client
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the status route needs no verification
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	status := func() (*http.Response, []byte, error) {
+		t.Helper()
+		if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", api.PathStatus, addr); err != nil {
+			return nil, nil, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp, body, err
+	}
+	if resp, body, err := status(); err != nil || resp.StatusCode != 200 || resp.Close || !strings.Contains(string(body), api.StateRecovery) {
+		t.Fatalf("status in recovery mode: %v, %v, %s", err, resp, body)
+	}
+	w.submit(t, addr, 0)
+	if r, err := w.submit(t, addr, 1); err != nil || !r.Recovered {
+		t.Fatalf("completing share: %+v, %v", r, err)
+	}
+	// The recovery server's shutdown closes the idle connection; a request that came first
+	// is told to connect again.
+	switch resp, body, err := status(); {
+	case err != nil:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("status on the kept-alive connection after the recovery: %v; want the connection closed", err)
+		}
+	case resp.StatusCode != http.StatusServiceUnavailable || !resp.Close || !strings.Contains(string(body), api.CodeNotReady) || !strings.Contains(string(body), "connect again"):
+		t.Fatalf("status on the kept-alive connection after the recovery: %d, close %v, %s; want NOT_READY, connect again, and the connection closed", resp.StatusCode, resp.Close, body)
+	}
+	v, err := client.Verify(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := client.New(addr, v.Root).Status(t.Context()); err != nil || s.State != api.StateRunning {
+		t.Fatalf("status on a new connection: %+v, %v", s, err)
+	}
 }

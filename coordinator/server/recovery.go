@@ -85,6 +85,10 @@ func (s *Server) submitRecovery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if resp.Recovered {
+		// The holder's next request must reach the recovered state, on a new connection.
+		w.Header().Set("Connection", "close")
+	}
 	return writeJSON(w, http.StatusOK, resp)
 }
 
@@ -103,7 +107,18 @@ func (s *Server) recoveryModeHandler(apiName string, routes []route) http.Handle
 		}
 		return &core.Error{Code: api.CodeRecoveryMode, Message: msg}
 	}}))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-s.recovery.Done():
+			// A request on a connection kept alive across the recovery: the server of the
+			// recovered state answers on a new connection only (it has another certificate).
+			w.Header().Set("Connection", "close")
+			s.writeError(w, r, apiName, "", &core.Error{Code: api.CodeNotReady,
+				Message: "the recovery is complete and the Coordinator serves the recovered state on new connections: connect again"})
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (s *Server) recoveryStatus(w http.ResponseWriter, r *http.Request) error {
