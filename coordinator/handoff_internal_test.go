@@ -11,12 +11,7 @@ import (
 // TestHandoffHold: a held view takes no more connections, even one that arrives while its
 // Accept waits; the next view gets them, and the held view's Accept ends only when it closes.
 func TestHandoffHold(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHandoff(ln)
-	defer h.Close()
+	h, ln := loopbackHandoff(t)
 	for range 50 {
 		old := h.view()
 		oldDone := make(chan error, 1)
@@ -66,12 +61,7 @@ func TestHandoffHold(t *testing.T) {
 // scheduler gives, and a connection taken by a view held in that instant goes to the next view
 // (take's held branch, tested directly at the end).
 func TestHandoffHoldRace(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHandoff(ln)
-	defer h.Close()
+	h, ln := loopbackHandoff(t)
 	for range 300 {
 		old := h.view()
 		took := make(chan net.Conn, 1)
@@ -137,11 +127,7 @@ func TestHandoffHoldRace(t *testing.T) {
 
 // TestHandoffCloseSpare: a connection waiting for the next view is closed with the handoff.
 func TestHandoffCloseSpare(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHandoff(ln)
+	h, _ := loopbackHandoff(t)
 	a, b := net.Pipe()
 	h.spare <- a
 	h.Close()
@@ -149,4 +135,16 @@ func TestHandoffCloseSpare(t *testing.T) {
 	if _, err := b.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the spare connection after Close: read %v, want it closed", err)
 	}
+}
+
+// loopbackHandoff returns a handoff of a listener on loopback, closed when t ends.
+func loopbackHandoff(t *testing.T) (*handoff, net.Listener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandoff(ln)
+	t.Cleanup(func() { h.Close() })
+	return h, ln
 }
