@@ -234,7 +234,10 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("injector cluster role %+v", cr.Rules)
 	}
 	role := get[rbacv1.Role](t, objs, "Role/cloister-injector")
-	if !slices.Equal(role.Rules[0].ResourceNames, []string{"cloister-injector-tls"}) || !slices.Equal(role.Rules[1].Verbs, []string{"create"}) {
+	// delete: OwnerReferencesPermissionEnforcement wants it to make the configuration the
+	// Secret's owner.
+	if !slices.Equal(role.Rules[0].ResourceNames, []string{"cloister-injector-tls"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "update", "delete"}) ||
+		!slices.Equal(role.Rules[1].Verbs, []string{"create"}) {
 		t.Errorf("injector role %+v", role.Rules)
 	}
 	if strings.Contains(notes, "SIMULATION") || !strings.Contains(notes, "does not start") {

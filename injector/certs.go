@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -102,9 +103,9 @@ func (c *certs) syncOnce(ctx context.Context) error {
 		return c.use(s.Data)
 	}
 	// The Secret belongs to the webhook configuration: deleting the configuration (helm or
-	// cloister uninstall) has the garbage collector delete the CA's key with it. With no
-	// configuration nothing is created, so a webhook still running after an uninstall cannot
-	// leave a new Secret behind.
+	// cloister uninstall) has the garbage collector delete the CA's key with it, and a Secret
+	// a webhook still running made in that instant names an owner that is gone, which the
+	// garbage collector deletes too. With no configuration, nothing is made.
 	hook, err := c.webhookConfiguration(ctx)
 	if err != nil {
 		return err
@@ -115,6 +116,9 @@ func (c *certs) syncOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Other replicas serve certificates of the CA in the caBundle until their next check:
+		// it stays trusted beside the new one (the next renewal drops it).
+		data[keyCACert] = append(data[keyCACert], validCAs(hook, c.now(), data[keyCACert])...)
 		s = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: c.cfg.CertSecret, Namespace: c.cfg.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "cloister-injector"},
 				OwnerReferences: []metav1.OwnerReference{owner}},
@@ -135,18 +139,26 @@ func (c *certs) syncOnce(ctx context.Context) error {
 		}
 		// A Secret of an older version, or of a configuration deleted and created again.
 		s.OwnerReferences = append(slices.DeleteFunc(s.OwnerReferences, func(r metav1.OwnerReference) bool {
-			return r.Kind == owner.Kind && r.APIVersion == owner.APIVersion
+			return r.Kind == owner.Kind && strings.HasPrefix(r.APIVersion, admissionregistrationv1.GroupName+"/")
 		}), owner)
 		// Update carries the resourceVersion read above: if another replica renewed in
 		// between, this fails with a conflict and the next attempt adopts its certificate.
-		if s, err = secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update secret %s/%s: %w", c.cfg.Namespace, c.cfg.CertSecret, err)
-		}
-		if why != "" {
+		updated, err := secrets.Update(ctx, s, metav1.UpdateOptions{})
+		switch {
+		case err == nil && why != "":
+			s = updated
 			c.m.rotations.WithLabelValues("renewed").Inc()
 			c.log.Info("renewed the serving certificate", "reason", why, "secret", c.cfg.CertSecret)
-		} else {
+		case err == nil:
+			s = updated
 			c.log.Info("the certificate Secret now belongs to the webhook configuration", "secret", c.cfg.CertSecret, "configuration", hook.Name)
+		case why == "" && !apierrors.IsConflict(err):
+			// Only the owner was to change: the certificate as read still serves. (A cluster
+			// with OwnerReferencesPermissionEnforcement wants delete on the Secret for it.)
+			c.log.Warn("cannot make the webhook configuration the owner of the certificate Secret; an uninstall will leave it behind",
+				"secret", c.cfg.CertSecret, "error", err.Error())
+		default:
+			return fmt.Errorf("update secret %s/%s: %w", c.cfg.Namespace, c.cfg.CertSecret, err)
 		}
 	}
 	if err := c.patchBundle(ctx, hook, s.Data[keyCACert]); err != nil {
@@ -357,6 +369,32 @@ func (c *certs) webhookConfiguration(ctx context.Context) (*admissionregistratio
 		return nil, fmt.Errorf("read MutatingWebhookConfiguration %s: %w", c.cfg.WebhookConfiguration, err)
 	}
 	return cfg, nil
+}
+
+// maxKeptCAs bounds the CAs of an earlier Secret kept trusted beside a new one.
+const maxKeptCAs = 3
+
+// validCAs returns, as PEM, the CA certificates in hook's caBundle that are valid at now and
+// not in have: those an earlier Secret's certificates may still be served under.
+func validCAs(hook *admissionregistrationv1.MutatingWebhookConfiguration, now time.Time, have []byte) []byte {
+	if len(hook.Webhooks) == 0 {
+		return nil
+	}
+	var out []byte
+	rest, kept := hook.Webhooks[0].ClientConfig.CABundle, 0
+	for kept < maxKeptCAs {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil || !cert.IsCA || now.After(cert.NotAfter) || bytes.Contains(have, pemCert(cert.Raw)) {
+			continue
+		}
+		out = append(out, pemCert(cert.Raw)...)
+		kept++
+	}
+	return out
 }
 
 // ownedBy says whether s names owner among its owners, by UID.

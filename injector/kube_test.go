@@ -554,7 +554,7 @@ func TestCertSecretOwned(t *testing.T) {
 	if _, err := secrets.Get(ctx, e.cfg.CertSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the webhook made the certificate Secret again with its configuration gone: %v", err)
 	}
-	if !strings.Contains(e.log.String(), "MutatingWebhookConfiguration "+hookCfg) {
+	if l := e.log.String(); !strings.Contains(l, "read MutatingWebhookConfiguration "+hookCfg) || !strings.Contains(l, "not found") {
 		t.Errorf("the webhook's log does not say its configuration is gone:\n%s", e.log.String())
 	}
 }
