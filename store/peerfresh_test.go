@@ -48,10 +48,7 @@ func TestRemotePeerSeenSurvivesRestart(t *testing.T) {
 func TestRemoteShelfRestartAsksPeers(t *testing.T) {
 	r, shelf := &memRemote{}, &memShelf{}
 	cpu := t.TempDir()
-	first, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := openReplica(t, cpu, r, store.Options{Keys: shelf})
 	defer first.Close()
 	put(t, first, "k", "v1")
 	old := r.snapshot()
@@ -59,7 +56,7 @@ func TestRemoteShelfRestartAsksPeers(t *testing.T) {
 	r.put(old)
 	var calls int
 	dir := t.TempDir()
-	_, err = store.OpenRemote(t.Context(), dir, remoteSealer(t, cpu), r, store.Options{Keys: shelf, FetchKey: giver(first, &calls)})
+	_, err := store.OpenRemote(t.Context(), dir, remoteSealer(t, cpu), r, store.Options{Keys: shelf, FetchKey: giver(first, &calls)})
 	if !errors.Is(err, store.ErrRolledBack) {
 		t.Fatalf("empty-directory restart on a replayed state: %v, want ErrRolledBack", err)
 	}
@@ -77,20 +74,14 @@ func TestRemoteShelfRestartAsksPeers(t *testing.T) {
 func TestRemoteShelfRestartNoPeer(t *testing.T) {
 	r, shelf := &memRemote{}, &memShelf{}
 	cpu := t.TempDir()
-	first, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := openReplica(t, cpu, r, store.Options{Keys: shelf})
 	put(t, first, "k", "v1")
 	if w := first.FreshnessWarning(); w != "" {
 		t.Fatalf("the replica that created the state warns %q", w)
 	}
 	var calls int
 	peer := giver(first, &calls)
-	db, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf, FetchKey: peer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openReplica(t, cpu, r, store.Options{Keys: shelf, FetchKey: peer})
 	if w := db.FreshnessWarning(); w != "" || calls != 1 {
 		t.Fatalf("confirmed by a peer (asked %d times): warning %q, want none", calls, w)
 	}
@@ -99,10 +90,7 @@ func TestRemoteShelfRestartNoPeer(t *testing.T) {
 	gone := func(context.Context, func([]byte) error) ([]byte, store.Version, error) {
 		return nil, store.Version{}, errors.New("no peer answered")
 	}
-	db, err = store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf, FetchKey: gone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openReplica(t, cpu, r, store.Options{Keys: shelf, FetchKey: gone})
 	defer db.Close()
 	if w := db.FreshnessWarning(); !strings.Contains(w, "no peer confirmed the state's freshness") {
 		t.Fatalf("unconfirmed start: warning %q", w)
@@ -118,16 +106,13 @@ func TestRemoteShelfRestartNoPeer(t *testing.T) {
 func TestRemoteDeletedStateRefused(t *testing.T) {
 	r, shelf := &memRemote{}, &memShelf{}
 	cpu := t.TempDir()
-	first, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := openReplica(t, cpu, r, store.Options{Keys: shelf})
 	put(t, first, "k", "v1")
 	first.Close()
 	r.mu.Lock()
 	r.cur = nil
 	r.mu.Unlock()
-	_, err = store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf})
+	_, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, store.Options{Keys: shelf})
 	if !errors.Is(err, store.ErrStateDeleted) {
 		t.Fatalf("deleted state, shelf kept: %v, want ErrStateDeleted", err)
 	}

@@ -306,3 +306,14 @@ func BenchmarkRemoteCommit(b *testing.B) {
 		})
 	}
 }
+
+// openReplica opens a replica of the shared state r on the CPU whose seal key is in cpu, with an
+// empty directory of its own.
+func openReplica(t *testing.T, cpu string, r store.Remote, opts store.Options) *store.DB {
+	t.Helper()
+	db, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu), r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}

@@ -72,10 +72,7 @@ func put(t *testing.T, db *store.DB, key, value string) {
 func TestRemoteKeySharing(t *testing.T) {
 	r, shelf := &memRemote{}, &memShelf{}
 	cpu1 := t.TempDir()
-	first, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu1), r, store.Options{Keys: shelf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := openReplica(t, cpu1, r, store.Options{Keys: shelf})
 	defer first.Close()
 	put(t, first, "k", "v1")
 	if len(shelf.copies.Sealed) != 1 {
@@ -137,10 +134,7 @@ func TestRemoteKeySharing(t *testing.T) {
 		t.Errorf("the shelf holds %d copies, want 2 (one per seal key)", len(shelf.copies.Sealed))
 	}
 	// Its next start, even with an empty directory, needs no peer.
-	again, err := store.OpenRemote(t.Context(), t.TempDir(), remoteSealer(t, cpu2), r, store.Options{Keys: shelf, FetchKey: noPeer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := openReplica(t, cpu2, r, store.Options{Keys: shelf, FetchKey: noPeer})
 	again.Close()
 }
 
