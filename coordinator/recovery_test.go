@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -436,6 +437,15 @@ func TestRecoveryKeptAliveConnection(t *testing.T) {
 		}
 	case resp.StatusCode != http.StatusServiceUnavailable || !resp.Close || !strings.Contains(string(body), api.CodeNotReady) || !strings.Contains(string(body), "connect again"):
 		t.Fatalf("status on the kept-alive connection after the recovery: %d, close %v, %s; want NOT_READY, connect again, and the connection closed", resp.StatusCode, resp.Close, body)
+	}
+	// What such a request gets, whenever it comes: deterministically, on the recovery
+	// server's handler itself.
+	rec := httptest.NewRecorder()
+	c.RecoveryClientHandler().ServeHTTP(rec, httptest.NewRequest("GET", api.PathStatus, nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Connection") != "close" ||
+		!strings.Contains(rec.Body.String(), api.CodeNotReady) || !strings.Contains(rec.Body.String(), "connect again") {
+		t.Errorf("the recovery server after the recovery: %d, Connection %q, %s; want NOT_READY, connect again, Connection: close",
+			rec.Code, rec.Header().Get("Connection"), rec.Body.String())
 	}
 	v, err := client.Verify(t.Context(), addr, client.ExpectSimulated(w.p.Root()))
 	if err != nil {
