@@ -47,6 +47,8 @@ type certs struct {
 	current atomic.Pointer[tls.Certificate]
 	// bundleOK is set once the caBundle is known to hold the serving certificate's CA.
 	bundleOK atomic.Bool
+	// ownerWarned is set once the refusal to own the Secret was logged.
+	ownerWarned atomic.Bool
 }
 
 // getCertificate is tls.Config.GetCertificate: the newest certificate, so a renewal takes
@@ -155,8 +157,11 @@ func (c *certs) syncOnce(ctx context.Context) error {
 		case why == "" && !apierrors.IsConflict(err):
 			// Only the owner was to change: the certificate as read still serves. (A cluster
 			// with OwnerReferencesPermissionEnforcement wants delete on the Secret for it.)
-			c.log.Warn("cannot make the webhook configuration the owner of the certificate Secret; an uninstall will leave it behind",
-				"secret", c.cfg.CertSecret, "error", err.Error())
+			// It is tried again at every check, and said once.
+			if !c.ownerWarned.Swap(true) {
+				c.log.Warn("cannot make the webhook configuration the owner of the certificate Secret; an uninstall will leave it behind",
+					"secret", c.cfg.CertSecret, "error", err.Error())
+			}
 		default:
 			return fmt.Errorf("update secret %s/%s: %w", c.cfg.Namespace, c.cfg.CertSecret, err)
 		}
