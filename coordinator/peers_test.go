@@ -72,17 +72,7 @@ func (f *fixedKeys) Version() store.Version                  { return f.v }
 // TestFetchFromPeersHighestVersion: the key is taken with the highest version among the peers
 // that give it, not the first peer's; a failure to list the peers is ErrUnavailable.
 func TestFetchFromPeersHighestVersion(t *testing.T) {
-	p, err := sim.Create(filepath.Join(t.TempDir(), "platform"), sim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := verify.LoadCollateral(p.CollateralDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := sha256.Sum256([]byte("coordinator"))
-	issuer := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(sha256.Sum256([]byte("m")), signer, attest.CoordinatorProdID, 1)}
-	v := attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col})
+	issuer, v := simCoordinator(t)
 	self, err := peer.SelfIdentity(t.Context(), issuer, v)
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +140,21 @@ func (f *failingIssuer) Quote(ctx context.Context, rd [64]byte) ([]byte, error) 
 
 // TestPeerAttesterRetries: a failed self-quote is not kept; the next call tries again.
 func TestPeerAttesterRetries(t *testing.T) {
+	base, v := simCoordinator(t)
+	issuer := &failingIssuer{Issuer: base}
+	tt := &tee{issuer: issuer, verifier: v, simulation: true}
+	if _, err := tt.peerAttester(t.Context()); err == nil {
+		t.Fatal("first call: no error, want the quote's failure")
+	}
+	if _, err := tt.peerAttester(t.Context()); err != nil {
+		t.Fatalf("second call: %v, want an attester", err)
+	}
+}
+
+// simCoordinator returns the issuer of a simulated Coordinator (signer "coordinator", SVN 1)
+// on a new simulated platform, and a verifier of its quotes.
+func simCoordinator(t *testing.T) (*attest.SimIssuer, *attest.Verifier) {
+	t.Helper()
 	p, err := sim.Create(filepath.Join(t.TempDir(), "platform"), sim.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -159,12 +164,6 @@ func TestPeerAttesterRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer := sha256.Sum256([]byte("coordinator"))
-	issuer := &failingIssuer{Issuer: &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(sha256.Sum256([]byte("m")), signer, attest.CoordinatorProdID, 1)}}
-	tt := &tee{issuer: issuer, verifier: attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col}), simulation: true}
-	if _, err := tt.peerAttester(t.Context()); err == nil {
-		t.Fatal("first call: no error, want the quote's failure")
-	}
-	if _, err := tt.peerAttester(t.Context()); err != nil {
-		t.Fatalf("second call: %v, want an attester", err)
-	}
+	issuer := &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(sha256.Sum256([]byte("m")), signer, attest.CoordinatorProdID, 1)}
+	return issuer, attest.NewVerifier(verify.New(p.Root()), attest.StaticCollateral{C: col})
 }
