@@ -100,6 +100,10 @@ type Manifest struct {
 	EnclaveTmpfs []string `json:"enclave_tmpfs,omitempty"`
 	// Coordinator, when set, is the Coordinator identity the launcher accepts.
 	Coordinator *Coordinator `json:"coordinator,omitempty"`
+	// Launcher, when set, is the launcher binary the manifest was made for; in
+	// simulation a launcher that is this binary measures itself from the record
+	// (see [Launcher]).
+	Launcher *Launcher `json:"launcher,omitempty"`
 	// EnclaveSize is the enclave size as Gramine writes it: a power of two
 	// with an optional K, M, G or T suffix ("1G"); empty means the converter
 	// default.

@@ -108,6 +108,11 @@ func TestValidate(t *testing.T) {
 		{"enclave size sign", func(m *Manifest) { m.EnclaveSize = "+1G" }, []string{`enclave_size "+1G"`}},
 		{"enclave size unit only", func(m *Manifest) { m.EnclaveSize = "G" }, []string{`enclave_size "G"`}},
 		{"threads", func(m *Manifest) { m.Threads = -1 }, []string{"threads: expected 0..4096, found -1"}},
+		{"launcher without build ID", func(m *Manifest) { m.Launcher.GoBuildID = "" }, nil},
+		{"launcher zero hash", func(m *Manifest) { m.Launcher.SHA256 = Digest{} }, []string{"launcher.sha256: missing"}},
+		{"launcher size", func(m *Manifest) { m.Launcher.Size = 0 }, []string{"launcher.size: expected 1..1073741824, found 0"}},
+		{"launcher build ID", func(m *Manifest) { m.Launcher.GoBuildID = "a b" }, []string{`launcher.go_build_id "a b": expected base64 characters and slashes, found ' '`}},
+		{"launcher build ID long", func(m *Manifest) { m.Launcher.GoBuildID = strings.Repeat("a", 257) }, []string{"launcher.go_build_id", "expected at most 256 bytes, found 257"}},
 		{"several problems", func(m *Manifest) { m.Version, m.Threads, m.Argv = 0, 5000, nil },
 			[]string{"version:", "threads:", "argv:"}},
 	}

@@ -58,6 +58,7 @@ func fullManifest() *Manifest {
 			ISVProdID: 1,
 			MinISVSVN: 2,
 		},
+		Launcher:    &Launcher{SHA256: sum("launcher"), Size: 6345000, GoBuildID: "Nw8oXVYMxiQAjqnvhlho/DfCrn6BAEf2AHp88d-DL/fSM1_mS2-NWAn2NNvCUn/Td1S9vkG8i4sFEjKIx70"},
 		EnclaveSize: "1G",
 		Threads:     16,
 	}

@@ -66,6 +66,7 @@ func (m *Manifest) Validate() error {
 	if c := m.Coordinator; c != nil {
 		c.validate(&p)
 	}
+	m.validateLauncher(&p)
 	if m.EnclaveSize != "" {
 		if why := checkEnclaveSize(m.EnclaveSize); why != "" {
 			p.addf("enclave_size %q: %s", m.EnclaveSize, why)

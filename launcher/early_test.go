@@ -3,41 +3,66 @@ package launcher
 import (
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // TestEarlyDialDoesNotHoldAFailedLaunch: the Coordinator is dialled while the launch checks
 // itself; a launch that fails its own checks returns at once, not when a Coordinator that
-// accepts connections and never answers lets the dial time out.
+// accepts connections and never answers lets the dial time out. The enclave manifest is a FIFO
+// that gets its (malformed) bytes only once the Coordinator has seen the dial, so the launch
+// fails with the dial under way, whatever the speed of its other steps.
 func TestEarlyDialDoesNotHoldAFailedLaunch(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
+	fifo := filepath.Join(t.TempDir(), "enclave.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	dialled := make(chan struct{})
 	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c // held open, silent: the TLS handshake waits
+		c, err := ln.Accept()
+		if err != nil {
+			return
 		}
+		defer c.Close() // held open, silent, until the test ends: the TLS handshake waits
+		close(dialled)
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			w.Write([]byte("{not a manifest"))
+			w.Close()
+		}
+		<-t.Context().Done()
 	}()
 	cfg := Config{Coordinator: ln.Addr().String(), Workload: "app", Instance: "i", TEE: TEESimulation, SimDir: t.TempDir(),
-		EnclaveManifest: filepath.Join(t.TempDir(), "missing.json"), Log: slog.New(slog.DiscardHandler)}
-	start := time.Now()
-	_, err = Prepare(t.Context(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "enclave manifest") {
-		t.Fatalf("Prepare = %v; want the missing enclave manifest refused", err)
+		EnclaveManifest: fifo, Log: slog.New(slog.DiscardHandler)}
+	type result struct {
+		err  error
+		took time.Duration
 	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("Prepare took %s to refuse; it waited for the silent Coordinator", took)
-	}
+	done := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		_, err := Prepare(t.Context(), cfg)
+		done <- result{err, time.Since(start)}
+	}()
 	select {
-	case c := <-accepted:
-		c.Close()
-	case <-time.After(5 * time.Second):
-		t.Error("the launch never dialled the Coordinator early")
+	case <-dialled:
+	case <-time.After(10 * time.Second):
+		os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0) // let Prepare end
+		t.Fatal("the launch never dialled the Coordinator early")
+	}
+	r := <-done
+	if r.err == nil || !strings.Contains(r.err.Error(), "enclave manifest") {
+		t.Fatalf("Prepare = %v; want the malformed enclave manifest refused", r.err)
+	}
+	if r.took > 3*time.Second {
+		t.Errorf("Prepare took %s to refuse; it waited for the silent Coordinator", r.took)
 	}
 }

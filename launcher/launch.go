@@ -103,23 +103,16 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	// In simulation the launcher's own hash is half the measurement and the slowest step of a
-	// start: it needs nothing else, so it starts first (see attestSelf).
-	var exe *exeHash
-	if tee == TEESimulation && cfg.SimDir != "" {
-		exe = startHashExecutable()
-	}
-	// The Coordinator is dialled and its quote fetched meanwhile too, and verified once the
-	// enclave manifest has said whom to expect.
+	// The Coordinator is dialled and its quote fetched while the enclave manifest is read and
+	// checked, and verified once the manifest has said whom to expect.
 	early := startEarlyMesh(ctx, cfg.Coordinator)
 	defer early.close()
 	signed, err := readEnclaveManifest(cfg.EnclaveManifest)
 	if err != nil {
-		exe.wait() // the measurement, never needed, ends with the launch
 		return nil, err
 	}
 	m := signed.Manifest
-	att, err := attestSelf(ctx, cfg, tee, exe, signed, log)
+	att, err := attestSelf(ctx, cfg, tee, signed, log)
 	if err != nil {
 		return nil, err
 	}
@@ -299,8 +292,8 @@ func chooseTEE(cfg Config) (string, error) {
 }
 
 // attestSelf sets up the evidence of this launch in tee and the Coordinator identity it
-// accepts. In simulation, exe is the launcher's own hash, under way (see Prepare).
-func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signed *enclave.Signed, log *slog.Logger) (*attestation, error) {
+// accepts.
+func attestSelf(ctx context.Context, cfg Config, tee string, signed *enclave.Signed, log *slog.Logger) (*attestation, error) {
 	gramine := &attest.GramineIssuer{Dir: cfg.GramineDir}
 	m := signed.Manifest
 	att := &attestation{}
@@ -320,12 +313,14 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 			return nil, fmt.Errorf("%s=%s needs %s", EnvTEE, TEESimulation, EnvSimDir)
 		}
 		log.Warn("SIMULATION MODE: this workload is not protected by SGX; its evidence can be forged by anyone holding the simulated platform")
-		// The launcher's own hash, started before the enclave manifest was read, goes on while
-		// the platform is loaded, the trusted files are verified and the Coordinator is dialled
-		// and verified, and the first quote waits for it. Nothing is quoted, so nothing is sent
-		// that depends on the measurement, before it is complete.
-		if exe == nil {
-			exe = startHashExecutable()
+		// The launcher's own hash is half the measurement. Taken from the enclave manifest's
+		// record it is there at once; hashed, it goes on while the platform is loaded, the
+		// trusted files are verified and the Coordinator is verified, and the first quote waits
+		// for it. Nothing is quoted, so nothing is sent that depends on the measurement, before
+		// it is complete.
+		exe := measureSelf(m.Launcher)
+		if exe.err != nil {
+			return nil, fmt.Errorf("refusing to start: %w", exe.err)
 		}
 		pending := &pendingIssuer{done: make(chan struct{})}
 		loaded := make(chan *sim.Platform, 1) // nil if the platform did not load
@@ -343,7 +338,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, exe *exeHash, signe
 			}
 			mr := enclave.SimMRENCLAVE(exe.sum, signed.Raw)
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
-			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "took", exe.took.Round(100*time.Microsecond))
+			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "launcher_hash", exe.how, "took", exe.took.Round(10*time.Microsecond))
 		}()
 		p, err := sim.LoadForQuotes(cfg.SimDir) // a launcher only quotes: no collateral keys
 		loaded <- p
@@ -613,23 +608,73 @@ func (p *pendingIssuer) Quote(ctx context.Context, reportData [64]byte) ([]byte,
 	return p.issuer.Quote(ctx, reportData)
 }
 
-// exeHash is [hashExecutable] under way in its own goroutine.
+// exeHash is the launcher's own hash, the half of its simulated measurement that
+// [measureSelf] takes from the enclave manifest's record or has [hashExecutable] compute in its
+// own goroutine.
 type exeHash struct {
 	done chan struct{}
 	sum  [32]byte // set, with err and took, before done is closed
 	err  error
 	took time.Duration
+	how  string // "recorded" or "computed"
 }
 
-func startHashExecutable() *exeHash {
-	h := &exeHash{done: make(chan struct{})}
+// measureSelf starts measuring the running launcher against rec, the enclave manifest's record
+// of the launcher binary (nil if it has none). A launcher of the recorded size and Go build ID
+// takes the recorded hash at once, having read a few kilobytes of its executable; see
+// [enclave.Launcher] for why that suffices in simulation. Otherwise it hashes its executable,
+// which must then have the recorded hash if there is a record. A launcher of another size is
+// refused at once, its err set and done closed.
+func measureSelf(rec *enclave.Launcher) *exeHash {
+	h := &exeHash{done: make(chan struct{}), how: "computed"}
+	start := time.Now()
+	if rec != nil {
+		size, id, err := executableIdentity()
+		switch {
+		case err != nil: // hash it, by path if need be
+		case size != rec.Size:
+			h.err = notRecordedLauncher(rec, fmt.Sprintf("%d bytes with Go build ID %q", size, id))
+			close(h.done)
+			return h
+		case id != "" && id == rec.GoBuildID:
+			h.sum, h.how, h.took = rec.SHA256, "recorded", time.Since(start)
+			close(h.done)
+			return h
+		}
+	}
 	go func() {
 		defer close(h.done)
-		start := time.Now()
 		h.sum, h.err = hashExecutable()
 		h.took = time.Since(start)
+		if h.err == nil && rec != nil && h.sum != rec.SHA256 {
+			h.err = notRecordedLauncher(rec, fmt.Sprintf("SHA-256 %x", h.sum))
+		}
 	}()
 	return h
+}
+
+// notRecordedLauncher is the error of a launcher that is not the one rec records; found says
+// what it is.
+func notRecordedLauncher(rec *enclave.Launcher, found string) error {
+	return fmt.Errorf("this launcher is not the one the enclave manifest was made for: expected %d bytes with Go build ID %q and SHA-256 %x, found %s; "+
+		"convert the image again with this launcher (or sign the host manifest again), or run the launcher it was made with",
+		rec.Size, rec.GoBuildID, rec.SHA256[:], found)
+}
+
+// executableIdentity returns the size and Go build ID of the running launcher's executable,
+// the file the kernel runs (/proc/self/exe), as [hashExecutable] would hash it.
+func executableIdentity() (size int64, buildID string, err error) {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	id, err := enclave.ReadGoBuildID(f)
+	return fi.Size(), id, err
 }
 
 // wait waits for the hash to end; a nil h has nothing to wait for.
@@ -642,8 +687,8 @@ func (h *exeHash) wait() {
 // hashExecutable returns the SHA-256 of the running launcher's executable, the file the
 // kernel runs (/proc/self/exe), not whatever is at its path now: the same bytes that
 // attest.ExecutableSHA256 hashes. SHA-256 itself is most of it (3.7 ms for the 6.3 MB
-// stripped launcher at 1.7 GB/s with SHA instructions), so Prepare starts it first and runs it
-// while it reads the enclave manifest, verifies the trusted files and the Coordinator.
+// stripped launcher at 1.7 GB/s with SHA instructions), which is why [measureSelf] uses it only
+// when the enclave manifest records no launcher or another build of it.
 //
 // It hashes the file mapped read-only with MAP_POPULATE, which maps every page in one system
 // call, rather than copying it out with read: cloister-launch started 150 times x 4,

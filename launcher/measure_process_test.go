@@ -1,9 +1,11 @@
 package launcher
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,10 +17,13 @@ import (
 )
 
 // TestLaunchProcessMeasuresItsBinary: in simulation the launcher's own file is half its
-// measurement, however fast it is hashed. The real cloister-launch binary, pinned by its
-// MRENCLAVE in the deployment manifest, activates; the same binary with one byte appended (the
-// kernel runs it just the same) measures differently and is refused, as is a trusted file that
-// changed after the manifest was signed.
+// measurement. The real cloister-launch binary, pinned by its MRENCLAVE in the deployment
+// manifest, activates, both with an enclave manifest that records it (taking the recorded hash
+// after checking its size and Go build ID) and with one that does not (hashing itself). The
+// same binary with one byte appended (the kernel runs it just the same) is refused at once
+// against the record, and measures differently and is refused by the Coordinator without one;
+// one with its build ID changed and its size kept is hashed and refused against the record; a
+// trusted file that changed after the manifest was signed is refused.
 func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cloister-launch")
@@ -33,21 +38,6 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	if err := os.WriteFile(app, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	key, err := enclave.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: 7, ISVSVN: 3, Argv: []string{app}, WorkingDir: "/",
-		Files: []enclave.File{{Path: app, SHA256: sha256.Sum256(bin), Size: int64(len(bin))}}}
-	raw, err := enclave.Sign(m, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	em := filepath.Join(dir, "enclave.json")
-	if err := os.WriteFile(em, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
 	launcher := filepath.Join(dir, "cloister-launch")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", launcher, "github.com/cloister-dev/cloister/cmd/cloister-launch")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -58,43 +48,89 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec, err := enclave.DescribeLauncher(launcher)
+	if err != nil || rec.GoBuildID == "" {
+		t.Fatalf("DescribeLauncher = %+v, %v; want a Go build ID", rec, err)
+	}
 	modified := filepath.Join(dir, "cloister-launch-modified")
-	if err := os.WriteFile(modified, append(exe, 0), 0o755); err != nil {
+	if err := os.WriteFile(modified, append(bytes.Clone(exe), 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The build ID's first copy is its ELF note, near the start of the file.
+	patched := filepath.Join(dir, "cloister-launch-patched")
+	i := bytes.Index(exe, []byte(rec.GoBuildID))
+	p := bytes.Clone(exe)
+	p[i] ^= 'A' ^ 'B' // another base64 character
+	if err := os.WriteFile(patched, p, 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	signed, err := enclave.Parse(raw)
+	key, err := enclave.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mr := enclave.SimMRENCLAVE(sha256.Sum256(exe), signed.Raw)
-	doc, _ := json.Marshal(map[string]any{
-		"packages":  map[string]any{"p": map[string]any{"mrenclave": hex.EncodeToString(mr[:])}},
-		"workloads": map[string]any{"app": map[string]any{"package": "p", "exec": true}},
-	})
+	packages, workloads := map[string]any{}, map[string]any{}
+	manifests := map[string]string{}
+	for name, l := range map[string]*enclave.Launcher{"plain": nil, "recorded": rec} {
+		m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: 7, ISVSVN: 3, Argv: []string{app}, WorkingDir: "/",
+			Files: []enclave.File{{Path: app, SHA256: sha256.Sum256(bin), Size: int64(len(bin))}}, Launcher: l}
+		raw, err := enclave.Sign(m, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests[name] = filepath.Join(dir, name+".json")
+		if err := os.WriteFile(manifests[name], raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		signed, err := enclave.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mr := enclave.SimMRENCLAVE(sha256.Sum256(exe), signed.Raw)
+		packages[name] = map[string]any{"mrenclave": hex.EncodeToString(mr[:])}
+		workloads[name] = map[string]any{"package": name, "exec": true}
+	}
+	doc, _ := json.Marshal(map[string]any{"packages": packages, "workloads": workloads})
 	if _, err := c.Core.SetManifest(t.Context(), nil, doc); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{EnvCoordinator + "=" + c.MeshAddr, EnvWorkload + "=app", EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
-		EnvSimDir + "=" + c.Platform.Dir(), EnvEnclaveManifest + "=" + em, EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
-	run := func(bin string) (string, error) {
+	run := func(bin, workload string) (string, error) {
 		cmd := exec.Command(bin)
-		cmd.Env = env
+		cmd.Env = []string{EnvCoordinator + "=" + c.MeshAddr, EnvWorkload + "=" + workload, EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
+			EnvSimDir + "=" + c.Platform.Dir(), EnvEnclaveManifest + "=" + manifests[workload], EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 
-	if out, err := run(launcher); err != nil {
-		t.Fatalf("the pinned launcher: %v\n%s", err, out)
+	for workload, how := range map[string]string{"recorded": "launcher_hash=recorded", "plain": "launcher_hash=computed"} {
+		if out, err := run(launcher, workload); err != nil || !strings.Contains(out, how) {
+			t.Errorf("the pinned launcher, %s: %v\n%s\nwant it activated, saying %s", workload, err, out, how)
+		}
 	}
-	out, err := run(modified)
-	if err == nil || !strings.Contains(out, "not starting the application") || !strings.Contains(out, "POLICY_REJECTED") || !strings.Contains(out, "not accepted") {
-		t.Errorf("the launcher with a byte appended = %v\n%s\nwant the activation refused for its MRENCLAVE", err, out)
+	for _, tc := range []struct {
+		name, bin, workload string
+		want                []string
+	}{
+		{"byte appended, recorded", modified, "recorded", []string{"refusing to start: this launcher is not the one the enclave manifest was made for",
+			fmt.Sprintf("expected %d bytes with Go build ID %q", len(exe), rec.GoBuildID), fmt.Sprintf("found %d bytes", len(exe)+1)}},
+		{"build ID changed, recorded", patched, "recorded", []string{"this launcher is not the one the enclave manifest was made for",
+			fmt.Sprintf("found SHA-256 %x", sha256.Sum256(p))}},
+		{"byte appended, not recorded", modified, "plain", []string{"not starting the application", "POLICY_REJECTED", "not accepted"}},
+	} {
+		out, err := run(tc.bin, tc.workload)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(out, w) {
+				t.Errorf("%s = %v\n%s\nwant it refused, saying %q", tc.name, err, out, w)
+			}
+		}
+		if strings.Contains(out, "activated") {
+			t.Errorf("%s activated:\n%s", tc.name, out)
+		}
 	}
 	if err := os.WriteFile(app, append(bin, 0), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err = run(launcher)
+	out, err := run(launcher, "recorded")
 	if err == nil || !strings.Contains(out, "do not match the manifest") {
 		t.Errorf("the pinned launcher with a modified trusted file = %v\n%s\nwant it refused", err, out)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,10 +19,12 @@ import (
 	"github.com/cloister-dev/cloister/internal/coordtest"
 )
 
-// startupSetup starts an in-process Coordinator and writes a signed enclave manifest for
-// /bin/true (its one trusted file) with a manifest that delivers a certificate, key and
-// secret, as a small real workload would get. exec says whether the workload is exec'd.
-func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, path string) {
+// startupSetup starts an in-process Coordinator with a manifest that delivers a certificate,
+// key and secret, as a small real workload would get, to workloads signed by one enclave key.
+// exec says whether the workload is exec'd. sign writes an enclave manifest for /bin/true (its
+// one trusted file) signed with that key, recording the launcher l (nil for none), and returns
+// its path.
+func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, sign func(l *enclave.Launcher) string) {
 	c := coordtest.Start(b)
 	tc = &testCoordinator{c: c.Core, mesh: c.MeshAddr, platform: c.Platform}
 	dir := b.TempDir()
@@ -33,15 +36,20 @@ func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, path string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: 7, ISVSVN: 3, Argv: []string{"/bin/true"}, WorkingDir: "/",
-		Files: []enclave.File{{Path: "/bin/true", SHA256: sha256.Sum256(bin), Size: int64(len(bin))}}}
-	raw, err := enclave.Sign(m, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	path = filepath.Join(dir, "enclave.json")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		b.Fatal(err)
+	n := 0
+	sign = func(l *enclave.Launcher) string {
+		m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: 7, ISVSVN: 3, Argv: []string{"/bin/true"}, WorkingDir: "/",
+			Files: []enclave.File{{Path: "/bin/true", SHA256: sha256.Sum256(bin), Size: int64(len(bin))}}, Launcher: l}
+		raw, err := enclave.Sign(m, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+		path := filepath.Join(dir, fmt.Sprintf("enclave-%d.json", n))
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return path
 	}
 	signer := enclave.MRSigner(&key.PublicKey)
 	out := filepath.Join(dir, "out")
@@ -55,64 +63,88 @@ func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, path string) {
 	if _, err := tc.c.SetManifest(b.Context(), nil, doc); err != nil {
 		b.Fatal(err)
 	}
-	return tc, path
+	return tc, sign
 }
 
-// BenchmarkStartup measures a launch in process from reading the enclave manifest to the
-// point where the application would start: verify the trusted file, measure the launcher
-// (hash its own executable, here the test binary), verify the Coordinator's quote, activate
-// with a new key and quote, write the delivered files. The executable's size is reported as
-// exe-MB: the hash is proportional to it.
-func BenchmarkStartup(b *testing.B) {
-	tc, path := startupSetup(b, false)
-	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(),
-		EnclaveManifest: path, HostEnv: []string{"PATH=/usr/bin:/bin"}, Log: slog.New(slog.DiscardHandler)}
-	exe, _ := os.Executable()
-	fi, err := os.Stat(exe)
+// describe is enclave.DescribeLauncher of the launcher binary at path.
+func describe(b testing.TB, path string) *enclave.Launcher {
+	l, err := enclave.DescribeLauncher(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	fastest := time.Duration(1 << 62)
-	for b.Loop() {
-		t0 := time.Now()
-		if _, err := Prepare(b.Context(), cfg); err != nil {
-			b.Fatal(err)
-		}
-		fastest = min(fastest, time.Since(t0))
+	return l
+}
+
+// BenchmarkStartup measures a launch in process from reading the enclave manifest to the
+// point where the application would start: verify the trusted file, measure the launcher (the
+// test binary, by the enclave manifest's record of it, or, hashed, by hashing its whole
+// executable), verify the Coordinator's quote, activate with a new key and quote, write the
+// delivered files. The executable's size is reported as exe-MB: the hash is proportional to it.
+func BenchmarkStartup(b *testing.B) {
+	tc, sign := startupSetup(b, false)
+	exe, _ := os.Executable()
+	rec := describe(b, exe)
+	for _, bc := range []struct {
+		name string
+		l    *enclave.Launcher
+	}{{"recorded", rec}, {"hashed", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(),
+				EnclaveManifest: sign(bc.l), HostEnv: []string{"PATH=/usr/bin:/bin"}, Log: slog.New(slog.DiscardHandler)}
+			b.ReportAllocs()
+			fastest := time.Duration(1 << 62)
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := Prepare(b.Context(), cfg); err != nil {
+					b.Fatal(err)
+				}
+				fastest = min(fastest, time.Since(t0))
+			}
+			b.ReportMetric(float64(rec.Size)/1e6, "exe-MB")
+			b.ReportMetric(float64(fastest.Microseconds())/1000, "min-ms")
+		})
 	}
-	b.ReportMetric(float64(fi.Size())/1e6, "exe-MB")
-	b.ReportMetric(float64(fastest.Microseconds())/1000, "min-ms")
 }
 
 // BenchmarkLaunchProcess measures what a container's start pays: the cloister-launch binary
 // (built here as for images, CGO_ENABLED=0; "stripped" with -trimpath -ldflags='-s -w', as the
-// README and the e2e tests build it) from its exec to
-// the exec of the application (/bin/true, exec: true), the runtime's start, process creation
-// and /bin/true included. The Coordinator runs in this process, so on a machine with few CPUs
-// the two compete. The Coordinator serves its shared epoch quote, which the launcher fetches
-// while it checks its enclave manifest and trusted files.
+// README and the e2e tests build it) from its exec to the exec of the application (/bin/true,
+// exec: true), the runtime's start, process creation and /bin/true included. The enclave
+// manifest records the launcher, as a converted image's does; "stripped-hashed" is the stripped
+// launcher with a manifest that does not, so that it hashes its executable (as with images
+// converted before the record). The Coordinator runs in this process, so on a machine with few
+// CPUs the two compete. The Coordinator serves its shared epoch quote, which the launcher
+// fetches while it checks its enclave manifest and trusted files.
 //
-// With CLOISTER_BENCH_BASE_LAUNCHER set to another cloister-launch binary (an older build),
-// the "compare" sub-benchmark starts it and the stripped build of this tree alternately, so
-// that both see the same load, and reports each one's figures (base-* and new-*).
+// With CLOISTER_BENCH_BASE_LAUNCHER set to another cloister-launch binary (an older build,
+// given a manifest without the record, which it does not know), the "compare" sub-benchmark
+// starts it and the stripped build of this tree alternately, so that both see the same load,
+// and reports each one's figures (base-* and new-*).
 func BenchmarkLaunchProcess(b *testing.B) {
-	tc, path := startupSetup(b, true)
-	env := []string{EnvCoordinator + "=" + tc.mesh, EnvWorkload + "=app", EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
-		EnvSimDir + "=" + tc.platform.Dir(), EnvEnclaveManifest + "=" + path, EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
+	tc, sign := startupSetup(b, true)
+	env := func(manifest string) []string {
+		return []string{EnvCoordinator + "=" + tc.mesh, EnvWorkload + "=app", EnvInstance + "=app-1", EnvTEE + "=" + TEESimulation,
+			EnvSimDir + "=" + tc.platform.Dir(), EnvEnclaveManifest + "=" + manifest, EnvRetryTimeout + "=0s", "PATH=/usr/bin:/bin"}
+	}
 	stripped := []string{"-trimpath", "-ldflags=-s -w"}
 	for _, bc := range []struct {
-		name  string
-		flags []string
-	}{{"default", nil}, {"stripped", stripped}} {
+		name     string
+		flags    []string
+		recorded bool
+	}{{"default", nil, true}, {"stripped", stripped, true}, {"stripped-hashed", stripped, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			bin := buildLauncher(b, bc.flags)
+			var rec *enclave.Launcher
+			if bc.recorded {
+				rec = describe(b, bin)
+			}
+			e := env(sign(rec))
 			// The allocations reported are this process's (starting the launcher, the
 			// Coordinator's side of the activation), not the launcher's own.
 			b.ReportAllocs()
 			var s startStats
 			for b.Loop() {
-				s.start(b, bin, env)
+				s.start(b, bin, e)
 			}
 			s.report(b, bin, "")
 		})
@@ -123,11 +155,12 @@ func BenchmarkLaunchProcess(b *testing.B) {
 	}
 	b.Run("compare", func(b *testing.B) {
 		bin := buildLauncher(b, stripped)
+		baseEnv, binEnv := env(sign(nil)), env(sign(describe(b, bin)))
 		b.ReportAllocs()
 		var old, cur startStats
 		for b.Loop() {
-			old.start(b, base, env)
-			cur.start(b, bin, env)
+			old.start(b, base, baseEnv)
+			cur.start(b, bin, binEnv)
 		}
 		old.report(b, base, "base-")
 		cur.report(b, bin, "new-")
@@ -196,9 +229,10 @@ func (s *startStats) report(b *testing.B, bin, prefix string) {
 // BenchmarkRenew measures one renewal as the supervisor does it: a new key, the Coordinator
 // verified on a new connection, an activation with a new quote, the files replaced.
 func BenchmarkRenew(b *testing.B) {
-	tc, path := startupSetup(b, false)
+	tc, sign := startupSetup(b, false)
+	exe, _ := os.Executable()
 	cfg := Config{Coordinator: tc.mesh, Workload: "app", Instance: "app-1", TEE: TEESimulation, SimDir: tc.platform.Dir(),
-		EnclaveManifest: path, HostEnv: []string{"PATH=/usr/bin:/bin"}, Log: slog.New(slog.DiscardHandler)}
+		EnclaveManifest: sign(describe(b, exe)), HostEnv: []string{"PATH=/usr/bin:/bin"}, Log: slog.New(slog.DiscardHandler)}
 	p, err := Prepare(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)

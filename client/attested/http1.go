@@ -11,7 +11,7 @@ import (
 
 // HTTP/1.1 answers are read here rather than with net/http: the launcher makes two requests per
 // start, and net/http (with its HTTP/2 client, MIME and IDNA tables, gzip) is a third of its
-// binary, which it hashes at every start in simulation and pages in at every start anywhere.
+// binary, which every image carries and every start pages in.
 
 // Bounds of an answer's framing.
 const (

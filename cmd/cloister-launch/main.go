@@ -4,8 +4,8 @@
 // workload with exec, by exec. See package launcher. It is configured by CLOISTER_*
 // environment variables.
 //
-// Build it static, and stripped to hash a third less at every start in simulation (as the
-// README's go install line and the e2e tests do):
+// Build it static, and stripped, a third smaller (as the README's go install line and the e2e
+// tests do):
 //
 //	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o cloister-launch ./cmd/cloister-launch
 package main

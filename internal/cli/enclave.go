@@ -78,15 +78,15 @@ instead (the workload's "files").`,
 	return cmd
 }
 
-// enclaveManifest turns the flags and argv into an enclave manifest and its signing key,
-// checking everything at once.
-func (f *enclaveSignFlags) enclaveManifest(argv []string) (*enclave.Manifest, *enclave.Signed, []enclave.Link, []byte, error) {
+// enclaveManifest turns the flags and argv into an enclave manifest for the launcher described
+// by launcher, signed, checking everything at once.
+func (f *enclaveSignFlags) enclaveManifest(argv []string, launcher *enclave.Launcher) (*enclave.Manifest, *enclave.Signed, []enclave.Link, []byte, error) {
 	var errs []error
 	if err := checkWorkloadProdID(f.isvProdID); err != nil {
 		errs = append(errs, err)
 	}
 	m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, Argv: argv,
-		AllowEnv: f.allowEnv, User: f.user}
+		AllowEnv: f.allowEnv, User: f.user, Launcher: launcher}
 	if f.manifest == "" {
 		errs = append(errs, errors.New("--manifest is required: the file to write the signed enclave manifest to"))
 	}
@@ -168,17 +168,6 @@ func (f *enclaveSignFlags) enclaveManifest(argv []string) (*enclave.Manifest, *e
 	return m, s, links, raw, nil
 }
 
-// launcherSHA256 hashes the launcher binary p.
-func launcherSHA256(p string) ([32]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	defer f.Close()
-	sum, _, err := enclave.HashReader(f)
-	return sum, err
-}
-
 // isExecutable reports whether p is a regular file with an execute bit, as execvp wants.
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
@@ -194,14 +183,15 @@ func (a *app) runEnclaveSign(cmd *cobra.Command, argv []string, f *enclaveSignFl
 		}
 		launcher = exe
 	}
-	m, s, links, raw, err := f.enclaveManifest(argv)
-	if err != nil {
-		return err
-	}
-	lsum, err := launcherSHA256(launcher)
+	rec, err := enclave.DescribeLauncher(launcher)
 	if err != nil {
 		return fmt.Errorf("--launcher: %w", err)
 	}
+	m, s, links, raw, err := f.enclaveManifest(argv, rec)
+	if err != nil {
+		return err
+	}
+	lsum := rec.SHA256
 	if err := atomicfile.Write(f.manifest, raw, 0o644); err != nil {
 		return fmt.Errorf("--manifest: %w", err)
 	}

@@ -18,7 +18,8 @@ const testSignKey = "../../enclave/testdata/signer.pem"
 
 // TestEnclaveSign signs a manifest for a script and checks what it holds and that the printed
 // measurement is the one the launcher computes: SimMRENCLAVE over the launcher's SHA-256 and
-// the signed bytes.
+// the signed bytes. The launcher, recorded in the manifest, is an ELF executable without a Go
+// build ID (a copy of /bin/true), which a launcher would hash at every start.
 func TestEnclaveSign(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "app.sh")
@@ -26,7 +27,11 @@ func TestEnclaveSign(t *testing.T) {
 	if err := os.WriteFile(script, []byte("echo hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(launcher, []byte("a launcher"), 0o755); err != nil {
+	elf, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip("no /bin/true")
+	}
+	if err := os.WriteFile(launcher, elf, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink("app.sh", filepath.Join(dir, "run")); err != nil {
@@ -65,9 +70,12 @@ func TestEnclaveSign(t *testing.T) {
 	if len(doc.Links) != 1 || doc.Links[0].Path != filepath.Join(dir, "run") || doc.Links[0].Target != script {
 		t.Errorf("links %+v; want run -> app.sh", doc.Links)
 	}
-	want := enclave.SimMRENCLAVE(sha256.Sum256([]byte("a launcher")), s.Raw)
+	want := enclave.SimMRENCLAVE(sha256.Sum256(elf), s.Raw)
 	if doc.MREnclaveSimulation != enclave.Digest(want).String() || doc.Files != 3 {
 		t.Errorf("printed %+v; want MRENCLAVE %x over 3 files", doc, want)
+	}
+	if l := m.Launcher; l == nil || l.SHA256 != sha256.Sum256(elf) || l.Size != int64(len(elf)) || l.GoBuildID != "" {
+		t.Errorf("launcher record %+v; want /bin/true's hash and size, no Go build ID", l)
 	}
 }
 
@@ -88,6 +96,8 @@ func TestEnclaveSignRefuses(t *testing.T) {
 		{"missing file", []string{"--sign-key", testSignKey, "--manifest", out, "--file", filepath.Join(dir, "none"), "--", "/bin/sh"}, "trusted files:"},
 		{"prodid without signer", []string{"--sign-key", testSignKey, "--manifest", out, "--coordinator-isvprodid", "7", "--", "/bin/sh"}, "need --coordinator-mrsigner"},
 		{"bad allow-env", []string{"--sign-key", testSignKey, "--manifest", out, "--allow-env", "A*B", "--", "/bin/sh"}, `allow_env[0] "A*B"`},
+		{"launcher not ELF", []string{"--sign-key", testSignKey, "--manifest", out, "--launcher", testSignKey, "--", "/bin/sh"}, "--launcher: ../../enclave/testdata/signer.pem: expected an ELF executable"},
+		{"no launcher", []string{"--sign-key", testSignKey, "--manifest", out, "--launcher", filepath.Join(dir, "none"), "--", "/bin/sh"}, "--launcher: open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := run(t, append([]string{"enclave", "sign"}, tc.args...)...)

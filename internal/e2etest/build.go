@@ -180,8 +180,8 @@ func buildInto(root, dir string) (*Binaries, error) {
 	return b, nil
 }
 
-// launcherFlags build the launcher as the README and images do: stripped, since in simulation
-// it hashes its own executable at every start, and without local paths.
+// launcherFlags build the launcher as the README and images do: stripped, a third smaller, and
+// without local paths.
 var launcherFlags = []string{"-trimpath", "-ldflags=-s -w"}
 
 func goBuild(root, out, pkg string, flags []string, env ...string) error {
