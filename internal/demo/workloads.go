@@ -28,6 +28,12 @@ func (d *run) prepareWorkloads() (*workloads, error) {
 	}
 	mrsigner := enclave.MRSigner(&key.PublicKey)
 	d.detail("enclave signer MRSIGNER %s (RSA-3072, e=3, as SGX wants)", hex.EncodeToString(mrsigner[:]))
+	// The manifests record the launcher, this cloister binary, as the converter records
+	// cloister-launch: it checks that it is that binary and need not hash itself.
+	launcher, err := enclave.DescribeLauncher(d.cfg.Exe)
+	if err != nil {
+		return nil, fmt.Errorf("describe the launcher: %w", err)
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -83,7 +89,7 @@ func (d *run) prepareWorkloads() (*workloads, error) {
 		if err := os.MkdirAll(filepath.Join(d.dir, wl.name), 0o755); err != nil {
 			return nil, err
 		}
-		wl.m.Version, wl.m.ISVProdID, wl.m.ISVSVN = enclave.FormatVersion, 1, 1
+		wl.m.Version, wl.m.ISVProdID, wl.m.ISVSVN, wl.m.Launcher = enclave.FormatVersion, 1, 1, launcher
 		for _, f := range wl.files {
 			tf, err := trustedFile(f)
 			if err != nil {
