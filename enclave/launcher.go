@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // Launcher identifies the launcher binary an image was converted with (or a host manifest
@@ -15,20 +14,28 @@ import (
 // Recording it lets a launcher in simulation take its own hash from the signed manifest
 // instead of hashing its whole executable at every start (3.7 ms of CPU for a 6.3 MB launcher,
 // a quarter of a start): it checks that it is this binary by its size and Go build ID, and
-// only when those differ, or no build ID was recorded, does it hash itself and compare. The
-// Go build ID ends with the Go toolchain's hash of the linked binary, so another build of the
-// launcher has another ID; a deliberately patched binary that keeps its ID and size is not
-// noticed, which changes nothing in simulation, where whoever can run a patched launcher can
-// as well forge its quotes with the simulated platform. Under Gramine the launcher is a
-// trusted file of the Gramine manifest and SGX measures it; this record is not used.
+// only when no build ID was recorded, or it cannot read its own, does it hash itself and
+// compare. A launcher of another size or build ID is refused at once. The converter
+// (image.DescribeLauncher) records a build ID only if its last part is the Go toolchain's content hash of the file (so
+// another build has another ID; one pinned with -ldflags=-buildid is not recorded). What the
+// check cannot catch is a binary made on purpose to carry the recorded size and ID, which
+// changes nothing in simulation: whoever can run such a launcher can as well forge its quotes
+// with the simulated platform. Under Gramine the launcher is a trusted file of the Gramine
+// manifest and SGX measures it; this record is not used.
 type Launcher struct {
 	// SHA256 is the SHA-256 digest of the launcher binary.
 	SHA256 Digest `json:"sha256"`
 	// Size is its size in bytes.
 	Size int64 `json:"size"`
-	// GoBuildID is its Go build ID ([ReadGoBuildID]); empty for a binary without one.
+	// GoBuildID is its Go build ID ([ReadGoBuildID]); empty for a binary without a build ID
+	// that ends with the Go toolchain's content hash of the file.
 	GoBuildID string `json:"go_build_id,omitempty"`
 }
+
+// LauncherFieldTag is the struct tag of [Manifest.Launcher]. encoding/json reads it at run
+// time, so it is in every launcher binary that knows the record and in none older: a converter
+// looks for it in the launcher it is given.
+const LauncherFieldTag = `json:"launcher,omitempty"`
 
 // maxLauncherSize bounds [Launcher.Size]: 1 GiB, far above any launcher.
 const maxLauncherSize = 1 << 30
@@ -54,41 +61,25 @@ func (m *Manifest) validateLauncher(p *problems) {
 	}
 }
 
-// checkBuildID says why id is not a Go build ID as the go command writes them, or "".
+// checkBuildID says why id is not a Go build ID as the go command writes them (base64url
+// hashes separated by slashes), or "".
 func checkBuildID(id string) string {
 	if len(id) > maxBuildID {
 		return fmt.Sprintf("expected at most %d bytes, found %d", maxBuildID, len(id))
 	}
 	for _, c := range []byte(id) {
-		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '/' || c == '+' || c == '=' || c == '.'
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '/'
 		if !ok {
-			return fmt.Sprintf("expected base64 characters and slashes, found %q", c)
+			return fmt.Sprintf("expected base64url characters and slashes, found %q", c)
 		}
 	}
 	return ""
 }
 
-// DescribeLauncher hashes the launcher binary at path and reads its Go build ID: the record
-// a converter puts in [Manifest.Launcher].
-func DescribeLauncher(path string) (*Launcher, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	id, err := ReadGoBuildID(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	sum, size, err := HashReader(io.NewSectionReader(f, 0, maxLauncherSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if size > maxLauncherSize {
-		return nil, fmt.Errorf("%s: expected at most %d bytes, found more", path, int64(maxLauncherSize))
-	}
-	return &Launcher{SHA256: sum, Size: size, GoBuildID: id}, nil
-}
+// ErrForeignBuildID marks a Go build ID note whose text is not what the go command writes
+// (base64url hashes and slashes), such as one set with -ldflags=-buildid: [ReadGoBuildID]
+// returns it, and a converter records no ID for such a launcher.
+var ErrForeignBuildID = errors.New("not a build ID as the go command writes them")
 
 // ELF constants for reading a Go build ID note; see the ELF specification's program header
 // and note sections, and cmd/link, which writes the note.
@@ -105,9 +96,11 @@ const (
 // the note named "Go" of type 4 in a PT_NOTE segment, as the Go linker writes it (and
 // `go tool buildid` prints it). It reads the ELF header, the program headers and the note
 // segments only, a few kilobytes, not the whole file. An executable without such a note has
-// the ID "" and no error; a file that is not a 64-bit ELF executable, or whose headers are out
-// of bounds, is an error. It does not use debug/elf, which would link compression code into
-// the launcher.
+// the ID "" and no error. A file that is not a 64-bit ELF executable, or whose program headers
+// are out of bounds, is an error; so is a Go note whose text is not base64url and slashes (an
+// ID pinned with -ldflags=-buildid). A malformed note segment is skipped, and is the error
+// only if no other segment holds the Go note. It does not use debug/elf, which would link
+// compression code into the launcher.
 func ReadGoBuildID(r io.ReaderAt) (string, error) {
 	var eh [elfHeaderSize64]byte
 	if _, err := r.ReadAt(eh[:], 0); err != nil {
@@ -142,51 +135,65 @@ func ReadGoBuildID(r io.ReaderAt) (string, error) {
 	if _, err := r.ReadAt(phdrs, int64(phoff)); err != nil {
 		return "", fmt.Errorf("read ELF program headers: %w", err)
 	}
+	var first error // of a malformed note segment
 	for i := range int(phnum) {
 		ph := phdrs[i*elfPhdrSize64:]
 		if bo.Uint32(ph) != elfPTNote {
 			continue
 		}
-		off, size := bo.Uint64(ph[0x08:]), bo.Uint64(ph[0x20:])
-		if size > maxNoteSegment || off > maxLauncherSize {
-			return "", fmt.Errorf("ELF note segment %d: offset %d, size %d out of bounds", i, off, size)
-		}
-		seg := make([]byte, size)
-		if _, err := r.ReadAt(seg, int64(off)); err != nil {
-			return "", fmt.Errorf("read ELF note segment %d: %w", i, err)
-		}
-		id, found, err := findGoNote(seg, bo)
-		if err != nil {
-			return "", fmt.Errorf("ELF note segment %d: %w", i, err)
-		}
-		if found {
+		id, found, err := readNoteSegment(r, bo, ph)
+		switch {
+		case err != nil:
+			if first == nil {
+				first = fmt.Errorf("ELF note segment %d: %w", i, err)
+			}
+		case found:
 			if why := checkBuildID(id); why != "" {
-				return "", fmt.Errorf("Go build ID %q: %s", id, why)
+				return "", fmt.Errorf("build ID note %q: %s: %w", id, why, ErrForeignBuildID)
 			}
 			return id, nil
 		}
 	}
-	return "", nil
+	return "", first
 }
 
-// findGoNote walks the notes of one note segment for the Go build ID.
-func findGoNote(seg []byte, bo binary.ByteOrder) (id string, found bool, err error) {
-	align4 := func(n uint64) uint64 { return (n + 3) &^ 3 }
-	for len(seg) > 0 {
-		if len(seg) < 12 {
-			return "", false, fmt.Errorf("expected a 12-byte note header, found %d bytes", len(seg))
+// readNoteSegment reads the note segment of program header ph and looks for the Go build ID
+// in it. Notes are padded to 4 bytes, or to 8 in a segment aligned to 8.
+func readNoteSegment(r io.ReaderAt, bo binary.ByteOrder, ph []byte) (id string, found bool, err error) {
+	off, size, align := bo.Uint64(ph[0x08:]), bo.Uint64(ph[0x20:]), bo.Uint64(ph[0x30:])
+	if size > maxNoteSegment || off > maxLauncherSize {
+		return "", false, fmt.Errorf("offset %d, size %d out of bounds", off, size)
+	}
+	seg := make([]byte, size)
+	if _, err := r.ReadAt(seg, int64(off)); err != nil {
+		return "", false, err
+	}
+	pad := uint64(4)
+	if align == 8 {
+		pad = 8
+	}
+	return findGoNote(seg, bo, pad)
+}
+
+// findGoNote walks the notes of one note segment for the Go build ID. pad is the notes'
+// alignment: each note's description, and the next note, begin at a multiple of pad from the
+// segment's start.
+func findGoNote(seg []byte, bo binary.ByteOrder, pad uint64) (id string, found bool, err error) {
+	align := func(n uint64) uint64 { return (n + pad - 1) &^ (pad - 1) }
+	n := uint64(len(seg))
+	for at := uint64(0); at < n; {
+		if n-at < 12 {
+			return "", false, fmt.Errorf("expected a 12-byte note header at %d, found %d bytes", at, n-at)
 		}
-		namesz, descsz, typ := uint64(bo.Uint32(seg)), uint64(bo.Uint32(seg[4:])), bo.Uint32(seg[8:])
-		rest := seg[12:]
-		// The last note's padding may be cut off by the segment's end.
-		if align4(namesz) > uint64(len(rest)) || descsz > uint64(len(rest))-align4(namesz) {
-			return "", false, errors.New("note runs past the end of its segment")
+		namesz, descsz, typ := uint64(bo.Uint32(seg[at:])), uint64(bo.Uint32(seg[at+4:])), bo.Uint32(seg[at+8:])
+		descAt := align(at + 12 + namesz) // namesz < 2^32: no overflow
+		if descAt > n || descsz > n-descAt {
+			return "", false, fmt.Errorf("note at %d runs past the end of its segment", at)
 		}
-		name, desc := rest[:namesz], rest[align4(namesz):align4(namesz)+descsz]
-		if typ == goBuildIDNote && string(bytes.TrimRight(name, "\x00")) == "Go" {
-			return string(desc), true, nil
+		if name := seg[at+12 : at+12+namesz]; typ == goBuildIDNote && string(bytes.TrimRight(name, "\x00")) == "Go" {
+			return string(seg[descAt : descAt+descsz]), true, nil
 		}
-		seg = rest[min(align4(namesz)+align4(descsz), uint64(len(rest))):]
+		at = align(descAt + descsz) // the last note's padding may be cut off by the segment's end
 	}
 	return "", false, nil
 }

@@ -111,7 +111,7 @@ func TestValidate(t *testing.T) {
 		{"launcher without build ID", func(m *Manifest) { m.Launcher.GoBuildID = "" }, nil},
 		{"launcher zero hash", func(m *Manifest) { m.Launcher.SHA256 = Digest{} }, []string{"launcher.sha256: missing"}},
 		{"launcher size", func(m *Manifest) { m.Launcher.Size = 0 }, []string{"launcher.size: expected 1..1073741824, found 0"}},
-		{"launcher build ID", func(m *Manifest) { m.Launcher.GoBuildID = "a b" }, []string{`launcher.go_build_id "a b": expected base64 characters and slashes, found ' '`}},
+		{"launcher build ID", func(m *Manifest) { m.Launcher.GoBuildID = "a b" }, []string{`launcher.go_build_id "a b": expected base64url characters and slashes, found ' '`}},
 		{"launcher build ID long", func(m *Manifest) { m.Launcher.GoBuildID = strings.Repeat("a", 257) }, []string{"launcher.go_build_id", "expected at most 256 bytes, found 257"}},
 		{"several problems", func(m *Manifest) { m.Version, m.Threads, m.Argv = 0, 5000, nil },
 			[]string{"version:", "threads:", "argv:"}},

@@ -25,25 +25,31 @@ const BuildLauncherHint = "CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o 
 
 // launcherInfo is the launcher binary as it was hashed.
 type launcherInfo struct {
-	path    string
-	sum     enclave.Digest
-	size    int64
-	buildID string // its Go build ID, "" if it has none
+	path string
+	sum  enclave.Digest
+	size int64
 	// unstripped is the size of its symbol table and debug information, which the program
 	// never reads; 0 for a stripped binary.
 	unstripped int64
+	// record is the launcher's record in the enclave manifest; nil for another binary.
+	record *enclave.Launcher
 }
 
-// record is the launcher's record in the enclave manifest ([enclave.Manifest.Launcher]).
-func (li *launcherInfo) record() *enclave.Launcher {
-	return &enclave.Launcher{SHA256: li.sum, Size: li.size, GoBuildID: li.buildID}
-}
-
-// checkLauncher hashes the launcher binary and checks that it is a
-// statically linked ELF executable, which runs in any image.
+// checkLauncher hashes the launcher binary, checks that it is a statically linked ELF
+// executable, which runs in any image, and that knows the launcher record, and describes it
+// for the enclave manifest (see [DescribeLauncher]).
 func checkLauncher(p string) (*launcherInfo, error) {
 	li, _, err := staticBinary(p, "launcher", BuildLauncherHint)
-	return li, err
+	if err != nil {
+		return nil, err
+	}
+	if li.record, err = DescribeLauncher(p); err != nil {
+		return nil, fmt.Errorf("launcher %w", err)
+	}
+	if li.record.SHA256 != li.sum || li.record.Size != li.size {
+		return nil, fmt.Errorf("launcher %s changed while it was read", p)
+	}
+	return li, nil
 }
 
 // strippableBytes is the size of the sections of ef that stripping removes (go build
@@ -93,15 +99,11 @@ func staticBinary(p, what, hint string) (*launcherInfo, string, error) {
 	if !ok {
 		return nil, "", fmt.Errorf("%s %s: machine %s; expected x86-64 or AArch64", what, p, ef.Machine)
 	}
-	id, err := enclave.ReadGoBuildID(f)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s %s: %w", what, p, err)
-	}
 	sum, size, err := enclave.HashReader(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return nil, "", fmt.Errorf("%s %s: %w", what, p, err)
 	}
-	return &launcherInfo{path: p, sum: sum, size: size, buildID: id, unstripped: strippableBytes(ef)}, arch, nil
+	return &launcherInfo{path: p, sum: sum, size: size, unstripped: strippableBytes(ef)}, arch, nil
 }
 
 // addedFile is one file of the added layer.

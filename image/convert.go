@@ -166,7 +166,7 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	if err != nil {
 		return nil, err
 	}
-	m.Launcher = li.record()
+	m.Launcher = li.record
 	signedBytes, err := enclave.Sign(m, cfg.SignKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing the enclave manifest: %w", err)

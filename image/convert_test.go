@@ -78,7 +78,7 @@ func TestConvertedImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, err := enclave.DescribeLauncher(testLauncher()); err != nil || !cmp.Equal(m.Launcher, want) || want.GoBuildID == "" {
+	if want, err := DescribeLauncher(testLauncher()); err != nil || !cmp.Equal(m.Launcher, want) || want.GoBuildID == "" {
 		t.Errorf("launcher record %+v; want %+v (%v), with a Go build ID", m.Launcher, want, err)
 	}
 	wantMR := hexDigest(enclave.SimMRENCLAVE(launcherSum, s.Raw))

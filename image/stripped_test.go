@@ -9,21 +9,12 @@ import (
 	"testing"
 )
 
-// buildStatic builds a small static Go program with the extra go build flags, as a stand-in
-// launcher (the converter checks only that it is a static executable).
-func buildStatic(t *testing.T, flags ...string) string {
+// buildLauncher builds cloister-launch static with the extra go build flags.
+func buildLauncher(t *testing.T, flags ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module launcher\n\ngo 1.26\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "launcher")
-	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, ".")...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	bin := filepath.Join(t.TempDir(), "launcher")
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, "github.com/cloister-dev/cloister/cmd/cloister-launch")...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -37,7 +28,7 @@ func TestUnstrippedLauncherWarning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two programs")
 	}
-	unstripped, stripped := buildStatic(t), buildStatic(t, "-trimpath", "-ldflags=-s -w")
+	unstripped, stripped := buildLauncher(t), buildLauncher(t, "-trimpath", "-ldflags=-s -w")
 	li, err := checkLauncher(unstripped)
 	if err != nil {
 		t.Fatal(err)

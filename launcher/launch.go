@@ -318,15 +318,15 @@ func attestSelf(ctx context.Context, cfg Config, tee string, signed *enclave.Sig
 		// trusted files are verified and the Coordinator is verified, and the first quote waits
 		// for it. Nothing is quoted, so nothing is sent that depends on the measurement, before
 		// it is complete.
-		exe := measureSelf(m.Launcher)
-		if exe.err != nil {
-			return nil, fmt.Errorf("refusing to start: %w", exe.err)
+		exe, err := measureSelf(m.Launcher)
+		if err != nil {
+			return nil, fmt.Errorf("refusing to start: %w", err)
 		}
 		pending := &pendingIssuer{done: make(chan struct{})}
 		loaded := make(chan *sim.Platform, 1) // nil if the platform did not load
 		go func() {
 			defer close(pending.done)
-			exe.wait()
+			<-exe.done
 			p := <-loaded
 			switch {
 			case exe.err != nil:
@@ -338,7 +338,7 @@ func attestSelf(ctx context.Context, cfg Config, tee string, signed *enclave.Sig
 			}
 			mr := enclave.SimMRENCLAVE(exe.sum, signed.Raw)
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
-			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "launcher_hash", exe.how, "took", exe.took.Round(10*time.Microsecond))
+			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "launcher_hash", exe.how, "took", exe.took.Round(10*time.Microsecond), "why", exe.why)
 		}()
 		p, err := sim.LoadForQuotes(cfg.SimDir) // a launcher only quotes: no collateral keys
 		loaded <- p
@@ -359,6 +359,14 @@ func attestSelf(ctx context.Context, cfg Config, tee string, signed *enclave.Sig
 			return nil, fmt.Errorf("refusing to start: %w", err)
 		}
 		log.Info("trusted files verified", "files", len(m.Files)+len(m.ProtectedFiles), "took", time.Since(start).Round(time.Millisecond))
+		if m.Launcher != nil {
+			// A launcher that had to hash itself against the record is refused here, before
+			// it activates, if it is not the recorded one.
+			<-exe.done
+			if exe.err != nil {
+				return nil, fmt.Errorf("refusing to start: %w", exe.err)
+			}
+		}
 		att.issuer = pending
 		att.expect = attested.ExpectSimulated(p.Root())
 		att.simulated = true
@@ -610,36 +618,39 @@ func (p *pendingIssuer) Quote(ctx context.Context, reportData [64]byte) ([]byte,
 
 // exeHash is the launcher's own hash, the half of its simulated measurement that
 // [measureSelf] takes from the enclave manifest's record or has [hashExecutable] compute in its
-// own goroutine.
+// own goroutine. Its other fields are read only after done is closed.
 type exeHash struct {
 	done chan struct{}
 	sum  [32]byte // set, with err and took, before done is closed
 	err  error
 	took time.Duration
 	how  string // "recorded" or "computed"
+	why  string // why it was computed
 }
 
 // measureSelf starts measuring the running launcher against rec, the enclave manifest's record
 // of the launcher binary (nil if it has none). A launcher of the recorded size and Go build ID
 // takes the recorded hash at once, having read a few kilobytes of its executable; see
-// [enclave.Launcher] for why that suffices in simulation. Otherwise it hashes its executable,
-// which must then have the recorded hash if there is a record. A launcher of another size is
-// refused at once, its err set and done closed.
-func measureSelf(rec *enclave.Launcher) *exeHash {
-	h := &exeHash{done: make(chan struct{}), how: "computed"}
+// [enclave.Launcher] for why that suffices in simulation. A launcher of another size or build
+// ID is not the recorded one and is refused at once. Otherwise (no record, no recorded build
+// ID, or its own unreadable) it hashes its executable, which must then have the recorded hash
+// if there is a record; that error is h.err, once h.done is closed.
+func measureSelf(rec *enclave.Launcher) (*exeHash, error) {
+	h := &exeHash{done: make(chan struct{}), how: "computed", why: "the enclave manifest records no launcher"}
 	start := time.Now()
 	if rec != nil {
 		size, id, err := executableIdentity()
 		switch {
-		case err != nil: // hash it, by path if need be
-		case size != rec.Size:
-			h.err = notRecordedLauncher(rec, fmt.Sprintf("%d bytes with Go build ID %q", size, id))
+		case err != nil:
+			h.why = fmt.Sprintf("reading its own build ID: %v", err)
+		case size != rec.Size || (rec.GoBuildID != "" && id != rec.GoBuildID):
+			return nil, notRecordedLauncher(rec, fmt.Sprintf("%d bytes with Go build ID %q", size, id))
+		case rec.GoBuildID == "":
+			h.why = "the record has no Go build ID"
+		default:
+			h.sum, h.how, h.why, h.took = rec.SHA256, "recorded", "", time.Since(start)
 			close(h.done)
-			return h
-		case id != "" && id == rec.GoBuildID:
-			h.sum, h.how, h.took = rec.SHA256, "recorded", time.Since(start)
-			close(h.done)
-			return h
+			return h, nil
 		}
 	}
 	go func() {
@@ -650,7 +661,7 @@ func measureSelf(rec *enclave.Launcher) *exeHash {
 			h.err = notRecordedLauncher(rec, fmt.Sprintf("SHA-256 %x", h.sum))
 		}
 	}()
-	return h
+	return h, nil
 }
 
 // notRecordedLauncher is the error of a launcher that is not the one rec records; found says
@@ -675,13 +686,6 @@ func executableIdentity() (size int64, buildID string, err error) {
 	}
 	id, err := enclave.ReadGoBuildID(f)
 	return fi.Size(), id, err
-}
-
-// wait waits for the hash to end; a nil h has nothing to wait for.
-func (h *exeHash) wait() {
-	if h != nil {
-		<-h.done
-	}
 }
 
 // hashExecutable returns the SHA-256 of the running launcher's executable, the file the

@@ -13,17 +13,20 @@ import (
 	"testing"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/image"
 	"github.com/cloister-dev/cloister/internal/coordtest"
 )
 
 // TestLaunchProcessMeasuresItsBinary: in simulation the launcher's own file is half its
 // measurement. The real cloister-launch binary, pinned by its MRENCLAVE in the deployment
-// manifest, activates, both with an enclave manifest that records it (taking the recorded hash
-// after checking its size and Go build ID) and with one that does not (hashing itself). The
-// same binary with one byte appended (the kernel runs it just the same) is refused at once
-// against the record, and measures differently and is refused by the Coordinator without one;
-// one with its build ID changed and its size kept is hashed and refused against the record; a
-// trusted file that changed after the manifest was signed is refused.
+// manifest, activates with an enclave manifest that records it (taking the recorded hash after
+// checking its size and Go build ID), with one that records it without a build ID (hashing
+// itself and comparing) and with one that does not record it (hashing itself). The same binary
+// with one byte appended (the kernel runs it just the same), or with its build ID changed and
+// its size kept, is refused at once against the record; the latter, against a record without
+// a build ID, is hashed and refused before it activates; without a record the former measures
+// differently and is refused by the Coordinator. A trusted file that changed after the
+// manifest was signed is refused.
 func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cloister-launch")
@@ -48,7 +51,7 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := enclave.DescribeLauncher(launcher)
+	rec, err := image.DescribeLauncher(launcher)
 	if err != nil || rec.GoBuildID == "" {
 		t.Fatalf("DescribeLauncher = %+v, %v; want a Go build ID", rec, err)
 	}
@@ -60,7 +63,7 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	patched := filepath.Join(dir, "cloister-launch-patched")
 	i := bytes.Index(exe, []byte(rec.GoBuildID))
 	p := bytes.Clone(exe)
-	p[i] ^= 'A' ^ 'B' // another base64 character
+	p[i] = map[bool]byte{true: 'A', false: 'B'}[p[i] != 'A'] // another base64url character
 	if err := os.WriteFile(patched, p, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,9 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	}
 	packages, workloads := map[string]any{}, map[string]any{}
 	manifests := map[string]string{}
-	for name, l := range map[string]*enclave.Launcher{"plain": nil, "recorded": rec} {
+	noID := *rec
+	noID.GoBuildID = ""
+	for name, l := range map[string]*enclave.Launcher{"plain": nil, "recorded": rec, "recorded-no-id": &noID} {
 		m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: 7, ISVSVN: 3, Argv: []string{app}, WorkingDir: "/",
 			Files: []enclave.File{{Path: app, SHA256: sha256.Sum256(bin), Size: int64(len(bin))}}, Launcher: l}
 		raw, err := enclave.Sign(m, key)
@@ -102,7 +107,7 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 		return string(out), err
 	}
 
-	for workload, how := range map[string]string{"recorded": "launcher_hash=recorded", "plain": "launcher_hash=computed"} {
+	for workload, how := range map[string]string{"recorded": "launcher_hash=recorded", "plain": "launcher_hash=computed", "recorded-no-id": "launcher_hash=computed"} {
 		if out, err := run(launcher, workload); err != nil || !strings.Contains(out, how) {
 			t.Errorf("the pinned launcher, %s: %v\n%s\nwant it activated, saying %s", workload, err, out, how)
 		}
@@ -110,12 +115,15 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 	for _, tc := range []struct {
 		name, bin, workload string
 		want                []string
+		early               bool // refused before it activates
 	}{
 		{"byte appended, recorded", modified, "recorded", []string{"refusing to start: this launcher is not the one the enclave manifest was made for",
-			fmt.Sprintf("expected %d bytes with Go build ID %q", len(exe), rec.GoBuildID), fmt.Sprintf("found %d bytes", len(exe)+1)}},
-		{"build ID changed, recorded", patched, "recorded", []string{"this launcher is not the one the enclave manifest was made for",
-			fmt.Sprintf("found SHA-256 %x", sha256.Sum256(p))}},
-		{"byte appended, not recorded", modified, "plain", []string{"not starting the application", "POLICY_REJECTED", "not accepted"}},
+			fmt.Sprintf("expected %d bytes with Go build ID %q", len(exe), rec.GoBuildID), fmt.Sprintf("found %d bytes", len(exe)+1)}, true},
+		{"build ID changed, recorded", patched, "recorded", []string{"refusing to start: this launcher is not the one the enclave manifest was made for",
+			fmt.Sprintf("found %d bytes with Go build ID", len(exe))}, true},
+		{"build ID changed, recorded without it", patched, "recorded-no-id", []string{"refusing to start: this launcher is not the one the enclave manifest was made for",
+			fmt.Sprintf("found SHA-256 %x", sha256.Sum256(p))}, true},
+		{"byte appended, not recorded", modified, "plain", []string{"not starting the application", "POLICY_REJECTED", "not accepted"}, false},
 	} {
 		out, err := run(tc.bin, tc.workload)
 		for _, w := range tc.want {
@@ -123,8 +131,8 @@ func TestLaunchProcessMeasuresItsBinary(t *testing.T) {
 				t.Errorf("%s = %v\n%s\nwant it refused, saying %q", tc.name, err, out, w)
 			}
 		}
-		if strings.Contains(out, "activated") {
-			t.Errorf("%s activated:\n%s", tc.name, out)
+		if strings.Contains(out, "activated") || (tc.early && strings.Contains(out, "msg=activating")) {
+			t.Errorf("%s activated, or tried to, although it should be refused first:\n%s", tc.name, out)
 		}
 	}
 	if err := os.WriteFile(app, append(bin, 0), 0o755); err != nil {

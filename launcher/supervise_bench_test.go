@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/image"
 	"github.com/cloister-dev/cloister/internal/coordtest"
 )
 
@@ -68,7 +69,7 @@ func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, sign func(l *en
 
 // describe is enclave.DescribeLauncher of the launcher binary at path.
 func describe(b testing.TB, path string) *enclave.Launcher {
-	l, err := enclave.DescribeLauncher(path)
+	l, err := image.DescribeLauncher(path)
 	if err != nil {
 		b.Fatal(err)
 	}

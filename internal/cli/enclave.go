@@ -11,6 +11,7 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/cli/jsonoutput"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/image"
 	"github.com/cloister-dev/cloister/internal/atomicfile"
 	"github.com/spf13/cobra"
 )
@@ -47,7 +48,9 @@ to the same content.
 
 The manifest is signed like ` + "`cloister image convert`" + ` signs (a key from ` + "`cloister image keygen`" + `). The
 command prints the MRENCLAVE that ` + "`cloister launch`" + ` reports with it in simulation, which a
-deployment-manifest package admits with "mrenclave"; and the MRSIGNER, for "mrsigner".
+deployment-manifest package admits with "mrenclave"; and the MRSIGNER, for "mrsigner". The
+manifest records the launcher (this cloister, or --launcher): another launcher, such as a
+rebuilt cloister, refuses to run it, so sign again after rebuilding.
 
 Protected files are not supported for host programs: a protected path must be a link into
 /dev/shm/cloister-protected, which would change the host's own files, and the plaintext would
@@ -69,7 +72,7 @@ instead (the workload's "files").`,
 	fl.StringVar(&f.workDir, "workdir", "", "the program's working directory (default /)")
 	fl.Uint16Var(&f.isvProdID, "isvprodid", 1, "the enclave's product ID (ISVPRODID)")
 	fl.Uint16Var(&f.isvSVN, "isvsvn", 1, "the enclave's security version (ISVSVN)")
-	fl.StringVar(&f.launcher, "launcher", "", "the launcher binary the printed measurement is for (default: this cloister, which runs `cloister launch`)")
+	fl.StringVar(&f.launcher, "launcher", "", "the launcher binary the manifest is for, which is recorded in it: no other launcher runs it (default: this cloister, which runs `cloister launch`)")
 	fl.StringArrayVar(&f.coord.coordMREnclave, "coordinator-mrenclave", nil, "accept a Coordinator with this MRENCLAVE (hex, repeatable)")
 	fl.StringVar(&f.coord.coordMRSigner, "coordinator-mrsigner", "", "accept a Coordinator with this MRSIGNER (hex)")
 	fl.Uint16Var(&f.coord.coordProdID, "coordinator-isvprodid", attest.CoordinatorProdID, "the Coordinator's ISVPRODID, with --coordinator-mrsigner")
@@ -78,15 +81,16 @@ instead (the workload's "files").`,
 	return cmd
 }
 
-// enclaveManifest turns the flags and argv into an enclave manifest for the launcher described
-// by launcher, signed, checking everything at once.
-func (f *enclaveSignFlags) enclaveManifest(argv []string, launcher *enclave.Launcher) (*enclave.Manifest, *enclave.Signed, []enclave.Link, []byte, error) {
+// enclaveManifest turns the flags and argv into an enclave manifest for the launcher binary at
+// launcher, signed, checking the flags all at once before it reads the launcher and the
+// trusted files.
+func (f *enclaveSignFlags) enclaveManifest(argv []string, launcher string) (*enclave.Manifest, *enclave.Signed, []enclave.Link, []byte, error) {
 	var errs []error
 	if err := checkWorkloadProdID(f.isvProdID); err != nil {
 		errs = append(errs, err)
 	}
 	m := &enclave.Manifest{Version: enclave.FormatVersion, ISVProdID: f.isvProdID, ISVSVN: f.isvSVN, Argv: argv,
-		AllowEnv: f.allowEnv, User: f.user, Launcher: launcher}
+		AllowEnv: f.allowEnv, User: f.user}
 	if f.manifest == "" {
 		errs = append(errs, errors.New("--manifest is required: the file to write the signed enclave manifest to"))
 	}
@@ -148,6 +152,11 @@ func (f *enclaveSignFlags) enclaveManifest(argv []string, launcher *enclave.Laun
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, nil, nil, usageError(err)
 	}
+	rec, err := image.DescribeLauncher(launcher)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("--launcher: %w", err)
+	}
+	m.Launcher = rec
 	files, links, err := enclave.HostFiles(append([]string{prog}, f.files...))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("trusted files: %w", err)
@@ -183,15 +192,11 @@ func (a *app) runEnclaveSign(cmd *cobra.Command, argv []string, f *enclaveSignFl
 		}
 		launcher = exe
 	}
-	rec, err := enclave.DescribeLauncher(launcher)
-	if err != nil {
-		return fmt.Errorf("--launcher: %w", err)
-	}
-	m, s, links, raw, err := f.enclaveManifest(argv, rec)
+	m, s, links, raw, err := f.enclaveManifest(argv, launcher)
 	if err != nil {
 		return err
 	}
-	lsum := rec.SHA256
+	lsum := m.Launcher.SHA256
 	if err := atomicfile.Write(f.manifest, raw, 0o644); err != nil {
 		return fmt.Errorf("--manifest: %w", err)
 	}

@@ -14,7 +14,9 @@ func (a *app) newLaunchCmd() *cobra.Command {
 		Long: `Attest, activate with the Coordinator and exec the application named by the enclave manifest,
 exactly as cloister-launch does inside a confidential container; configured by the same CLOISTER_*
 environment variables (CLOISTER_COORDINATOR, CLOISTER_WORKLOAD, CLOISTER_INSTANCE, CLOISTER_TEE,
-CLOISTER_SIM_DIR, CLOISTER_ENCLAVE_MANIFEST). In simulation the measurement covers this binary.`,
+CLOISTER_SIM_DIR, CLOISTER_ENCLAVE_MANIFEST). In simulation the measurement covers this binary,
+which must be the one the enclave manifest records (cloister enclave sign records the cloister
+that signs it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code := launcher.Main(cmd.Context(), a.getenv, os.Environ(), a.stderr)

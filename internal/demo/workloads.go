@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/image"
 )
 
 // workloads is what prepareWorkloads made.
@@ -30,7 +31,7 @@ func (d *run) prepareWorkloads() (*workloads, error) {
 	d.detail("enclave signer MRSIGNER %s (RSA-3072, e=3, as SGX wants)", hex.EncodeToString(mrsigner[:]))
 	// The manifests record the launcher, this cloister binary, as the converter records
 	// cloister-launch: it checks that it is that binary and need not hash itself.
-	launcher, err := enclave.DescribeLauncher(d.cfg.Exe)
+	launcher, err := image.DescribeLauncher(d.cfg.Exe)
 	if err != nil {
 		return nil, fmt.Errorf("describe the launcher: %w", err)
 	}
