@@ -16,12 +16,14 @@ import (
 // a quarter of a start): it checks that it is this binary by its size and Go build ID, and
 // only when no build ID was recorded, or it cannot read its own, does it hash itself and
 // compare. A launcher of another size or build ID is refused at once. The converter
-// (image.DescribeLauncher) records a build ID only if its last part is the Go toolchain's content hash of the file (so
-// another build has another ID; one pinned with -ldflags=-buildid is not recorded). What the
-// check cannot catch is a binary made on purpose to carry the recorded size and ID, which
-// changes nothing in simulation: whoever can run such a launcher can as well forge its quotes
-// with the simulated platform. Under Gramine the launcher is a trusted file of the Gramine
-// manifest and SGX measures it; this record is not used.
+// (image.DescribeLauncher) records a build ID only if its last part is the Go toolchain's
+// content hash of the file, so another build of the launcher has another ID, and one pinned
+// with -ldflags=-buildid is not recorded. What the check cannot catch is a binary changed
+// after linking while keeping its size and build ID: by accident only in the GNU build ID
+// note, which cmd/go leaves out of its hash; on purpose anywhere. Neither matters in
+// simulation, where whoever can run such a launcher can as well forge its quotes with the
+// simulated platform. Under Gramine the launcher is a trusted file of the Gramine manifest and
+// SGX measures it; this record is not used.
 type Launcher struct {
 	// SHA256 is the SHA-256 digest of the launcher binary.
 	SHA256 Digest `json:"sha256"`

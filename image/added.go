@@ -64,6 +64,16 @@ func strippableBytes(ef *elf.File) int64 {
 	return n
 }
 
+// buildIDWarning is the converter's warning about a launcher recorded without a Go build ID,
+// or "" for one with it.
+func buildIDWarning(li *launcherInfo) string {
+	if li.record.GoBuildID != "" {
+		return ""
+	}
+	return fmt.Sprintf("the launcher %s has no Go build ID that is the Go toolchain's hash of its content (it was changed after linking, or built with -ldflags=-buildid): in simulation it hashes its whole binary at every start instead of checking its build ID; build it with %s",
+		li.path, BuildLauncherHint)
+}
+
 // unstrippedWarning is the converter's warning about a launcher that is not stripped, or ""
 // for a stripped one.
 func unstrippedWarning(li *launcherInfo) string {

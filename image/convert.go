@@ -201,6 +201,9 @@ func Convert(ctx context.Context, src *Source, cfg Config, opts ...Option) (_ *R
 	if w := unstrippedWarning(li); w != "" {
 		warnings = append(warnings, w)
 	}
+	if w := buildIDWarning(li); w != "" {
+		warnings = append(warnings, w)
+	}
 	report.Warnings = warnings
 	img, err := assemble(src, rw.lays, added, &report, created, cfg.RedactHistory)
 	if err != nil {

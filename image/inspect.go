@@ -19,6 +19,7 @@ type found struct {
 	deleted bool   // it removes the path
 	data    []byte // the enclave manifest
 	sum     enclave.Digest
+	size    int64
 	err     error
 }
 
@@ -65,6 +66,12 @@ func Inspect(ctx context.Context, src *Source, opts ...Option) (*Report, *enclav
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %s: %w", src.name, EnclaveManifestPath, err)
 	}
+	// A launcher other than the recorded one refuses to start in simulation, so the
+	// measurement it would be part of is never quoted.
+	if l := signed.Manifest.Launcher; l != nil && (l.SHA256 != lau.sum || l.Size != lau.size) {
+		return nil, nil, fmt.Errorf("image %s: %w: %s is not the launcher the enclave manifest records: expected %d bytes with SHA-256 %s, found %d bytes with SHA-256 %s",
+			src.name, ErrMismatch, LauncherPath, l.Size, l.SHA256, lau.size, lau.sum)
+	}
 	r := newReport(signed, lau.sum)
 	r.Image = src.name
 	if src.digest.Hex != "" {
@@ -88,7 +95,7 @@ func (f *found) see(e *entry, body io.Reader) {
 			b, err := io.ReadAll(io.LimitReader(body, enclave.MaxSize+1))
 			f.data, f.err = b, err
 		} else {
-			f.sum, _, f.err = enclave.HashReader(body)
+			f.sum, f.size, f.err = enclave.HashReader(body)
 		}
 	case e.path == f.path:
 		*f = found{path: f.path, done: true, err: fmt.Errorf("expected a regular file, found %s", e.kind)}

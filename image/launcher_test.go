@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -32,6 +33,11 @@ func TestDescribeLauncher(t *testing.T) {
 	if want := strings.TrimSpace(string(out)); l.SHA256 != sha256.Sum256(b) || l.Size != int64(len(b)) || l.GoBuildID != want {
 		t.Errorf("DescribeLauncher = %+v; want size %d and build ID %q", l, len(b), want)
 	}
+	if li, err := checkLauncher(bin); err != nil {
+		t.Error(err)
+	} else if w := buildIDWarning(li); w != "" {
+		t.Errorf("checkLauncher(%s) warns %q; want no warning about its build ID", bin, w)
+	}
 
 	if testing.Short() {
 		t.Skip("builds cloister-launch with pinned build IDs")
@@ -47,6 +53,10 @@ func TestDescribeLauncher(t *testing.T) {
 		l, err := DescribeLauncher(p)
 		if err != nil || l.GoBuildID != "" || l.Size == 0 {
 			t.Errorf("DescribeLauncher of a launcher built with -buildid=%q = %+v, %v; want it recorded without a build ID", id, l, err)
+		}
+		li, err := checkLauncher(p)
+		if err != nil || !strings.Contains(buildIDWarning(li), "has no Go build ID that is the Go toolchain's hash of its content") {
+			t.Errorf("checkLauncher of a launcher built with -buildid=%q: %v; want a warning that it will hash itself", id, err)
 		}
 	}
 
@@ -64,47 +74,51 @@ func TestDescribeLauncher(t *testing.T) {
 	}
 }
 
-// TestScanLauncher checks the one-pass scan against a direct computation, with the ID, the mark
-// and the excluded range placed across the scan's 256 KiB reads.
+// TestScanLauncher checks the one-pass scan against a direct computation: the excluded range
+// zeroed, then every occurrence of the ID (83 bytes, as the go command writes them), with the
+// ID and the mark placed at every offset across the scan's first two read boundaries, and an
+// ID partly excluded.
 func TestScanLauncher(t *testing.T) {
-	id, mark := []byte("abc/def"), []byte(`json:"launcher,omitempty"`)
+	id := []byte(strings.Repeat("abcdefghij", 8) + "xyz")
+	mark := []byte(`json:"launcher,omitempty"`)
+	keep := max(len(id), len(mark)) - 1
 	const chunk = 256 << 10
+	size := 2*chunk + keep + 1000
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct {
-		size       int
-		ids, marks []int
-		excl       [2]int64
-		wantMarked bool
-	}{
-		{size: 100, ids: []int{0, 50}, marks: []int{10}, excl: [2]int64{40, 48}, wantMarked: true},
-		{size: chunk + 100, ids: []int{chunk - 3}, marks: []int{chunk - 40}, excl: [2]int64{chunk + 5, chunk + 50}, wantMarked: true},
-		{size: chunk + 100, ids: []int{chunk + 20}, excl: [2]int64{chunk - 5, chunk + 5}},
-		{size: 3*chunk + 7, ids: []int{chunk - 6, 2*chunk - 1, 3 * chunk}, excl: [2]int64{2*chunk - 20, 2*chunk - 10}},
-		{size: 2 * chunk, ids: []int{chunk - 7}, marks: []int{2*chunk - len(mark)}, wantMarked: true},
-		{size: 0},
-	} {
-		b := make([]byte, tc.size)
-		for i := range b {
-			b[i] = byte('a' + r.IntN(3)) // letters of the ID, never the whole ID by chance often
-		}
-		for _, at := range tc.ids {
+	filler := make([]byte, size)
+	for i := range filler {
+		filler[i] = byte(r.UintN(256))
+	}
+	check := func(name string, ids, marks []int, excl [2]int64) {
+		t.Helper()
+		b := bytes.Clone(filler)
+		for _, at := range ids {
 			copy(b[at:], id)
 		}
-		for _, at := range tc.marks {
+		for _, at := range marks {
 			copy(b[at:], mark)
 		}
-		sc, err := scanLauncher(bytes.NewReader(b), id, mark, tc.excl)
+		sc, err := scanLauncher(bytes.NewReader(b), id, mark, excl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := bytes.Clone(b)
-		if tc.excl[1] > 0 {
-			clear(want[tc.excl[0]:tc.excl[1]])
-		}
+		clear(want[excl[0]:excl[1]])
 		want = bytes.ReplaceAll(want, id, make([]byte, len(id)))
-		if sc.sum != sha256.Sum256(b) || sc.content != sha256.Sum256(want) || sc.size != int64(len(b)) || sc.marked != tc.wantMarked {
-			t.Errorf("size %d: scan = size %d, marked %v, content hash %x; want marked %v, content hash %x",
-				tc.size, sc.size, sc.marked, sc.content[:4], tc.wantMarked, sha256.Sum256(want))
+		if sc.sum != sha256.Sum256(b) || sc.content != sha256.Sum256(want) || sc.size != int64(len(b)) || sc.marked != (len(marks) > 0) {
+			t.Errorf("%s: scan = size %d, marked %v, content hash %x; want marked %v, content hash %x",
+				name, sc.size, sc.marked, sc.content[:4], len(marks) > 0, sha256.Sum256(want))
 		}
 	}
+	for _, boundary := range []int{chunk + keep, 2*chunk + keep} { // where the first and second reads end
+		for at := boundary - len(id) - 1; at <= boundary+1; at++ {
+			check(fmt.Sprintf("ID at %d", at), []int{at, 100}, nil, [2]int64{10, 20})
+		}
+		for at := boundary - len(mark) - 1; at <= boundary+1; at++ {
+			check(fmt.Sprintf("mark at %d", at), nil, []int{at}, [2]int64{})
+		}
+		check("excluded across a boundary", []int{boundary + 300}, nil, [2]int64{int64(boundary) - 8, int64(boundary) + 8})
+	}
+	check("ID partly excluded", []int{500, 1000}, nil, [2]int64{510, 520})
+	check("nothing", nil, nil, [2]int64{})
 }

@@ -212,6 +212,12 @@ func TestInspect(t *testing.T) {
 	if _, _, err := Inspect(context.Background(), source(t, forged)); err == nil || !strings.Contains(err.Error(), "enclave.json") {
 		t.Errorf("Inspect with a replaced manifest: %v", err)
 	}
+	// A later layer that replaces the launcher: it is not the recorded one, and would not start.
+	swapped, _ := mutate.AppendLayers(res.Image, gzLayer(t, tarBytes(t, file("cloister/launch", "another launcher"))))
+	if _, _, err := Inspect(context.Background(), source(t, swapped)); !errors.Is(err, ErrMismatch) ||
+		!strings.Contains(err.Error(), "/cloister/launch is not the launcher the enclave manifest records") || !strings.Contains(err.Error(), "found 16 bytes") {
+		t.Errorf("Inspect with a replaced launcher: %v", err)
+	}
 }
 
 func writeTestLayout(dir, tag string, img v1.Image) error {

@@ -3,11 +3,12 @@
 // application:
 //
 //  1. read and check the signed enclave manifest (/cloister/enclave.json);
-//  2. in simulation, verify every trusted file and compute the measurement (the launcher's
-//     own hash from the enclave manifest's record of the launcher, once its size and Go build ID
-//     show it is that binary; a launcher that is not is refused; without a record it hashes
-//     itself meanwhile, and the first quote waits for it); inside Gramine, the enclave loader
-//     has done both;
+//  2. in simulation, verify every trusted file and compute the measurement: the launcher's own
+//     hash is the enclave manifest's record of the launcher once its size and Go build ID show
+//     it is that binary, and a launcher of another size or build ID is refused; where the
+//     record has no build ID, it hashes itself meanwhile and is refused, before it activates,
+//     unless the hash is the recorded one; without a record it hashes itself meanwhile and the
+//     first quote waits for it. Inside Gramine, the enclave loader has done both;
 //  3. open its memory-backed storage (/dev/shm/cloister-delivered and, with protected files,
 //     /dev/shm/cloister-protected; inside Gramine, only the in-enclave tmpfs mounts the signed
 //     enclave manifest records), empty it of an earlier start's files, and check it has room

@@ -338,7 +338,11 @@ func attestSelf(ctx context.Context, cfg Config, tee string, signed *enclave.Sig
 			}
 			mr := enclave.SimMRENCLAVE(exe.sum, signed.Raw)
 			pending.issuer = &attest.SimIssuer{Platform: p, Body: attest.SimEnclaveBody(mr, signed.MRSigner(), m.ISVProdID, m.ISVSVN)}
-			log.Info("launcher measured", "mrenclave", fmt.Sprintf("%x", mr), "launcher_hash", exe.how, "took", exe.took.Round(10*time.Microsecond), "why", exe.why)
+			attrs := []any{"mrenclave", fmt.Sprintf("%x", mr), "launcher_hash", exe.how, "took", exe.took.Round(10 * time.Microsecond)}
+			if exe.why != "" {
+				attrs = append(attrs, "why", exe.why)
+			}
+			log.Info("launcher measured", attrs...)
 		}()
 		p, err := sim.LoadForQuotes(cfg.SimDir) // a launcher only quotes: no collateral keys
 		loaded <- p
@@ -644,7 +648,7 @@ func measureSelf(rec *enclave.Launcher) (*exeHash, error) {
 		case err != nil:
 			h.why = fmt.Sprintf("reading its own build ID: %v", err)
 		case size != rec.Size || (rec.GoBuildID != "" && id != rec.GoBuildID):
-			return nil, notRecordedLauncher(rec, fmt.Sprintf("%d bytes with Go build ID %q", size, id))
+			return nil, notRecordedLauncher(rec, fmt.Sprintf("%d bytes with %s", size, buildIDText(id)))
 		case rec.GoBuildID == "":
 			h.why = "the record has no Go build ID"
 		default:
@@ -667,9 +671,17 @@ func measureSelf(rec *enclave.Launcher) (*exeHash, error) {
 // notRecordedLauncher is the error of a launcher that is not the one rec records; found says
 // what it is.
 func notRecordedLauncher(rec *enclave.Launcher, found string) error {
-	return fmt.Errorf("this launcher is not the one the enclave manifest was made for: expected %d bytes with Go build ID %q and SHA-256 %x, found %s; "+
+	return fmt.Errorf("this launcher is not the one the enclave manifest was made for: expected %d bytes with %s and SHA-256 %x, found %s; "+
 		"convert the image again with this launcher (or sign the host manifest again), or run the launcher it was made with",
-		rec.Size, rec.GoBuildID, rec.SHA256[:], found)
+		rec.Size, buildIDText(rec.GoBuildID), rec.SHA256[:], found)
+}
+
+// buildIDText names a Go build ID in an error.
+func buildIDText(id string) string {
+	if id == "" {
+		return "no Go build ID"
+	}
+	return fmt.Sprintf("Go build ID %q", id)
 }
 
 // executableIdentity returns the size and Go build ID of the running launcher's executable,
@@ -692,7 +704,8 @@ func executableIdentity() (size int64, buildID string, err error) {
 // kernel runs (/proc/self/exe), not whatever is at its path now: the same bytes that
 // attest.ExecutableSHA256 hashes. SHA-256 itself is most of it (3.7 ms for the 6.3 MB
 // stripped launcher at 1.7 GB/s with SHA instructions), which is why [measureSelf] uses it only
-// when the enclave manifest records no launcher or another build of it.
+// when the enclave manifest records no launcher, or records it without a Go build ID, or the
+// launcher cannot read its own build ID.
 //
 // It hashes the file mapped read-only with MAP_POPULATE, which maps every page in one system
 // call, rather than copying it out with read: cloister-launch started 150 times x 4,

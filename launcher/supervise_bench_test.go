@@ -67,7 +67,7 @@ func startupSetup(b testing.TB, exec bool) (tc *testCoordinator, sign func(l *en
 	return tc, sign
 }
 
-// describe is enclave.DescribeLauncher of the launcher binary at path.
+// describe is image.DescribeLauncher of the launcher binary at path.
 func describe(b testing.TB, path string) *enclave.Launcher {
 	l, err := image.DescribeLauncher(path)
 	if err != nil {

@@ -49,8 +49,9 @@ to the same content.
 The manifest is signed like ` + "`cloister image convert`" + ` signs (a key from ` + "`cloister image keygen`" + `). The
 command prints the MRENCLAVE that ` + "`cloister launch`" + ` reports with it in simulation, which a
 deployment-manifest package admits with "mrenclave"; and the MRSIGNER, for "mrsigner". The
-manifest records the launcher (this cloister, or --launcher): another launcher, such as a
-rebuilt cloister, refuses to run it, so sign again after rebuilding.
+manifest records the launcher (this cloister, or --launcher): in simulation another launcher,
+such as a cloister built from other source or with another toolchain or flags, refuses to run
+it, so sign again after such a rebuild.
 
 Protected files are not supported for host programs: a protected path must be a link into
 /dev/shm/cloister-protected, which would change the host's own files, and the plaintext would
@@ -72,7 +73,7 @@ instead (the workload's "files").`,
 	fl.StringVar(&f.workDir, "workdir", "", "the program's working directory (default /)")
 	fl.Uint16Var(&f.isvProdID, "isvprodid", 1, "the enclave's product ID (ISVPRODID)")
 	fl.Uint16Var(&f.isvSVN, "isvsvn", 1, "the enclave's security version (ISVSVN)")
-	fl.StringVar(&f.launcher, "launcher", "", "the launcher binary the manifest is for, which is recorded in it: no other launcher runs it (default: this cloister, which runs `cloister launch`)")
+	fl.StringVar(&f.launcher, "launcher", "", "the launcher binary the manifest is for, recorded in it: in simulation no other launcher runs it (default: this cloister, which runs `cloister launch`)")
 	fl.StringArrayVar(&f.coord.coordMREnclave, "coordinator-mrenclave", nil, "accept a Coordinator with this MRENCLAVE (hex, repeatable)")
 	fl.StringVar(&f.coord.coordMRSigner, "coordinator-mrsigner", "", "accept a Coordinator with this MRSIGNER (hex)")
 	fl.Uint16Var(&f.coord.coordProdID, "coordinator-isvprodid", attest.CoordinatorProdID, "the Coordinator's ISVPRODID, with --coordinator-mrsigner")
@@ -154,6 +155,9 @@ func (f *enclaveSignFlags) enclaveManifest(argv []string, launcher string) (*enc
 	}
 	rec, err := image.DescribeLauncher(launcher)
 	if err != nil {
+		if f.launcher == "" {
+			return nil, nil, nil, nil, fmt.Errorf("the launcher, this cloister: %w; pass --launcher FILE", err)
+		}
 		return nil, nil, nil, nil, fmt.Errorf("--launcher: %w", err)
 	}
 	m.Launcher = rec
