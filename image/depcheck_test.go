@@ -11,6 +11,6 @@ import (
 // above it.
 func TestDependencies(t *testing.T) {
 	deptest.Direct(t, "github.com/cloister-dev/cloister/image",
-		"github.com/cloister-dev/cloister/enclave", "github.com/cloister-dev/cloister/protect",
+		"github.com/cloister-dev/cloister/enclave", "github.com/cloister-dev/cloister/protect", "github.com/cloister-dev/cloister/internal/gobuildid",
 		"github.com/google/go-containerregistry/", "github.com/klauspost/compress/", "golang.org/x/sync/errgroup")
 }

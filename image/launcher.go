@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/gobuildid"
 )
 
 // maxLauncherBytes bounds a launcher binary that DescribeLauncher reads (1 GiB, the bound of
@@ -39,8 +40,8 @@ func DescribeLauncher(path string) (*enclave.Launcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: expected an ELF executable: %w", path, err)
 	}
-	id, err := enclave.ReadGoBuildID(f)
-	if errors.Is(err, enclave.ErrForeignBuildID) {
+	id, err := gobuildid.Read(f)
+	if errors.Is(err, gobuildid.ErrForeign) {
 		id, err = "", nil
 	}
 	if err != nil {

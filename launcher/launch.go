@@ -19,6 +19,7 @@ import (
 	"github.com/cloister-dev/cloister/attest"
 	"github.com/cloister-dev/cloister/client/attested"
 	"github.com/cloister-dev/cloister/enclave"
+	"github.com/cloister-dev/cloister/internal/gobuildid"
 	"github.com/cloister-dev/cloister/pki"
 	"github.com/cloister-dev/cloister/sgx/sim"
 	"github.com/cloister-dev/cloister/sgx/verify"
@@ -696,7 +697,7 @@ func executableIdentity() (size int64, buildID string, err error) {
 	if err != nil {
 		return 0, "", err
 	}
-	id, err := enclave.ReadGoBuildID(f)
+	id, err := gobuildid.Read(f)
 	return fi.Size(), id, err
 }
 
