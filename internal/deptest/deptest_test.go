@@ -20,9 +20,10 @@ func (r *recorder) Errorf(format string, a ...any) {
 // TestChecksCanFail proves each check reports a dependency it does not allow.
 func TestChecksCanFail(t *testing.T) {
 	const enclave = "github.com/cloister-dev/cloister/enclave"
+	const gobuildid = "github.com/cloister-dev/cloister/internal/gobuildid" // its other dependency
 	for name, check := range map[string]func(tb testing.TB){
-		"Direct":     func(tb testing.TB) { Direct(tb, enclave) },
-		"Transitive": func(tb testing.TB) { Transitive(tb, enclave) },
+		"Direct":     func(tb testing.TB) { Direct(tb, enclave, gobuildid) },
+		"Transitive": func(tb testing.TB) { Transitive(tb, enclave, gobuildid) },
 		"Forbidden":  func(tb testing.TB) { Forbidden(tb, enclave, "github.com/cloister-dev/cloister/protect") },
 	} {
 		r := &recorder{TB: t}
