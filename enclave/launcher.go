@@ -33,8 +33,8 @@ type Launcher struct {
 // looks for it in the launcher it is given.
 const LauncherFieldTag = `json:"launcher,omitempty"`
 
-// maxLauncherSize bounds [Launcher.Size]: 1 GiB, far above any launcher.
-const maxLauncherSize = 1 << 30
+// MaxLauncherSize bounds [Launcher.Size]: 1 GiB, far above any launcher.
+const MaxLauncherSize = 1 << 30
 
 // validateLauncher checks the launcher record, if any.
 func (m *Manifest) validateLauncher(p *problems) {
@@ -45,8 +45,8 @@ func (m *Manifest) validateLauncher(p *problems) {
 	if l.SHA256.IsZero() {
 		p.addf("launcher.sha256: missing")
 	}
-	if l.Size <= 0 || l.Size > maxLauncherSize {
-		p.addf("launcher.size: expected 1..%d, found %d", maxLauncherSize, l.Size)
+	if l.Size <= 0 || l.Size > MaxLauncherSize {
+		p.addf("launcher.size: expected 1..%d, found %d", MaxLauncherSize, l.Size)
 	}
 	if why := gobuildid.Check(l.GoBuildID); why != "" {
 		p.addf("launcher.go_build_id %q: %s", l.GoBuildID, why)

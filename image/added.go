@@ -39,17 +39,16 @@ type launcherInfo struct {
 // executable, which runs in any image, and that knows the launcher record, and describes it
 // for the enclave manifest (see [DescribeLauncher]).
 func checkLauncher(p string) (*launcherInfo, error) {
-	li, _, err := staticBinary(p, "launcher", BuildLauncherHint)
+	f, ef, _, err := openStatic(p, "launcher", BuildLauncherHint)
 	if err != nil {
 		return nil, err
 	}
-	if li.record, err = DescribeLauncher(p); err != nil {
+	defer f.Close()
+	rec, err := describeLauncher(p, f, ef)
+	if err != nil {
 		return nil, fmt.Errorf("launcher %w", err)
 	}
-	if li.record.SHA256 != li.sum || li.record.Size != li.size {
-		return nil, fmt.Errorf("launcher %s changed while it was read", p)
-	}
-	return li, nil
+	return &launcherInfo{path: p, sum: rec.SHA256, size: rec.Size, unstripped: strippableBytes(ef), record: rec}, nil
 }
 
 // strippableBytes is the size of the sections of ef that stripping removes (go build
@@ -85,35 +84,52 @@ func unstrippedWarning(li *launcherInfo) string {
 }
 
 // staticBinary hashes the binary p (what names it in errors) and checks that it is a statically
-// linked ELF executable for x86-64 or AArch64, which runs in an image without libraries. It
-// returns the binary's OCI architecture name; hint says how to build one.
+// linked ELF executable for x86-64 or AArch64 (see [openStatic]). It returns the binary's OCI
+// architecture name; hint says how to build one.
 func staticBinary(p, what, hint string) (*launcherInfo, string, error) {
-	f, err := os.Open(p)
+	f, ef, arch, err := openStatic(p, what, hint)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w (build it with %s)", what, err, hint)
+		return nil, "", err
 	}
 	defer f.Close()
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s %s: expected an ELF executable: %w", what, p, err)
-	}
-	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
-		return nil, "", fmt.Errorf("%s %s: ELF type %s; expected an executable", what, p, ef.Type)
-	}
-	for _, prog := range ef.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return nil, "", fmt.Errorf("%s %s is dynamically linked; expected a static binary (build it with %s)", what, p, hint)
-		}
-	}
-	arch, ok := map[elf.Machine]string{elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64"}[ef.Machine]
-	if !ok {
-		return nil, "", fmt.Errorf("%s %s: machine %s; expected x86-64 or AArch64", what, p, ef.Machine)
-	}
 	sum, size, err := enclave.HashReader(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return nil, "", fmt.Errorf("%s %s: %w", what, p, err)
 	}
 	return &launcherInfo{path: p, sum: sum, size: size, unstripped: strippableBytes(ef)}, arch, nil
+}
+
+// openStatic opens the binary p (what names it in errors) and checks that it is a statically
+// linked ELF executable for x86-64 or AArch64, which runs in an image without libraries; hint
+// says how to build one. It returns the open file, its ELF headers and its OCI architecture
+// name; the caller closes the file.
+func openStatic(p, what, hint string) (_ *os.File, _ *elf.File, arch string, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: %w (build it with %s)", what, err, hint)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s %s: expected an ELF executable: %w", what, p, err)
+	}
+	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		return nil, nil, "", fmt.Errorf("%s %s: ELF type %s; expected an executable", what, p, ef.Type)
+	}
+	for _, prog := range ef.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return nil, nil, "", fmt.Errorf("%s %s is dynamically linked; expected a static binary (build it with %s)", what, p, hint)
+		}
+	}
+	arch, ok := map[elf.Machine]string{elf.EM_X86_64: "amd64", elf.EM_AARCH64: "arm64"}[ef.Machine]
+	if !ok {
+		return nil, nil, "", fmt.Errorf("%s %s: machine %s; expected x86-64 or AArch64", what, p, ef.Machine)
+	}
+	return f, ef, arch, nil
 }
 
 // addedFile is one file of the added layer.

@@ -15,10 +15,6 @@ import (
 	"github.com/cloister-dev/cloister/internal/gobuildid"
 )
 
-// maxLauncherBytes bounds a launcher binary that DescribeLauncher reads (1 GiB, the bound of
-// enclave.Launcher.Size).
-const maxLauncherBytes = 1 << 30
-
 // DescribeLauncher reads the launcher binary at path and returns its record for the enclave
 // manifest ([enclave.Manifest.Launcher]): its SHA-256, size and Go build ID. The build ID is
 // recorded only if its last part is the Go toolchain's content hash of the file, as cmd/go
@@ -40,6 +36,12 @@ func DescribeLauncher(path string) (*enclave.Launcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: expected an ELF executable: %w", path, err)
 	}
+	return describeLauncher(path, f, ef)
+}
+
+// describeLauncher is [DescribeLauncher] of the open launcher binary f, whose ELF headers are
+// ef; path names it in errors.
+func describeLauncher(path string, f *os.File, ef *elf.File) (*enclave.Launcher, error) {
 	id, err := gobuildid.Read(f)
 	if errors.Is(err, gobuildid.ErrForeign) {
 		id, err = "", nil
@@ -48,15 +50,15 @@ func DescribeLauncher(path string) (*enclave.Launcher, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var excl [2]int64
-	if s := ef.Section(".note.gnu.build-id"); s != nil && s.Size >= 16 && s.Offset <= maxLauncherBytes {
+	if s := ef.Section(".note.gnu.build-id"); s != nil && s.Size >= 16 && s.Offset <= enclave.MaxLauncherSize {
 		excl = [2]int64{int64(s.Offset) + 16, int64(s.Offset + s.Size)} // after the note's header and "GNU\0"
 	}
-	sc, err := scanLauncher(io.NewSectionReader(f, 0, maxLauncherBytes+1), []byte(id), []byte(enclave.LauncherFieldTag), excl)
+	sc, err := scanLauncher(io.NewSectionReader(f, 0, enclave.MaxLauncherSize+1), []byte(id), []byte(enclave.LauncherFieldTag), excl)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if sc.size > maxLauncherBytes {
-		return nil, fmt.Errorf("%s: expected at most %d bytes, found more", path, int64(maxLauncherBytes))
+	if sc.size > enclave.MaxLauncherSize {
+		return nil, fmt.Errorf("%s: expected at most %d bytes, found more", path, int64(enclave.MaxLauncherSize))
 	}
 	if !sc.marked {
 		return nil, fmt.Errorf("%s is not a launcher that reads the enclave manifest's launcher record: it is older than this cloister, or not a launcher; build it from the same source (%s)",
